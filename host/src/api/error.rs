@@ -1,0 +1,92 @@
+//! The one error shape of the API: an HTTP status and
+//! `{ "code": "...", "message": "..." }` with a stable code. Internal error
+//! chains go to the log, never to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::plugins;
+use crate::registry;
+
+/// An error answered to an API client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// An internal failure: logged in full, answered without details.
+    pub fn internal(context: &str, error: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %error, "{context}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{context}; see the daemon's log"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(Body {
+            code: self.code,
+            message: &self.message,
+        });
+        (self.status, body).into_response()
+    }
+}
+
+impl From<plugins::Error> for ApiError {
+    fn from(e: plugins::Error) -> ApiError {
+        use plugins::Error as E;
+        let (status, code) = match &e {
+            E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "plugin.too_large"),
+            E::NotWasm => (StatusCode::UNPROCESSABLE_ENTITY, "plugin.not_wasm"),
+            E::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "plugin.core_module"),
+            E::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "plugin.invalid"),
+            E::UnknownWorld(_) => (StatusCode::UNPROCESSABLE_ENTITY, "plugin.unknown_world"),
+            E::UnknownImport(_) => (StatusCode::UNPROCESSABLE_ENTITY, "plugin.unknown_import"),
+            E::Unlinkable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "plugin.unlinkable"),
+            E::WorldMismatch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "plugin.world_mismatch"),
+            E::Setup(_) => return ApiError::internal("The plugin runtime failed", &e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<registry::Error> for ApiError {
+    fn from(e: registry::Error) -> ApiError {
+        use registry::Error as E;
+        match e {
+            E::BadName(m) => ApiError::bad_request("plugin.bad_name", m),
+            E::BadVersion(m) => ApiError::bad_request("plugin.bad_version", m),
+            E::BadGrant(m) => ApiError::bad_request("grant.invalid", m),
+            E::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "plugin.version_exists", m),
+            E::Plugin(e) => e.into(),
+            E::Store(e) => ApiError::internal("The store failed", &e),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The HTTP API: the only module that knows HTTP and JSON.
+
+mod auth;
+mod error;
+pub mod model;
+mod plugins;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+
+pub use auth::{Caller, token_hash};
+pub use error::ApiError;
+
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub store: Store,
+}
+
+/// Bodies other than plugin uploads are small JSON documents.
+const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Every route of the daemon.
+pub fn router(state: AppState) -> Router {
+    // Uploads may be as large as the runtime accepts, plus room to say so
+    // clearly instead of cutting the connection.
+    let upload_limit = (state.registry.runtime().options().max_upload_bytes as usize)
+        .saturating_add(1024 * 1024);
+    let uploads = Router::new()
+        .route(
+            "/api/v1/plugins",
+            post(plugins::upload).get(plugins::list),
+        )
+        .layer(DefaultBodyLimit::max(upload_limit));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/runtime", get(plugins::runtime))
+        .route("/api/v1/plugins/{name}", get(plugins::detail))
+        .route("/api/v1/plugins/{name}/grant", put(plugins::set_grant))
+        .route("/api/v1/plugins/{name}/{version}", get(plugins::show))
+        .route("/api/v1/plugins/{name}/{version}/invoke", post(plugins::invoke))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(uploads)
+        .fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route",
+            )
+        })
+        .with_state(state)
+}

@@ -1,0 +1,570 @@
+//! What crosses the wire: request and response bodies, converted from and to
+//! domain types. The CLI's `plugin test` reads the same invocation input.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::grant::{Grant, LimitOverrides, Origin};
+use crate::domain::plugin as d;
+use crate::plugins::{Invocation, InvokeError, LogLine};
+use crate::store::PluginRecord;
+
+/// A plugin version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginDto {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub kind: String,
+    pub size_bytes: u64,
+    pub imports: Vec<String>,
+    pub uploaded_at_ms: u64,
+    pub uploaded_by: String,
+}
+
+impl From<PluginRecord> for PluginDto {
+    fn from(r: PluginRecord) -> PluginDto {
+        PluginDto {
+            name: r.name,
+            version: r.version,
+            digest: r.digest,
+            kind: r.kind,
+            size_bytes: r.size_bytes,
+            imports: r.imports,
+            uploaded_at_ms: r.uploaded_at_ms,
+            uploaded_by: r.uploaded_by,
+        }
+    }
+}
+
+/// The answer to an upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadDto {
+    /// False when the same bytes were already stored under this version.
+    pub created: bool,
+    pub plugin: PluginDto,
+}
+
+/// Limits a grant sets; unset fields take the daemon's defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDto {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_outbound_requests: Option<u32>,
+}
+
+/// A grant as an admin sets it. Secrets are write-only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantDto {
+    /// Origins the plugin may call: `scheme://host[:port]`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitsDto,
+}
+
+impl GrantDto {
+    /// The domain grant, or the first invalid field named.
+    pub fn into_grant(self) -> Result<Grant, String> {
+        let allowed_hosts = self
+            .allowed_hosts
+            .iter()
+            .enumerate()
+            .map(|(i, o)| Origin::parse(o).map_err(|e| format!("allowed_hosts[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Grant {
+            allowed_hosts,
+            config: self.config,
+            secrets: self.secrets,
+            limits: LimitOverrides {
+                deadline_ms: self.limits.deadline_ms,
+                memory_mib: self.limits.memory_mib,
+                max_output_bytes: self.limits.max_output_bytes,
+                max_outbound_requests: self.limits.max_outbound_requests,
+            },
+        })
+    }
+}
+
+/// A grant as shown: secret values never leave the daemon, only their names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantView {
+    pub allowed_hosts: Vec<String>,
+    pub config: BTreeMap<String, String>,
+    pub secret_names: Vec<String>,
+    pub limits: LimitsDto,
+}
+
+impl From<&Grant> for GrantView {
+    fn from(g: &Grant) -> GrantView {
+        GrantView {
+            allowed_hosts: g.allowed_hosts.iter().map(|o| o.to_string()).collect(),
+            config: g.config.clone(),
+            secret_names: g.secrets.keys().cloned().collect(),
+            limits: LimitsDto {
+                deadline_ms: g.limits.deadline_ms,
+                memory_mib: g.limits.memory_mib,
+                max_output_bytes: g.limits.max_output_bytes,
+                max_outbound_requests: g.limits.max_outbound_requests,
+            },
+        }
+    }
+}
+
+/// A plugin with all its versions and its grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginDetailDto {
+    pub name: String,
+    pub versions: Vec<PluginDto>,
+    pub grant: GrantView,
+}
+
+/// Runtime counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeDto {
+    pub artifact_cache_hits: u64,
+    pub artifact_cache_misses: u64,
+    pub in_flight: u64,
+}
+
+/// A target, as given to a plugin.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetDto {
+    pub id: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The release context given to a plugin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContextDto {
+    pub release_id: String,
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub previous_version: Option<String>,
+    pub stage: String,
+    pub batch: Option<u32>,
+    pub attempt: u32,
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl Default for ContextDto {
+    fn default() -> ContextDto {
+        ContextDto {
+            release_id: "test".into(),
+            application: "app".into(),
+            environment: "test".into(),
+            version: "0.0.0".into(),
+            previous_version: None,
+            stage: "test".into(),
+            batch: None,
+            attempt: 1,
+            parameters: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactDto {
+    pub kind: String,
+    pub name: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightDto {
+    pub group: String,
+    pub percent: u8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricDto {
+    pub name: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictDto {
+    pub status: String,
+    pub summary: String,
+    #[serde(default)]
+    pub metrics: Vec<MetricDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationDto {
+    pub check: String,
+    pub stage: String,
+    #[serde(default)]
+    pub batch: Option<u32>,
+    pub verdict: VerdictDto,
+    #[serde(default)]
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDto {
+    pub kind: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub at_ms: u64,
+}
+
+/// One call into a plugin: the body of `POST .../invoke` and the input file
+/// of `greenlight plugin test`. Only the fields the function uses matter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvokeRequest {
+    /// The export to call; defaults to the kind's main one (`verify`,
+    /// `run`, `deploy`, `current-weights`, `decide`, `notify`).
+    pub function: Option<String>,
+    pub context: ContextDto,
+    pub targets: Vec<TargetDto>,
+    pub artifacts: Vec<ArtifactDto>,
+    pub idempotency_key: Option<String>,
+    pub weights: Vec<WeightDto>,
+    pub observations: Vec<ObservationDto>,
+    pub event: Option<EventDto>,
+}
+
+fn verdict_from_dto(v: VerdictDto, field: &str) -> Result<d::Verdict, String> {
+    Ok(d::Verdict {
+        status: v.status.parse().map_err(|e| format!("{field}.status: {e}"))?,
+        summary: v.summary,
+        metrics: v
+            .metrics
+            .into_iter()
+            .map(|m| d::Metric {
+                name: m.name,
+                value: m.value,
+            })
+            .collect(),
+    })
+}
+
+impl InvokeRequest {
+    /// The call this request asks for, for a plugin of `kind`.
+    pub fn into_call(self, kind: d::PluginKind) -> Result<d::Call, String> {
+        let function = self.function.clone().unwrap_or_else(|| {
+            match kind {
+                d::PluginKind::Precheck => "run",
+                d::PluginKind::Deployer => "deploy",
+                d::PluginKind::Traffic => "current-weights",
+                d::PluginKind::Check => "verify",
+                d::PluginKind::RollbackPolicy => "decide",
+                d::PluginKind::Notifier => "notify",
+            }
+            .to_string()
+        });
+        let c = self.context;
+        let ctx = d::ReleaseContext {
+            release_id: c.release_id,
+            application: c.application,
+            environment: c.environment,
+            version: c.version,
+            previous_version: c.previous_version,
+            stage: c.stage,
+            batch: c.batch,
+            attempt: c.attempt,
+            parameters: c.parameters.into_iter().collect(),
+        };
+        let targets = self
+            .targets
+            .into_iter()
+            .map(|t| d::Target {
+                id: t.id,
+                address: t.address,
+                group: t.group,
+                labels: t.labels.into_iter().collect(),
+            })
+            .collect();
+        let key = || {
+            self.idempotency_key
+                .clone()
+                .ok_or_else(|| format!("idempotency_key is required for `{function}`"))
+        };
+        let call = match function.as_str() {
+            "run" => d::Call::Precheck {
+                ctx,
+                artifacts: self
+                    .artifacts
+                    .into_iter()
+                    .map(|a| d::Artifact {
+                        kind: a.kind,
+                        name: a.name,
+                        content: a.content,
+                    })
+                    .collect(),
+            },
+            "deploy" => d::Call::Deploy {
+                ctx,
+                targets,
+                idempotency_key: key()?,
+            },
+            "rollback" => d::Call::Rollback {
+                ctx,
+                targets,
+                idempotency_key: key()?,
+            },
+            "set-weights" => d::Call::SetWeights {
+                ctx,
+                weights: self
+                    .weights
+                    .into_iter()
+                    .map(|w| d::GroupWeight {
+                        group: w.group,
+                        percent: w.percent,
+                    })
+                    .collect(),
+            },
+            "current-weights" => d::Call::CurrentWeights { ctx },
+            "verify" => d::Call::Verify { ctx, targets },
+            "decide" => d::Call::Decide {
+                ctx,
+                observations: self
+                    .observations
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        Ok(d::Observation {
+                            check: o.check,
+                            stage: o.stage,
+                            batch: o.batch,
+                            verdict: verdict_from_dto(o.verdict, &format!("observations[{i}].verdict"))?,
+                            at_ms: o.at_ms,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
+            },
+            "notify" => {
+                let e = self
+                    .event
+                    .ok_or_else(|| "event is required for `notify`".to_string())?;
+                d::Call::Notify {
+                    ctx,
+                    event: d::ReleaseEvent {
+                        kind: e.kind,
+                        message: e.message,
+                        at_ms: e.at_ms,
+                    },
+                }
+            }
+            other => {
+                return Err(format!(
+                    "function `{other}` is not one of run, deploy, rollback, set-weights, current-weights, verify, decide, notify"
+                ));
+            }
+        };
+        if call.kind() != kind {
+            return Err(format!(
+                "function `{function}` belongs to {} plugins, and this is a {kind} plugin",
+                call.kind()
+            ));
+        }
+        Ok(call)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultDto {
+    pub message: String,
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetResultDto {
+    pub target_id: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionDto {
+    pub kind: String,
+    pub reason: String,
+}
+
+/// A result a plugin reports: `{"ok": …}` or `{"fault": {…}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reported<T> {
+    Ok(T),
+    Fault(FaultDto),
+}
+
+impl<T> Reported<T> {
+    fn from_result<U>(r: Result<U, d::PluginFault>, f: impl FnOnce(U) -> T) -> Reported<T> {
+        match r {
+            Ok(v) => Reported::Ok(f(v)),
+            Err(e) => Reported::Fault(fault_dto(e)),
+        }
+    }
+}
+
+/// What a plugin returned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputDto {
+    Verdict(VerdictDto),
+    Precheck {
+        verdict: VerdictDto,
+        forward_only: bool,
+    },
+    Targets(Reported<Vec<TargetResultDto>>),
+    Weights(Reported<Vec<WeightDto>>),
+    Done(Reported<()>),
+    Decision(DecisionDto),
+}
+
+fn verdict_dto(v: d::Verdict) -> VerdictDto {
+    VerdictDto {
+        status: v.status.as_str().to_string(),
+        summary: v.summary,
+        metrics: v
+            .metrics
+            .into_iter()
+            .map(|m| MetricDto {
+                name: m.name,
+                value: m.value,
+            })
+            .collect(),
+    }
+}
+
+fn fault_dto(f: d::PluginFault) -> FaultDto {
+    FaultDto {
+        message: f.message,
+        retryable: f.retryable,
+    }
+}
+
+impl From<d::Output> for OutputDto {
+    fn from(o: d::Output) -> OutputDto {
+        match o {
+            d::Output::Verdict(v) => OutputDto::Verdict(verdict_dto(v)),
+            d::Output::Precheck(p) => OutputDto::Precheck {
+                verdict: verdict_dto(p.verdict),
+                forward_only: p.forward_only,
+            },
+            d::Output::Targets(r) => OutputDto::Targets(Reported::from_result(r, |ts| {
+                ts.into_iter()
+                    .map(|t| TargetResultDto {
+                        target_id: t.target_id,
+                        ok: t.ok,
+                        message: t.message,
+                    })
+                    .collect()
+            })),
+            d::Output::Weights(r) => OutputDto::Weights(Reported::from_result(r, |ws| {
+                ws.into_iter()
+                    .map(|w| WeightDto {
+                        group: w.group,
+                        percent: w.percent,
+                    })
+                    .collect()
+            })),
+            d::Output::Done(r) => OutputDto::Done(Reported::from_result(r, |()| ())),
+            d::Output::Decision(d) => OutputDto::Decision(DecisionDto {
+                kind: d.kind.as_str().to_string(),
+                reason: d.reason,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLineDto {
+    pub level: String,
+    pub message: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+fn logs_dto(logs: Vec<LogLine>) -> Vec<LogLineDto> {
+    logs.into_iter()
+        .map(|l| LogLineDto {
+            level: l.level.as_str().to_string(),
+            message: l.message,
+            fields: l.fields.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// How a plugin invocation failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvokeErrorDto {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub backtrace: Option<String>,
+}
+
+/// The result of an invocation: a plugin's failure is data, not an HTTP error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvokeResponse {
+    /// `ok` or `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub output: Option<OutputDto>,
+    #[serde(default)]
+    pub error: Option<InvokeErrorDto>,
+    pub logs: Vec<LogLineDto>,
+    /// What the plugin wrote to stdout and stderr.
+    pub stderr: String,
+    pub http_requests: u32,
+    pub duration_ms: f64,
+}
+
+impl From<Result<Invocation, InvokeError>> for InvokeResponse {
+    fn from(r: Result<Invocation, InvokeError>) -> InvokeResponse {
+        match r {
+            Ok(i) => InvokeResponse {
+                status: "ok".into(),
+                output: Some(i.output.into()),
+                error: None,
+                logs: logs_dto(i.logs),
+                stderr: i.stderr,
+                http_requests: i.http_requests,
+                duration_ms: i.duration.as_secs_f64() * 1000.0,
+            },
+            Err(e) => InvokeResponse {
+                status: "failed".into(),
+                output: None,
+                error: Some(InvokeErrorDto {
+                    code: e.kind.code().to_string(),
+                    message: e.message,
+                    backtrace: e.backtrace,
+                }),
+                logs: logs_dto(e.logs),
+                stderr: e.stderr,
+                http_requests: 0,
+                duration_ms: e.duration.as_secs_f64() * 1000.0,
+            },
+        }
+    }
+}

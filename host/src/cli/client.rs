@@ -1,0 +1,87 @@
+//! A small client of the daemon's API for the CLI.
+
+use anyhow::{Context, bail};
+use serde::de::DeserializeOwned;
+
+/// Where the daemon is and how to authenticate.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The daemon's base URL.
+    #[arg(long, env = "GREENLIGHT_SERVER", default_value = "http://127.0.0.1:7878", global = true)]
+    pub server: String,
+    /// The API token.
+    #[arg(long, env = "GREENLIGHT_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// A file holding the API token (such as DATA/admin-token).
+    #[arg(long, env = "GREENLIGHT_TOKEN_FILE", global = true)]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+/// An authenticated connection to the daemon.
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Client> {
+        let token = match (&args.token, &args.token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => bail!("no API token: pass --token, --token-file or set GREENLIGHT_TOKEN"),
+        };
+        Ok(Client {
+            base: args.server.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request and decodes the JSON answer, turning API errors into
+    /// their `code: message`.
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+            match parsed {
+                Some(v) => bail!(
+                    "{} ({}): {}",
+                    v["code"].as_str().unwrap_or("error"),
+                    status.as_u16(),
+                    v["message"].as_str().unwrap_or("")
+                ),
+                None => bail!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+            }
+        }
+        serde_json::from_slice(&body).context("the daemon's answer is not what this CLI expects")
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path))
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.put(self.url(path))
+    }
+}

@@ -1,0 +1,37 @@
+//! The `greenlight` command line: the daemon, and a client of its API.
+
+mod client;
+mod plugin;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Greenlight: releases whose every decision point is a sandboxed WebAssembly plugin.
+#[derive(Debug, Parser)]
+#[command(name = "greenlight", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve(serve::ServeArgs),
+    /// Upload, list, grant and test plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Start a daemon on a temporary data directory, upload the bundled
+    /// example plugins and run them through the sandbox.
+    Demo(serve::DemoArgs),
+}
+
+/// Parses the command line and runs the command.
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Plugin(cmd) => plugin::run(cmd).await,
+        Command::Demo(args) => serve::demo(args).await,
+    }
+}

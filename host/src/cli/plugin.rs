@@ -1,0 +1,309 @@
+//! `greenlight plugin …`: push, list, show, grant, invoke and test plugins.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use super::client::{Client, ServerArgs};
+use crate::api::model::{
+    GrantDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OutputDto, PluginDetailDto,
+    PluginDto, UploadDto,
+};
+use crate::clock::SystemClock;
+use crate::plugins::{Options, Runtime};
+use crate::store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Upload a component to the daemon.
+    Push {
+        /// The `.wasm` component.
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the uploaded plugins.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a plugin's versions and grant.
+    Show {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Replace a plugin's grant (admin).
+    Grant {
+        name: String,
+        /// An origin the plugin may call, such as http://127.0.0.1:9090 (repeatable).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// A configuration value KEY=VALUE (repeatable).
+        #[arg(long = "config", value_parser = key_value)]
+        config: Vec<(String, String)>,
+        /// A secret NAME=VALUE (repeatable); never shown again.
+        #[arg(long = "secret", value_parser = key_value)]
+        secrets: Vec<(String, String)>,
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        #[arg(long)]
+        memory_mib: Option<u64>,
+        #[arg(long)]
+        max_output_bytes: Option<u64>,
+        #[arg(long)]
+        max_outbound_requests: Option<u32>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Invoke an uploaded plugin through the daemon's sandbox.
+    Invoke {
+        /// NAME or NAME@VERSION (latest by default).
+        plugin: String,
+        /// The invocation input (JSON: context, targets, …).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Run a component locally, without a daemon, in the same sandbox.
+    Test {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The invocation input (JSON: context, targets, …).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// A grant to run under (JSON, as for the API).
+        #[arg(long)]
+        grant: Option<PathBuf>,
+        /// Print the raw JSON result.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+fn read_json<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&PathBuf>,
+) -> anyhow::Result<T> {
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid input", path.display()))
+}
+
+pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
+    match cmd {
+        PluginCommand::Push {
+            file,
+            name,
+            version,
+            server,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let client = Client::new(&server)?;
+            eprintln!("Uploading {} ({} bytes); the daemon compiles it before answering…", file.display(), bytes.len());
+            let up: UploadDto = client
+                .send(
+                    client
+                        .post("/api/v1/plugins")
+                        .query(&[("name", &name), ("version", &version)])
+                        .body(bytes),
+                )
+                .await?;
+            let p = up.plugin;
+            let what = if up.created { "Uploaded" } else { "Already there:" };
+            println!("{what} {}@{} ({} plugin, {})", p.name, p.version, p.kind, p.digest);
+            Ok(())
+        }
+        PluginCommand::List { server } => {
+            let client = Client::new(&server)?;
+            let plugins: Vec<PluginDto> = client.send(client.get("/api/v1/plugins")).await?;
+            if plugins.is_empty() {
+                println!("No plugins yet. Upload one with `greenlight plugin push FILE.wasm --name NAME --version 0.1.0`.");
+                return Ok(());
+            }
+            println!("{:<24} {:<10} {:<16} {:>10}  DIGEST", "NAME", "VERSION", "KIND", "SIZE");
+            for p in plugins {
+                println!(
+                    "{:<24} {:<10} {:<16} {:>10}  {}",
+                    p.name,
+                    p.version,
+                    p.kind,
+                    p.size_bytes,
+                    &p.digest[..p.digest.len().min(19)]
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::Show { name, server } => {
+            let client = Client::new(&server)?;
+            let d: PluginDetailDto = client
+                .send(client.get(&format!("/api/v1/plugins/{name}")))
+                .await?;
+            println!("{}", d.name);
+            for v in &d.versions {
+                println!("  {}  {}  {}  uploaded by {}", v.version, v.kind, v.digest, v.uploaded_by);
+            }
+            print_grant(&d.grant);
+            Ok(())
+        }
+        PluginCommand::Grant {
+            name,
+            allow_hosts,
+            config,
+            secrets,
+            deadline_ms,
+            memory_mib,
+            max_output_bytes,
+            max_outbound_requests,
+            server,
+        } => {
+            let client = Client::new(&server)?;
+            let dto = GrantDto {
+                allowed_hosts: allow_hosts,
+                config: config.into_iter().collect(),
+                secrets: secrets.into_iter().collect(),
+                limits: LimitsDto {
+                    deadline_ms,
+                    memory_mib,
+                    max_output_bytes,
+                    max_outbound_requests,
+                },
+            };
+            let g: GrantView = client
+                .send(client.put(&format!("/api/v1/plugins/{name}/grant")).json(&dto))
+                .await?;
+            println!("Grant of {name} replaced.");
+            print_grant(&g);
+            Ok(())
+        }
+        PluginCommand::Invoke {
+            plugin,
+            input,
+            json,
+            server,
+        } => {
+            let (name, version) = plugin.split_once('@').unwrap_or((&plugin, "latest"));
+            let request: InvokeRequest = read_json(input.as_ref())?;
+            let client = Client::new(&server)?;
+            let r: InvokeResponse = client
+                .send(
+                    client
+                        .post(&format!("/api/v1/plugins/{name}/{version}/invoke"))
+                        .json(&request),
+                )
+                .await?;
+            report(&r, json)
+        }
+        PluginCommand::Test {
+            file,
+            input,
+            grant,
+            json,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let request: InvokeRequest = read_json(input.as_ref())?;
+            let grant = read_json::<GrantDto>(grant.as_ref())?
+                .into_grant()
+                .map_err(|m| anyhow::anyhow!("the grant file is invalid: {m}"))?;
+            let scratch = tempfile::tempdir()?;
+            let store = Store::open(scratch.path())?;
+            let options = Options {
+                max_concurrent_invocations: 2,
+                ..Options::default()
+            };
+            grant.limits.validate(&options.limit_bounds()).map_err(anyhow::Error::msg)?;
+            let runtime = Runtime::new(options, Arc::new(store), Arc::new(SystemClock))?;
+            let plugin = runtime.load(bytes.into()).await?;
+            let call = request
+                .into_call(plugin.kind())
+                .map_err(anyhow::Error::msg)?;
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "plugin".into());
+            let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
+            report(&result.into(), json)
+        }
+    }
+}
+
+fn print_grant(g: &GrantView) {
+    println!("  allowed hosts: {}", if g.allowed_hosts.is_empty() { "none".into() } else { g.allowed_hosts.join(", ") });
+    for (k, v) in &g.config {
+        println!("  config {k} = {v}");
+    }
+    if !g.secret_names.is_empty() {
+        println!("  secrets: {}", g.secret_names.join(", "));
+    }
+    let l = &g.limits;
+    println!(
+        "  limits: deadline {} ms, memory {} MiB, output {} bytes, {} requests (unset = daemon default)",
+        l.deadline_ms.map_or("default".into(), |v| v.to_string()),
+        l.memory_mib.map_or("default".into(), |v| v.to_string()),
+        l.max_output_bytes.map_or("default".into(), |v| v.to_string()),
+        l.max_outbound_requests.map_or("default".into(), |v| v.to_string()),
+    );
+}
+
+/// Prints an invocation's result; a failed invocation is an error exit.
+fn report(r: &InvokeResponse, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        for line in &r.logs {
+            let fields: Vec<String> = line.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("[{}] {} {}", line.level, line.message, fields.join(" "));
+        }
+        match (&r.output, &r.error) {
+            (Some(output), _) => print_output(output),
+            (None, Some(e)) => {
+                println!("FAILED {}: {}", e.code, e.message);
+                if let Some(bt) = &e.backtrace {
+                    println!("{bt}");
+                }
+            }
+            (None, None) => {}
+        }
+        println!("({:.2} ms, {} HTTP requests)", r.duration_ms, r.http_requests);
+    }
+    if let Some(e) = &r.error {
+        bail!("the plugin failed: {}", e.code);
+    }
+    Ok(())
+}
+
+fn print_output(output: &OutputDto) {
+    match output {
+        OutputDto::Verdict(v) | OutputDto::Precheck { verdict: v, .. } => {
+            println!("{}: {}", v.status.to_uppercase(), v.summary);
+            for m in &v.metrics {
+                println!("  {} = {}", m.name, m.value);
+            }
+            if let OutputDto::Precheck { forward_only: true, .. } = output {
+                println!("  forward-only: automatic rollback will stop before this release");
+            }
+        }
+        OutputDto::Decision(d) => println!("{}: {}", d.kind.to_uppercase(), d.reason),
+        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+    }
+}

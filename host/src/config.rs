@@ -1,0 +1,58 @@
+//! The daemon's configuration: one TOML file into one `Config`, with
+//! command-line flags taking precedence.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::plugins;
+
+/// Everything the daemon is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// Where the store, compiled artifacts and the admin token live.
+    pub data_dir: PathBuf,
+    /// The plugin runtime.
+    pub plugins: plugins::Options,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir: PathBuf::from("greenlight-data"),
+            plugins: plugins::Options::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file, naming the file and the problem when it is bad.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = toml::from_str::<Config>("[plugins]\nmemory = 3\n").unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn partial_files_keep_the_defaults() {
+        let c: Config = toml::from_str("[plugins]\ndefault_deadline_ms = 100\n").unwrap();
+        assert_eq!(c.plugins.default_deadline_ms, 100);
+        assert_eq!(c.plugins.max_concurrent_invocations, 64);
+    }
+}

@@ -1,0 +1,212 @@
+//! What a plugin is allowed to do: the hosts it may call, its configuration
+//! and secrets, and the limits of each invocation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// An HTTP origin a plugin may call: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Lower-cased host name or IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses `scheme://host[:port]`, with nothing after the authority but an
+    /// optional `/`. The port defaults to the scheme's.
+    pub fn parse(text: &str) -> Result<Origin, String> {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| format!("`{text}` is not an origin: expected scheme://host[:port]"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            other => return Err(format!("`{text}`: scheme `{other}` is not http or https")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "`{text}` is not an origin: expected scheme://host[:port] with no path, query or user"
+            ));
+        }
+        Origin::from_authority(&scheme, authority, default_port)
+            .map_err(|problem| format!("`{text}`: {problem}"))
+    }
+
+    /// Builds an origin from a request's scheme and authority (`host[:port]`).
+    pub fn from_authority(scheme: &str, authority: &str, default_port: u16) -> Result<Origin, String> {
+        let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| "unclosed `[` in IPv6 host".to_string())?;
+            match after {
+                "" => (host, None),
+                p if p.starts_with(':') => (host, Some(&p[1..])),
+                _ => return Err("unexpected text after IPv6 host".into()),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err("empty host".into());
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?,
+        };
+        Ok(Origin {
+            scheme: scheme.to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+}
+
+/// Per-plugin overrides of the invocation limits; unset fields take the
+/// daemon's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    pub max_outbound_requests: Option<u32>,
+}
+
+/// The limits one invocation runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock deadline of the whole call, host calls included.
+    pub deadline_ms: u64,
+    /// Cap on the linear memory of the plugin, all memories together.
+    pub memory_mib: u64,
+    /// Cap on the size of what the plugin returns.
+    pub max_output_bytes: u64,
+    /// Cap on outbound HTTP requests per invocation.
+    pub max_outbound_requests: u32,
+}
+
+impl Limits {
+    /// Applies a grant's overrides to these defaults.
+    pub fn with_overrides(self, o: &LimitOverrides) -> Limits {
+        Limits {
+            deadline_ms: o.deadline_ms.unwrap_or(self.deadline_ms),
+            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
+            max_output_bytes: o.max_output_bytes.unwrap_or(self.max_output_bytes),
+            max_outbound_requests: o.max_outbound_requests.unwrap_or(self.max_outbound_requests),
+        }
+    }
+}
+
+/// Everything a plugin is allowed beyond computing: set by an admin per
+/// plugin name, for all its versions. The default grants nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    pub allowed_hosts: Vec<Origin>,
+    pub config: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub limits: LimitOverrides,
+}
+
+impl Grant {
+    /// Whether a request to this origin is allowed.
+    pub fn allows(&self, origin: &Origin) -> bool {
+        self.allowed_hosts.iter().any(|o| o == origin)
+    }
+}
+
+/// Bounds within which an admin may set a grant's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitBounds {
+    pub max_deadline_ms: u64,
+    pub max_memory_mib: u64,
+    pub max_output_bytes: u64,
+    pub max_outbound_requests: u32,
+}
+
+impl LimitOverrides {
+    /// Checks the overrides against the daemon's bounds, naming the field at fault.
+    pub fn validate(&self, bounds: &LimitBounds) -> Result<(), String> {
+        fn check(field: &str, value: Option<u64>, max: u64) -> Result<(), String> {
+            match value {
+                Some(0) => Err(format!("limits.{field} must be greater than 0")),
+                Some(v) if v > max => Err(format!(
+                    "limits.{field} is {v}, above this daemon's maximum of {max}"
+                )),
+                _ => Ok(()),
+            }
+        }
+        check("deadline_ms", self.deadline_ms, bounds.max_deadline_ms)?;
+        check("memory_mib", self.memory_mib, bounds.max_memory_mib)?;
+        check("max_output_bytes", self.max_output_bytes, bounds.max_output_bytes)?;
+        match self.max_outbound_requests {
+            Some(v) if v > bounds.max_outbound_requests => Err(format!(
+                "limits.max_outbound_requests is {v}, above this daemon's maximum of {}",
+                bounds.max_outbound_requests
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_parse_with_default_ports() {
+        let o = Origin::parse("HTTPS://Prom.Example.com").unwrap();
+        assert_eq!(o.to_string(), "https://prom.example.com:443");
+        let o = Origin::parse("http://127.0.0.1:8080/").unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 8080));
+        let o = Origin::parse("http://[::1]:9000").unwrap();
+        assert_eq!(o.to_string(), "http://[::1]:9000");
+    }
+
+    #[test]
+    fn origins_with_paths_or_other_schemes_are_refused() {
+        for bad in [
+            "127.0.0.1:80",
+            "ftp://x",
+            "http://x/path",
+            "http://user@x",
+            "http://x:99999",
+            "http://",
+        ] {
+            assert!(Origin::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn limits_above_the_bounds_are_named() {
+        let bounds = LimitBounds {
+            max_deadline_ms: 60_000,
+            max_memory_mib: 512,
+            max_output_bytes: 1 << 20,
+            max_outbound_requests: 100,
+        };
+        let o = LimitOverrides {
+            memory_mib: Some(4096),
+            ..Default::default()
+        };
+        let err = o.validate(&bounds).unwrap_err();
+        assert!(err.contains("limits.memory_mib"), "{err}");
+        assert!(LimitOverrides::default().validate(&bounds).is_ok());
+    }
+}

@@ -1,0 +1,4 @@
+//! The release domain: pure types and rules, with no IO, no storage, no wasm and no HTTP.
+
+pub mod grant;
+pub mod plugin;

@@ -1,0 +1,56 @@
+//! `greenlight:plugin/log`: structured log lines, recorded with the invocation
+//! and emitted through tracing with the plugin's name.
+
+use super::bindings::log::{Host, Level};
+use super::state::{InvocationState, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
+use super::{LogLevel, LogLine};
+
+impl Host for InvocationState {
+    fn write(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        if self.logs.len() >= MAX_LOG_LINES {
+            self.dropped_logs += 1;
+            return;
+        }
+        let level = match level {
+            Level::Trace => LogLevel::Trace,
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        let mut budget = MAX_LOG_LINE_BYTES;
+        let message = truncate(message, &mut budget);
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .take_while(|_| budget > 0)
+            .map(|(k, v)| (truncate(k, &mut budget), truncate(v, &mut budget)))
+            .collect();
+        let plugin = &*self.plugin;
+        match level {
+            LogLevel::Error => tracing::error!(plugin, ?fields, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, ?fields, "{message}"),
+            LogLevel::Info => tracing::info!(plugin, ?fields, "{message}"),
+            LogLevel::Debug => tracing::debug!(plugin, ?fields, "{message}"),
+            LogLevel::Trace => tracing::trace!(plugin, ?fields, "{message}"),
+        }
+        self.logs.push(LogLine {
+            level,
+            message,
+            fields,
+        });
+    }
+}
+
+/// Cuts `text` to what is left of `budget` (on a character boundary) and
+/// charges the budget for it.
+fn truncate(mut text: String, budget: &mut usize) -> String {
+    if text.len() > *budget {
+        let mut end = *budget;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    *budget -= text.len();
+    text
+}

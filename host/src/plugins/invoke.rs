@@ -1,0 +1,462 @@
+//! One invocation: a fresh store with the grant's limits, a call into the
+//! plugin's export, and every way it can end turned into data for the flow.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::InstancePre;
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use super::bindings::{check, deployer, notifier, policy, precheck, traffic};
+use super::convert;
+use super::http::GrantedHttp;
+use super::state::{InvocationState, MemoryCap, STDERR_CAPTURE_BYTES};
+use super::{LoadedPlugin, LogLine, Runtime};
+use crate::domain::grant::Grant;
+use crate::domain::plugin::{Call, Output, PluginKind};
+
+/// A plugin version's pre-linked instance, typed by its world.
+#[derive(Clone)]
+pub(super) enum KindPre {
+    Precheck(precheck::PrecheckPluginPre<InvocationState>),
+    Deployer(deployer::DeployerPluginPre<InvocationState>),
+    Traffic(traffic::TrafficPluginPre<InvocationState>),
+    Check(check::CheckPluginPre<InvocationState>),
+    Policy(policy::RollbackPolicyPluginPre<InvocationState>),
+    Notifier(notifier::NotifierPluginPre<InvocationState>),
+}
+
+impl KindPre {
+    pub(super) fn new(
+        kind: PluginKind,
+        pre: InstancePre<InvocationState>,
+    ) -> wasmtime::Result<KindPre> {
+        Ok(match kind {
+            PluginKind::Precheck => KindPre::Precheck(precheck::PrecheckPluginPre::new(pre)?),
+            PluginKind::Deployer => KindPre::Deployer(deployer::DeployerPluginPre::new(pre)?),
+            PluginKind::Traffic => KindPre::Traffic(traffic::TrafficPluginPre::new(pre)?),
+            PluginKind::Check => KindPre::Check(check::CheckPluginPre::new(pre)?),
+            PluginKind::RollbackPolicy => {
+                KindPre::Policy(policy::RollbackPolicyPluginPre::new(pre)?)
+            }
+            PluginKind::Notifier => KindPre::Notifier(notifier::NotifierPluginPre::new(pre)?),
+        })
+    }
+}
+
+/// How an invocation failed; each is a distinct outcome a flow can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The call does not match the plugin's kind.
+    WrongKind,
+    /// The plugin did not finish within its deadline.
+    DeadlineExceeded,
+    /// The plugin needed more memory than its cap.
+    MemoryExhausted,
+    /// The plugin tried to reach a host its grant does not allow, or made
+    /// more requests than it may.
+    HostDenied,
+    /// The plugin returned more than its output cap.
+    OutputTooLarge,
+    /// The plugin returned something the WIT contract forbids.
+    MalformedOutput,
+    /// The plugin trapped (panicked, hit `unreachable`, overflowed its stack).
+    Trap,
+    /// The plugin could not be instantiated.
+    Instantiation,
+}
+
+impl ErrorKind {
+    /// A stable code for the API and the logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::WrongKind => "wrong_kind",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
+            ErrorKind::MemoryExhausted => "memory_exhausted",
+            ErrorKind::HostDenied => "host_denied",
+            ErrorKind::OutputTooLarge => "output_too_large",
+            ErrorKind::MalformedOutput => "malformed_output",
+            ErrorKind::Trap => "trap",
+            ErrorKind::Instantiation => "instantiation_failed",
+        }
+    }
+}
+
+/// A failed invocation, with what the plugin said before it failed.
+#[derive(Debug, Clone)]
+pub struct InvokeError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The wasm backtrace of a trap, when there is one.
+    pub backtrace: Option<String>,
+    /// What the plugin wrote to stdout and stderr (capped).
+    pub stderr: String,
+    pub logs: Vec<LogLine>,
+    pub duration: Duration,
+}
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.message)
+    }
+}
+
+impl std::error::Error for InvokeError {}
+
+/// A successful invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub output: Output,
+    pub logs: Vec<LogLine>,
+    /// Log lines dropped beyond the per-invocation budget.
+    pub dropped_logs: u32,
+    /// What the plugin wrote to stdout and stderr (capped).
+    pub stderr: String,
+    /// Outbound HTTP requests made.
+    pub http_requests: u32,
+    pub duration: Duration,
+}
+
+/// Decrements the in-flight counter however the invocation ends.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Invokes a loaded plugin under its grant. Never panics and never
+    /// returns until the plugin has finished or its deadline has passed.
+    #[tracing::instrument(skip_all, fields(plugin = name, function = call.function()))]
+    pub async fn invoke(
+        &self,
+        plugin: &LoadedPlugin,
+        name: &str,
+        grant: Arc<Grant>,
+        call: Call,
+    ) -> Result<Invocation, InvokeError> {
+        let queued = Instant::now();
+        if call.kind() != plugin.kind {
+            return Err(InvokeError {
+                kind: ErrorKind::WrongKind,
+                message: format!(
+                    "`{}` is a {} plugin and cannot answer `{}`",
+                    name,
+                    plugin.kind,
+                    call.function()
+                ),
+                backtrace: None,
+                stderr: String::new(),
+                logs: Vec::new(),
+                duration: Duration::ZERO,
+            });
+        }
+        let inner = &self.inner;
+        let limits = inner.options.default_limits().with_overrides(&grant.limits);
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = inner.permits.acquire().await.ok();
+        inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&inner.in_flight);
+
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(limits.deadline_ms);
+        let output_pipe = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(output_pipe.clone())
+            .stderr(output_pipe.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let hooks = GrantedHttp::new(
+            grant.clone(),
+            limits.max_outbound_requests,
+            Duration::from_millis(inner.options.connect_timeout_ms),
+            deadline,
+        );
+        let state = InvocationState {
+            plugin: Arc::from(name),
+            grant,
+            kv: inner.kv.clone(),
+            clock: inner.clock.clone(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks,
+            table: Default::default(),
+            memory: MemoryCap::new((limits.memory_mib as usize).saturating_mul(1 << 20)),
+            stderr: output_pipe,
+            logs: Vec::new(),
+            dropped_logs: 0,
+            deadline,
+        };
+        let mut store = Store::new(&inner.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.set_epoch_deadline(1);
+        // At every tick the plugin yields to other tasks; past its deadline
+        // it is interrupted. Host calls are covered by the timeout below.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let result = tokio::time::timeout_at(
+            tokio::time::Instant::from_std(deadline),
+            dispatch(&plugin.pre, &mut store, call),
+        )
+        .await;
+        let duration = started.elapsed();
+        let state = store.into_data();
+        let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
+        let fail = |kind: ErrorKind, message: String, backtrace: Option<String>| InvokeError {
+            kind,
+            message,
+            backtrace,
+            stderr: stderr.clone(),
+            logs: state.logs.clone(),
+            duration,
+        };
+
+        let outcome = match result {
+            Err(_elapsed) => Err(fail(
+                ErrorKind::DeadlineExceeded,
+                format!("the plugin did not finish within {} ms", limits.deadline_ms),
+                None,
+            )),
+            Ok(Err(error)) => Err(classify(&error, &state, &limits, &fail)),
+            Ok(Ok(output)) => {
+                if let Some(denial) = state.hooks.denials.first() {
+                    Err(fail(ErrorKind::HostDenied, denial.to_string(), None))
+                } else if output.size_bytes() as u64 > limits.max_output_bytes {
+                    Err(fail(
+                        ErrorKind::OutputTooLarge,
+                        format!(
+                            "the plugin returned {} bytes, above its cap of {} bytes",
+                            output.size_bytes(),
+                            limits.max_output_bytes
+                        ),
+                        None,
+                    ))
+                } else if let Err(problem) = output.validate() {
+                    Err(fail(ErrorKind::MalformedOutput, problem, None))
+                } else {
+                    Ok(Invocation {
+                        output,
+                        logs: state.logs.clone(),
+                        dropped_logs: state.dropped_logs,
+                        stderr: stderr.clone(),
+                        http_requests: state.hooks.sent,
+                        duration,
+                    })
+                }
+            }
+        };
+        match &outcome {
+            Ok(_) => tracing::debug!(
+                duration_us = duration.as_micros() as u64,
+                queued_us = (started - queued).as_micros() as u64,
+                "Plugin call succeeded."
+            ),
+            Err(e) => tracing::warn!(
+                code = e.kind.code(),
+                error = %e.message,
+                duration_ms = duration.as_millis() as u64,
+                "Plugin call failed."
+            ),
+        }
+        outcome
+    }
+}
+
+/// Turns a wasmtime error into the outcome a flow can act on. The store's
+/// state says what the plugin ran into; the trap code says how it ended.
+fn classify(
+    error: &wasmtime::Error,
+    state: &InvocationState,
+    limits: &crate::domain::grant::Limits,
+    fail: &dyn Fn(ErrorKind, String, Option<String>) -> InvokeError,
+) -> InvokeError {
+    let trap = error.downcast_ref::<Trap>().copied();
+    let backtrace = error
+        .downcast_ref::<WasmBacktrace>()
+        .map(|b| b.to_string())
+        .filter(|b| !b.trim().is_empty());
+    let said = last_lines(&String::from_utf8_lossy(&state.stderr.contents()), 5);
+    let with_output = |message: String| {
+        if said.is_empty() {
+            message
+        } else {
+            format!("{message}; the plugin wrote: {said}")
+        }
+    };
+    if trap == Some(Trap::Interrupt) {
+        return fail(
+            ErrorKind::DeadlineExceeded,
+            format!("the plugin did not finish within {} ms", limits.deadline_ms),
+            backtrace,
+        );
+    }
+    if state.memory.exhausted {
+        return fail(
+            ErrorKind::MemoryExhausted,
+            format!("the plugin needed more than its {} MiB of memory", limits.memory_mib),
+            backtrace,
+        );
+    }
+    if let Some(denial) = state.hooks.denials.first() {
+        return fail(ErrorKind::HostDenied, with_output(denial.to_string()), backtrace);
+    }
+    match trap {
+        Some(Trap::StackOverflow) => fail(
+            ErrorKind::Trap,
+            with_output("the plugin overflowed its call stack (runaway recursion)".into()),
+            backtrace,
+        ),
+        Some(code) => fail(
+            ErrorKind::Trap,
+            with_output(format!("the plugin trapped: {code}")),
+            backtrace,
+        ),
+        None if backtrace.is_some() => fail(
+            ErrorKind::Trap,
+            with_output(format!("the plugin failed: {}", root_message(error))),
+            backtrace,
+        ),
+        None => fail(
+            ErrorKind::Instantiation,
+            with_output(format!("the plugin could not run: {}", root_message(error))),
+            None,
+        ),
+    }
+}
+
+/// The innermost message of an error chain.
+fn root_message(error: &wasmtime::Error) -> String {
+    error
+        .chain()
+        .last()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| error.to_string())
+}
+
+/// The last `n` non-empty lines of `text`, joined with ` | `.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+/// Instantiates the plugin in the store and calls the export the call names.
+async fn dispatch(
+    pre: &KindPre,
+    store: &mut Store<InvocationState>,
+    call: Call,
+) -> wasmtime::Result<Output> {
+    Ok(match (pre, call) {
+        (KindPre::Precheck(pre), Call::Precheck { ctx, artifacts }) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_precheck()
+                .call_run(&mut *store, &convert::context(&ctx), &convert::artifacts(&artifacts))
+                .await?;
+            Output::Precheck(convert::precheck_result(r))
+        }
+        (
+            KindPre::Deployer(pre),
+            Call::Deploy {
+                ctx,
+                targets,
+                idempotency_key,
+            },
+        ) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_deployer()
+                .call_deploy(
+                    &mut *store,
+                    &convert::context(&ctx),
+                    &convert::targets(&targets),
+                    &idempotency_key,
+                )
+                .await?;
+            Output::Targets(convert::target_results(r))
+        }
+        (
+            KindPre::Deployer(pre),
+            Call::Rollback {
+                ctx,
+                targets,
+                idempotency_key,
+            },
+        ) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_deployer()
+                .call_rollback(
+                    &mut *store,
+                    &convert::context(&ctx),
+                    &convert::targets(&targets),
+                    &idempotency_key,
+                )
+                .await?;
+            Output::Targets(convert::target_results(r))
+        }
+        (KindPre::Traffic(pre), Call::SetWeights { ctx, weights }) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_traffic()
+                .call_set_weights(
+                    &mut *store,
+                    &convert::context(&ctx),
+                    &convert::weights_to_wit(&weights),
+                )
+                .await?;
+            Output::Done(r.map_err(convert::fault))
+        }
+        (KindPre::Traffic(pre), Call::CurrentWeights { ctx }) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_traffic()
+                .call_current_weights(&mut *store, &convert::context(&ctx))
+                .await?;
+            Output::Weights(convert::weights(r))
+        }
+        (KindPre::Check(pre), Call::Verify { ctx, targets }) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_check()
+                .call_verify(&mut *store, &convert::context(&ctx), &convert::targets(&targets))
+                .await?;
+            Output::Verdict(convert::verdict(r))
+        }
+        (KindPre::Policy(pre), Call::Decide { ctx, observations }) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_rollback_policy()
+                .call_decide(
+                    &mut *store,
+                    &convert::context(&ctx),
+                    &convert::observations(&observations),
+                )
+                .await?;
+            Output::Decision(convert::decision(r))
+        }
+        (KindPre::Notifier(pre), Call::Notify { ctx, event }) => {
+            let p = pre.instantiate_async(&mut *store).await?;
+            let r = p
+                .greenlight_plugin_notifier()
+                .call_notify(&mut *store, &convert::context(&ctx), &convert::event(&event))
+                .await?;
+            Output::Done(r.map_err(convert::fault))
+        }
+        // `invoke` checks the call's kind against the plugin's first.
+        (_, call) => wasmtime::bail!("`{}` does not match the plugin's kind", call.function()),
+    })
+}

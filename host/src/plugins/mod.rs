@@ -1,0 +1,413 @@
+//! The plugin runtime: the only module that knows wasmtime.
+//!
+//! One shared [`Engine`] with a pooling allocator and epoch interruption, one
+//! [`Linker`] with the full WASI 0.2 set, `wasi:http` and the platform
+//! imports, a cached `InstancePre` per plugin version, and a fresh `Store`
+//! per invocation with its own deadline, memory cap and grant. Compiled
+//! artifacts are kept by wasmtime's cache in the data directory, keyed by the
+//! component's content and the engine's compilation settings, so a restart
+//! loads them without compiling again.
+
+#[doc(hidden)]
+pub mod baseline;
+mod bindings;
+mod convert;
+mod host_clock;
+mod host_config;
+mod host_kv;
+mod host_log;
+mod http;
+mod inspect;
+mod invoke;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::clock::Clock;
+use crate::domain::grant::{LimitBounds, Limits};
+use crate::domain::plugin::PluginKind;
+pub use http::Denial;
+pub use invoke::{ErrorKind, Invocation, InvokeError};
+use state::InvocationState;
+
+/// The plugin runtime's settings, from the `[plugins]` table of the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// How many invocations run at once; more wait for a slot. Also sizes
+    /// the pooling allocator.
+    pub max_concurrent_invocations: u32,
+    /// Default wall-clock deadline of an invocation.
+    pub default_deadline_ms: u64,
+    /// The most a grant may raise the deadline to.
+    pub max_deadline_ms: u64,
+    /// Default memory cap of an invocation.
+    pub default_memory_mib: u64,
+    /// The most a grant may raise the memory cap to.
+    pub max_memory_mib: u64,
+    /// Default cap on what a plugin returns.
+    pub default_max_output_bytes: u64,
+    /// The most a grant may raise the output cap to.
+    pub max_output_bytes: u64,
+    /// Default cap on outbound HTTP requests per invocation.
+    pub default_max_outbound_requests: u32,
+    /// The most a grant may raise the request cap to.
+    pub max_outbound_requests: u32,
+    /// Connect timeout of outbound HTTP requests.
+    pub connect_timeout_ms: u64,
+    /// The largest component that may be uploaded.
+    pub max_upload_bytes: u64,
+    /// How often the epoch ticks; plugins yield to other work at every tick.
+    pub epoch_tick_ms: u64,
+    /// Use the pooling allocator (fast instantiation); off means on-demand.
+    pub pooling: bool,
+    /// Where compiled artifacts are kept; none means compile every time.
+    pub artifact_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_concurrent_invocations: 64,
+            default_deadline_ms: 5_000,
+            max_deadline_ms: 120_000,
+            default_memory_mib: 128,
+            max_memory_mib: 1024,
+            default_max_output_bytes: 256 * 1024,
+            max_output_bytes: 8 * 1024 * 1024,
+            default_max_outbound_requests: 32,
+            max_outbound_requests: 1024,
+            connect_timeout_ms: 3_000,
+            max_upload_bytes: 64 * 1024 * 1024,
+            epoch_tick_ms: 5,
+            pooling: true,
+            artifact_dir: None,
+        }
+    }
+}
+
+impl Options {
+    /// The limits an invocation gets when its grant sets none.
+    pub fn default_limits(&self) -> Limits {
+        Limits {
+            deadline_ms: self.default_deadline_ms,
+            memory_mib: self.default_memory_mib,
+            max_output_bytes: self.default_max_output_bytes,
+            max_outbound_requests: self.default_max_outbound_requests,
+        }
+    }
+
+    /// The bounds a grant's limits must stay within.
+    pub fn limit_bounds(&self) -> LimitBounds {
+        LimitBounds {
+            max_deadline_ms: self.max_deadline_ms,
+            max_memory_mib: self.max_memory_mib,
+            max_output_bytes: self.max_output_bytes,
+            max_outbound_requests: self.max_outbound_requests,
+        }
+    }
+}
+
+/// Why a component was refused or could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the upload is {size} bytes, above the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("the upload is not a WebAssembly binary")]
+    NotWasm,
+    #[error(
+        "the upload is a core WebAssembly module; plugins are components (build for wasm32-wasip2 or run `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("the component is invalid: {0}")]
+    Invalid(String),
+    #[error("the component implements no known plugin world: {0}")]
+    UnknownWorld(String),
+    #[error(
+        "the component imports `{0}`, which Greenlight does not provide; plugins may import only greenlight:plugin@0.1.0 platform interfaces and WASI 0.2"
+    )]
+    UnknownImport(String),
+    #[error("the component cannot be linked: {0}")]
+    Unlinkable(String),
+    #[error("the component's exports do not match the {kind} world: {message}")]
+    WorldMismatch { kind: PluginKind, message: String },
+    #[error("the plugin runtime could not start: {0}")]
+    Setup(String),
+}
+
+/// The level of a plugin's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One line a plugin logged during an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// Where plugins' key-value data lives; the store implements it.
+pub trait KvBackend: Send + Sync + 'static {
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), String>;
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), String>;
+}
+
+/// A compiled, validated plugin ready to be invoked; cheap to clone.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    kind: PluginKind,
+    imports: Arc<[String]>,
+    pre: invoke::KindPre,
+}
+
+impl LoadedPlugin {
+    /// The world the plugin implements.
+    pub fn kind(&self) -> PluginKind {
+        self.kind
+    }
+
+    /// The interfaces the plugin imports.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the runtime, for the API and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeStats {
+    /// Components loaded from compiled artifacts without compiling.
+    pub artifact_cache_hits: u64,
+    /// Components that had to be compiled.
+    pub artifact_cache_misses: u64,
+    /// Invocations running now.
+    pub in_flight: u64,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<InvocationState>,
+    options: Options,
+    kv: Arc<dyn KvBackend>,
+    clock: Arc<dyn Clock>,
+    permits: Semaphore,
+    in_flight: AtomicU64,
+    ticker_stop: Arc<AtomicBool>,
+    cache: Option<Cache>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A handle to the plugin runtime; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(
+        options: Options,
+        kv: Arc<dyn KvBackend>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Runtime, Error> {
+        let setup = |e: wasmtime::Error| Error::Setup(e.to_string());
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_backtrace(true);
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        if options.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(
+                &options,
+            )));
+        }
+        let cache = match &options.artifact_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Setup(format!("cannot create {}: {e}", dir.display())))?;
+                let mut cache_config = CacheConfig::new();
+                cache_config.with_directory(dir);
+                Some(Cache::new(cache_config).map_err(setup)?)
+            }
+            None => None,
+        };
+        config.cache(cache.clone());
+        let engine = Engine::new(&config).map_err(setup)?;
+        let linker = build_linker(&engine).map_err(setup)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(
+            engine.clone(),
+            Duration::from_millis(options.epoch_tick_ms.max(1)),
+            ticker_stop.clone(),
+        )?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                permits: Semaphore::new(options.max_concurrent_invocations as usize),
+                options,
+                kv,
+                clock,
+                in_flight: AtomicU64::new(0),
+                ticker_stop,
+                cache,
+            }),
+        })
+    }
+
+    /// The runtime's settings.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Checks a component's header and size without compiling it.
+    pub fn precheck_bytes(&self, bytes: &[u8]) -> Result<(), Error> {
+        let limit = self.inner.options.max_upload_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
+        inspect::check_header(bytes)
+    }
+
+    /// Validates and compiles a component, or loads its compiled artifact.
+    /// Blocking and CPU-heavy: call it from a blocking thread
+    /// ([`Runtime::load`] does).
+    pub fn load_blocking(&self, bytes: &[u8]) -> Result<LoadedPlugin, Error> {
+        self.precheck_bytes(bytes)?;
+        let engine = &self.inner.engine;
+        let component =
+            Component::new(engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")))?;
+        let kind = inspect::detect_kind(engine, &component)?;
+        let imports = inspect::check_imports(engine, &component)?;
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::Unlinkable(format!("{e:#}")))?;
+        let pre = invoke::KindPre::new(kind, instance_pre).map_err(|e| Error::WorldMismatch {
+            kind,
+            message: format!("{e:#}"),
+        })?;
+        Ok(LoadedPlugin {
+            kind,
+            imports: imports.into(),
+            pre,
+        })
+    }
+
+    /// Validates and compiles a component on a blocking thread, so the
+    /// daemon keeps serving while a large component compiles.
+    pub async fn load(&self, bytes: Arc<[u8]>) -> Result<LoadedPlugin, Error> {
+        let runtime = self.clone();
+        tokio::task::spawn_blocking(move || runtime.load_blocking(&bytes))
+            .await
+            .map_err(|e| Error::Setup(format!("the compile task failed: {e}")))?
+    }
+
+    /// Counters for the API and metrics.
+    pub fn stats(&self) -> RuntimeStats {
+        let cache = self.inner.cache.as_ref();
+        RuntimeStats {
+            artifact_cache_hits: cache.map_or(0, |c| c.cache_hits() as u64),
+            artifact_cache_misses: cache.map_or(0, |c| c.cache_misses() as u64),
+            in_flight: self.inner.in_flight.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Sizes the pooling allocator from the concurrency limit. Components built
+/// from Python or JavaScript hold several core instances, memories and large
+/// tables, so the per-component allowances are generous.
+fn pooling_config(options: &Options) -> PoolingAllocationConfig {
+    // One extra slot per invocation for components being validated.
+    let slots = options.max_concurrent_invocations.max(1) + 8;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 16)
+        .total_memories(slots * 4)
+        .total_tables(slots * 8)
+        .total_stacks(slots)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        .max_memories_per_module(2)
+        .max_tables_per_module(4)
+        .table_elements(200_000)
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20)
+        .max_memory_size((options.max_memory_mib as usize) << 20);
+    pool
+}
+
+/// The linker every plugin is instantiated with: the whole WASI 0.2 set and
+/// `wasi:http` (components built from Python and JavaScript import them
+/// even when unused; the empty `WasiCtx` denies what they would reach) plus
+/// the platform interfaces.
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<InvocationState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    type Data = HasSelf<InvocationState>;
+    bindings::types::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::log::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::kv::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::config::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::clock::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch on a plain thread until the runtime is dropped.
+fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("greenlight-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::Setup(format!("cannot start the epoch thread: {e}")))
+}

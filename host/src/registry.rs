@@ -1,0 +1,303 @@
+//! The plugin registry: uploads, versions, grants, and the loaded plugins
+//! the runtime invokes. It joins the store (what is kept) and the runtime
+//! (what runs); neither knows the other.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::clock::Clock;
+use crate::domain::grant::Grant;
+use crate::domain::plugin::Call;
+use crate::plugins::{self, Invocation, InvokeError, LoadedPlugin, Runtime};
+use crate::store::{self, PluginRecord, PutOutcome, Store};
+
+/// Why a registry operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadName(String),
+    #[error("{0}")]
+    BadVersion(String),
+    #[error("{0}")]
+    BadGrant(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Plugin(#[from] plugins::Error),
+    #[error(transparent)]
+    Store(store::Error),
+}
+
+impl From<store::Error> for Error {
+    fn from(e: store::Error) -> Error {
+        match e {
+            store::Error::Conflict(message) => Error::Conflict(message),
+            other => Error::Store(other),
+        }
+    }
+}
+
+type LoadCell = Arc<OnceCell<Result<LoadedPlugin, String>>>;
+
+/// The plugin registry; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+    runtime: Runtime,
+    clock: Arc<dyn Clock>,
+    loaded: Arc<Mutex<HashMap<(String, String), LoadCell>>>,
+    grants: Arc<RwLock<HashMap<String, Arc<Grant>>>>,
+    /// Compiling uses every core; one compile at a time keeps the daemon
+    /// responsive while a large component compiles.
+    compiles: Arc<Semaphore>,
+}
+
+/// Checks a plugin name: 1 to 64 of `a-z 0-9 - _ .`, starting with a letter or digit.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadName(format!(
+            "name `{name}` is invalid: use 1 to 64 characters of a-z, 0-9, `-`, `_` and `.`, starting with a letter or digit"
+        )))
+    }
+}
+
+/// Checks a version: semantic versioning, such as `1.2.0`.
+pub fn validate_version(version: &str) -> Result<semver::Version, Error> {
+    semver::Version::parse(version).map_err(|e| {
+        Error::BadVersion(format!(
+            "version `{version}` is not a semantic version (such as 1.2.0): {e}"
+        ))
+    })
+}
+
+/// The digest a component is known by.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+impl Registry {
+    pub fn new(store: Store, runtime: Runtime, clock: Arc<dyn Clock>) -> Registry {
+        Registry {
+            store,
+            runtime,
+            clock,
+            loaded: Default::default(),
+            grants: Default::default(),
+            compiles: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// The runtime plugins run in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Validates, compiles and stores a plugin version. Uploading the same
+    /// bytes again is harmless; other bytes under an existing version are a
+    /// conflict, refused before anything is compiled or stored.
+    #[tracing::instrument(skip(self, bytes), fields(size = bytes.len()))]
+    pub async fn upload(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: Vec<u8>,
+        uploaded_by: &str,
+    ) -> Result<(PluginRecord, PutOutcome), Error> {
+        validate_name(name)?;
+        let version = validate_version(version)?.to_string();
+        self.runtime.precheck_bytes(&bytes)?;
+        let digest = digest(&bytes);
+        if let Some(existing) = self.store.plugin(name, &version)? {
+            if existing.digest == digest {
+                return Ok((existing, PutOutcome::Unchanged));
+            }
+            return Err(Error::Conflict(format!(
+                "{name}@{version} already exists with digest {}; versions are immutable, upload under a new version",
+                existing.digest
+            )));
+        }
+        let bytes: Arc<[u8]> = bytes.into();
+        let loaded = {
+            let _permit = self.compiles.acquire().await.ok();
+            self.runtime.load(bytes.clone()).await?
+        };
+        let record = PluginRecord {
+            name: name.to_string(),
+            version: version.clone(),
+            digest,
+            kind: loaded.kind().as_str().to_string(),
+            size_bytes: bytes.len() as u64,
+            imports: loaded.imports().to_vec(),
+            uploaded_at_ms: self.clock.now_ms(),
+            uploaded_by: uploaded_by.to_string(),
+        };
+        let outcome = self.store.put_plugin(&record, &bytes)?;
+        self.cell(name, &version)
+            .set(Ok(loaded))
+            .unwrap_or_default();
+        tracing::info!(plugin = name, %version, kind = %record.kind, "Plugin uploaded.");
+        Ok((record, outcome))
+    }
+
+    /// Every plugin version.
+    pub fn list(&self) -> Result<Vec<PluginRecord>, Error> {
+        Ok(self.store.plugins()?)
+    }
+
+    /// Every version of one plugin, oldest first; an error if there is none.
+    pub fn versions(&self, name: &str) -> Result<Vec<PluginRecord>, Error> {
+        let mut versions = self.store.plugin_versions(name)?;
+        if versions.is_empty() {
+            return Err(Error::NotFound(format!("no plugin named `{name}`")));
+        }
+        versions.sort_by_key(|r| semver::Version::parse(&r.version).ok());
+        Ok(versions)
+    }
+
+    /// One version; `latest` names the highest.
+    pub fn version(&self, name: &str, version: &str) -> Result<PluginRecord, Error> {
+        if version == "latest" {
+            return self
+                .versions(name)?
+                .pop()
+                .ok_or_else(|| Error::NotFound(format!("no plugin named `{name}`")));
+        }
+        self.store
+            .plugin(name, version)?
+            .ok_or_else(|| Error::NotFound(format!("no plugin `{name}@{version}`")))
+    }
+
+    /// A plugin's grant.
+    pub fn grant(&self, name: &str) -> Result<Arc<Grant>, Error> {
+        if let Some(g) = self.grants.read().ok().and_then(|g| g.get(name).cloned()) {
+            return Ok(g);
+        }
+        let grant = Arc::new(self.store.grant(name)?);
+        if let Ok(mut cache) = self.grants.write() {
+            cache.insert(name.to_string(), grant.clone());
+        }
+        Ok(grant)
+    }
+
+    /// Replaces a plugin's grant after checking it against the daemon's bounds.
+    pub fn set_grant(&self, name: &str, grant: Grant) -> Result<Arc<Grant>, Error> {
+        self.versions(name)?;
+        grant
+            .limits
+            .validate(&self.runtime.options().limit_bounds())
+            .map_err(Error::BadGrant)?;
+        self.store.set_grant(name, &grant)?;
+        let grant = Arc::new(grant);
+        if let Ok(mut cache) = self.grants.write() {
+            cache.insert(name.to_string(), grant.clone());
+        }
+        tracing::info!(plugin = name, hosts = grant.allowed_hosts.len(), "Grant updated.");
+        Ok(grant)
+    }
+
+    fn cell(&self, name: &str, version: &str) -> LoadCell {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .entry((name.to_string(), version.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// The loaded plugin for a version, loading it from the store (from its
+    /// compiled artifact when there is one) the first time.
+    pub async fn loaded(&self, record: &PluginRecord) -> Result<LoadedPlugin, Error> {
+        let cell = self.cell(&record.name, &record.version);
+        let result = cell
+            .get_or_init(|| async {
+                let bytes = match self.store.blob(&record.digest) {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => return Err(format!("the bytes of {} are missing", record.digest)),
+                    Err(e) => return Err(e.to_string()),
+                };
+                let _permit = self.compiles.acquire().await.ok();
+                self.runtime
+                    .load(bytes.into())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        result.clone().map_err(|message| {
+            Error::Store(store::Error::Corrupt {
+                tree: "plugins",
+                key: format!("{}@{}", record.name, record.version),
+                problem: message,
+            })
+        })
+    }
+
+    /// Loads every stored plugin, so the first invocation after a restart
+    /// does not wait. Failures are logged, not fatal.
+    pub async fn warm(&self) {
+        let records = match self.list() {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot list plugins to load them.");
+                return;
+            }
+        };
+        for record in records {
+            if let Err(e) = self.loaded(&record).await {
+                tracing::error!(plugin = %record.name, version = %record.version, error = %e, "Cannot load plugin.");
+            }
+        }
+        let stats = self.runtime.stats();
+        tracing::info!(
+            cached = stats.artifact_cache_hits,
+            compiled = stats.artifact_cache_misses,
+            "Plugins loaded."
+        );
+    }
+
+    /// Invokes a plugin version under its grant.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        version: &str,
+        call: Call,
+    ) -> Result<Result<Invocation, InvokeError>, Error> {
+        let record = self.version(name, version)?;
+        let plugin = self.loaded(&record).await?;
+        let grant = self.grant(name)?;
+        Ok(self.runtime.invoke(&plugin, name, grant, call).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["probe", "http-health", "a.b_c", "9lives"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Probe", "-x", "a/b", "a\0b", &"x".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn versions_must_be_semver() {
+        assert!(validate_version("1.2.0").is_ok());
+        let err = validate_version("v1").unwrap_err().to_string();
+        assert!(err.contains("not a semantic version"), "{err}");
+    }
+}

@@ -1,0 +1,135 @@
+//! Starting and stopping the daemon: store, runtime, registry and API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::plugins::Runtime;
+use crate::registry::Registry;
+use crate::store::{Role, Store, TokenRecord};
+
+/// The name of the file the first admin token is written to.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// A running daemon.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    /// Opens the data directory, loads plugins and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir.join("db"))
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        bootstrap_admin(&store, &config, clock.as_ref())?;
+        let mut options = config.plugins.clone();
+        if options.artifact_dir.is_none() {
+            options.artifact_dir = Some(config.data_dir.join("artifacts"));
+        }
+        let runtime = Runtime::new(options, Arc::new(store.clone()), clock.clone())?;
+        let registry = Registry::new(store.clone(), runtime, clock);
+        tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.warm().await }
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let app = api::router(AppState {
+            registry,
+            store: store.clone(),
+        });
+        let (shutdown, mut stop) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await?;
+            store.flush()?;
+            Ok(())
+        });
+        tracing::info!(%addr, data = %config.data_dir.display(), "Greenlight is serving.");
+        Ok(Daemon {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting, lets running requests finish, and flushes the store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await?
+    }
+
+    /// Serves until the task ends (or fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+
+    /// A sender that stops the daemon when `true` is sent.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// On first start, creates an admin token and writes it to the data
+/// directory, readable by the owner only.
+fn bootstrap_admin(store: &Store, config: &Config, clock: &dyn Clock) -> anyhow::Result<()> {
+    if store.has_tokens()? {
+        return Ok(());
+    }
+    let token = new_token()?;
+    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    write_private(&path, &format!("{token}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    store.put_token(
+        &api::token_hash(&token),
+        &TokenRecord {
+            name: "admin".into(),
+            role: Role::Admin,
+            created_at_ms: clock.now_ms(),
+            revoked: false,
+        },
+    )?;
+    store.flush()?;
+    tracing::info!(path = %path.display(), "Created the first admin token.");
+    Ok(())
+}
+
+/// A new random token: `glt_` and 32 random bytes in hex.
+pub fn new_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(format!("glt_{}", hex::encode(bytes)))
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

@@ -1,0 +1,158 @@
+//! Durable state in sled: the only module that knows sled.
+//!
+//! One tree per entity. Values are JSON records carrying a version tag `v`,
+//! so a later release can read what an earlier one wrote. Keys that are
+//! scanned in order are built from length-safe parts separated by `\0`.
+
+mod plugins;
+mod tokens;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use plugins::{PluginRecord, PutOutcome};
+pub use tokens::{Role, TokenRecord};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the store failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored {tree} record `{key}` cannot be read: {problem}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        problem: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Version tag written into every record.
+const RECORD_VERSION: u32 = 1;
+
+/// A stored value with its version tag.
+#[derive(Serialize, serde::Deserialize)]
+struct Tagged<T> {
+    v: u32,
+    #[serde(flatten)]
+    record: T,
+}
+
+fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    // Serializing our own record types to JSON cannot fail: they hold only
+    // strings, numbers, maps with string keys and sequences.
+    serde_json::to_vec(&Tagged {
+        v: RECORD_VERSION,
+        record,
+    })
+    .unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, Error> {
+    let corrupt = |problem: String| Error::Corrupt {
+        tree,
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        problem,
+    };
+    let tagged: Tagged<T> = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if tagged.v != RECORD_VERSION {
+        return Err(corrupt(format!("unknown record version {}", tagged.v)));
+    }
+    Ok(tagged.record)
+}
+
+/// Joins key parts with `\0`, which never appears in names we accept.
+fn key(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+/// The daemon's database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    plugins: sled::Tree,
+    blobs: sled::Tree,
+    grants: sled::Tree,
+    plugin_kv: sled::Tree,
+    tokens: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(Store {
+            plugins: db.open_tree("plugins")?,
+            blobs: db.open_tree("blobs")?,
+            grants: db.open_tree("grants")?,
+            plugin_kv: db.open_tree("plugin_kv")?,
+            tokens: db.open_tree("tokens")?,
+            db,
+        })
+    }
+
+    /// Writes everything buffered to disk.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl crate::plugins::KvBackend for Store {
+    fn get(&self, plugin: &str, k: &str) -> Result<Option<Vec<u8>>, String> {
+        self.plugin_kv
+            .get(key(&[plugin, k]))
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn set(&self, plugin: &str, k: &str, value: &[u8]) -> Result<(), String> {
+        self.plugin_kv
+            .insert(key(&[plugin, k]), value)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn delete(&self, plugin: &str, k: &str) -> Result<(), String> {
+        self.plugin_kv
+            .remove(key(&[plugin, k]))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::KvBackend;
+
+    #[test]
+    fn plugin_kv_is_scoped_by_plugin_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.set("a", "k", b"one").unwrap();
+            store.set("b", "k", b"two").unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get("a", "k").unwrap(), Some(b"one".to_vec()));
+        assert_eq!(store.get("b", "k").unwrap(), Some(b"two".to_vec()));
+        store.delete("a", "k").unwrap();
+        assert_eq!(store.get("a", "k").unwrap(), None);
+    }
+
+    #[test]
+    fn records_with_an_unknown_version_are_reported_not_misread() {
+        let bytes = br#"{"v":99,"name":"x"}"#;
+        let err = decode::<serde_json::Value>("plugins", b"x\x001.0.0", bytes).unwrap_err();
+        assert!(err.to_string().contains("unknown record version 99"), "{err}");
+        assert!(err.to_string().contains("x/1.0.0"), "{err}");
+    }
+}

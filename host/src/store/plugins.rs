@@ -1,0 +1,226 @@
+//! Plugin versions, their component bytes (deduplicated by digest) and
+//! their grants.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{Error, Store, decode, encode, key};
+use crate::domain::grant::{Grant, LimitOverrides, Origin};
+
+/// One uploaded plugin version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub name: String,
+    pub version: String,
+    /// `sha256:` followed by the hex digest of the component bytes.
+    pub digest: String,
+    /// The world it implements, as a kind name (`check`, `deployer`…).
+    pub kind: String,
+    pub size_bytes: u64,
+    pub imports: Vec<String>,
+    pub uploaded_at_ms: u64,
+    pub uploaded_by: String,
+}
+
+/// What storing a plugin version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// A new version was stored.
+    Created,
+    /// The same bytes were already stored under this name and version.
+    Unchanged,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct GrantRecord {
+    allowed_hosts: Vec<String>,
+    config: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+    deadline_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    max_output_bytes: Option<u64>,
+    max_outbound_requests: Option<u32>,
+}
+
+impl Store {
+    /// Stores a plugin version and its bytes atomically. A version is
+    /// immutable: the same bytes again is `Unchanged`, other bytes a conflict.
+    pub fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<PutOutcome, Error> {
+        let k = key(&[&record.name, &record.version]);
+        let value = encode(record);
+        let result = (&self.plugins, &self.blobs).transaction(|(plugins, blobs)| {
+            if let Some(existing) = plugins.get(&k)? {
+                let existing: PluginRecord = decode("plugins", &k, &existing)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                if existing.digest == record.digest {
+                    return Ok(PutOutcome::Unchanged);
+                }
+                return Err(ConflictableTransactionError::Abort(Error::Conflict(format!(
+                    "{}@{} already exists with digest {}; versions are immutable, upload under a new version",
+                    record.name, record.version, existing.digest
+                ))));
+            }
+            if blobs.get(record.digest.as_bytes())?.is_none() {
+                blobs.insert(record.digest.as_bytes(), bytes)?;
+            }
+            plugins.insert(k.as_slice(), value.as_slice())?;
+            Ok(PutOutcome::Created)
+        });
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(Error::Sled(e)),
+        }
+    }
+
+    /// One plugin version.
+    pub fn plugin(&self, name: &str, version: &str) -> Result<Option<PluginRecord>, Error> {
+        let k = key(&[name, version]);
+        self.plugins
+            .get(&k)?
+            .map(|v| decode("plugins", &k, &v))
+            .transpose()
+    }
+
+    /// Every plugin version, in name order.
+    pub fn plugins(&self) -> Result<Vec<PluginRecord>, Error> {
+        self.plugins
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode("plugins", &k, &v)
+            })
+            .collect()
+    }
+
+    /// Every version of one plugin.
+    pub fn plugin_versions(&self, name: &str) -> Result<Vec<PluginRecord>, Error> {
+        let mut prefix = name.as_bytes().to_vec();
+        prefix.push(0);
+        self.plugins
+            .scan_prefix(prefix)
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode("plugins", &k, &v)
+            })
+            .collect()
+    }
+
+    /// The component bytes with this digest.
+    pub fn blob(&self, digest: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.blobs.get(digest.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// A plugin's grant; the empty grant when none was set.
+    pub fn grant(&self, name: &str) -> Result<Grant, Error> {
+        let Some(bytes) = self.grants.get(name.as_bytes())? else {
+            return Ok(Grant::default());
+        };
+        let r: GrantRecord = decode("grants", name.as_bytes(), &bytes)?;
+        let allowed_hosts = r
+            .allowed_hosts
+            .iter()
+            .map(|o| Origin::parse(o))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| Error::Corrupt {
+                tree: "grants",
+                key: name.to_string(),
+                problem,
+            })?;
+        Ok(Grant {
+            allowed_hosts,
+            config: r.config,
+            secrets: r.secrets,
+            limits: LimitOverrides {
+                deadline_ms: r.deadline_ms,
+                memory_mib: r.memory_mib,
+                max_output_bytes: r.max_output_bytes,
+                max_outbound_requests: r.max_outbound_requests,
+            },
+        })
+    }
+
+    /// Replaces a plugin's grant.
+    pub fn set_grant(&self, name: &str, grant: &Grant) -> Result<(), Error> {
+        let record = GrantRecord {
+            allowed_hosts: grant.allowed_hosts.iter().map(|o| o.to_string()).collect(),
+            config: grant.config.clone(),
+            secrets: grant.secrets.clone(),
+            deadline_ms: grant.limits.deadline_ms,
+            memory_mib: grant.limits.memory_mib,
+            max_output_bytes: grant.limits.max_output_bytes,
+            max_outbound_requests: grant.limits.max_outbound_requests,
+        };
+        self.grants.insert(name.as_bytes(), encode(&record))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, version: &str, digest: &str) -> PluginRecord {
+        PluginRecord {
+            name: name.into(),
+            version: version.into(),
+            digest: digest.into(),
+            kind: "check".into(),
+            size_bytes: 3,
+            imports: vec![],
+            uploaded_at_ms: 1,
+            uploaded_by: "admin".into(),
+        }
+    }
+
+    #[test]
+    fn versions_are_immutable_and_identical_bytes_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let r = record("probe", "1.0.0", "sha256:aa");
+        assert_eq!(store.put_plugin(&r, b"abc").unwrap(), PutOutcome::Created);
+        assert_eq!(store.put_plugin(&r, b"abc").unwrap(), PutOutcome::Unchanged);
+        let other = record("probe", "1.0.0", "sha256:bb");
+        let err = store.put_plugin(&other, b"xyz").unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        // The first upload is untouched by the refused one.
+        assert_eq!(store.plugin("probe", "1.0.0").unwrap(), Some(r));
+        assert_eq!(store.blob("sha256:aa").unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(store.blob("sha256:bb").unwrap(), None);
+    }
+
+    #[test]
+    fn versions_of_one_plugin_do_not_include_prefixed_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put_plugin(&record("probe", "1.0.0", "sha256:aa"), b"a")
+            .unwrap();
+        store
+            .put_plugin(&record("probe-two", "1.0.0", "sha256:aa"), b"a")
+            .unwrap();
+        assert_eq!(store.plugin_versions("probe").unwrap().len(), 1);
+        assert_eq!(store.plugins().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn grants_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.grant("probe").unwrap(), Grant::default());
+        let grant = Grant {
+            allowed_hosts: vec![Origin::parse("http://127.0.0.1:9").unwrap()],
+            config: [("k".to_string(), "v".to_string())].into(),
+            secrets: [("token".to_string(), "s3cret".to_string())].into(),
+            limits: LimitOverrides {
+                memory_mib: Some(64),
+                ..Default::default()
+            },
+        };
+        store.set_grant("probe", &grant).unwrap();
+        assert_eq!(store.grant("probe").unwrap(), grant);
+    }
+}

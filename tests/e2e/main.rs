@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `greenlight` binary, driven over HTTP and from
+//! its command line, running real plugins built from `plugins/fixtures`.
+
+mod cli;
+mod registry;
+mod restart;
+mod sandbox;
+mod support;
+mod worlds;

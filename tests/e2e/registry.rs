@@ -1,0 +1,131 @@
+//! Uploads: validation with clear errors, immutable versions, grants, auth.
+
+use serde_json::json;
+
+use crate::support::{Daemon, fixture};
+
+#[tokio::test]
+async fn bad_uploads_get_clear_errors_and_lose_nothing() {
+    let d = Daemon::start_with_config("[plugins]\nmax_upload_bytes = 1048576\n").await;
+    d.upload_ok("probe", "fixture_check").await;
+
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut truncated = fixture("fixture_check");
+    truncated.truncate(truncated.len() / 2);
+    let oversized = vec![0u8; 2 * 1024 * 1024];
+    let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
+        ("core", core_module, 422, "plugin.core_module", "core WebAssembly module"),
+        ("random", random, 422, "plugin.not_wasm", "not a WebAssembly binary"),
+        ("truncated", truncated, 422, "plugin.invalid", "invalid"),
+        ("huge", oversized, 413, "plugin.too_large", "above the limit of 1048576 bytes"),
+        (
+            "other",
+            fixture("fixture_unknown_world"),
+            422,
+            "plugin.unknown_world",
+            "fixture:other/thing@0.1.0",
+        ),
+        (
+            "spy",
+            fixture("fixture_unknown_import"),
+            422,
+            "plugin.unknown_import",
+            "fixture:evil/spy@0.1.0",
+        ),
+    ];
+    for (name, bytes, status, code, needle) in cases {
+        let (got, body) = d.upload(name, "1.0.0", bytes).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{name}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{name}: `{message}` should mention `{needle}`");
+        let (missing, _) = d
+            .send(d.request(reqwest::Method::GET, &format!("/api/v1/plugins/{name}")))
+            .await;
+        assert_eq!(missing, 404, "{name} was stored although refused");
+    }
+
+    let (status, body) = d.upload("Bad Name", "1.0.0", fixture("fixture_check")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("plugin.bad_name")));
+    let (status, body) = d.upload("probe", "latest", fixture("fixture_check")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("plugin.bad_version")));
+    let (status, body) = d
+        .send(d.request(reqwest::Method::POST, "/api/v1/plugins?name=x").body(vec![1]))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("request.bad_query")), "{body}");
+
+    // What was stored before is untouched and still runs.
+    let (_, list) = d.send(d.request(reqwest::Method::GET, "/api/v1/plugins")).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(d.verify("probe", json!({})).await["status"], "ok");
+}
+
+#[tokio::test]
+async fn versions_are_immutable_and_identical_bytes_dedupe() {
+    let d = Daemon::start().await;
+    let first = d.upload_ok("probe", "fixture_check").await;
+    let (status, again) = d.upload("probe", "1.0.0", fixture("fixture_check")).await;
+    assert_eq!((status, &again["created"]), (200, &json!(false)));
+    assert_eq!(again["plugin"]["digest"], first["plugin"]["digest"]);
+    let (status, conflict) = d.upload("probe", "1.0.0", fixture("fixture_policy")).await;
+    assert_eq!((status, conflict["code"].as_str()), (409, Some("plugin.version_exists")));
+    let (status, _) = d.upload("probe", "1.1.0", fixture("fixture_policy")).await;
+    assert_eq!(status, 201);
+    let (_, latest) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/plugins/probe/latest"))
+        .await;
+    assert_eq!((latest["version"].as_str(), latest["kind"].as_str()), (Some("1.1.0"), Some("rollback-policy")));
+}
+
+#[tokio::test]
+async fn grants_are_validated_field_by_field() {
+    let d = Daemon::start().await;
+    d.upload_ok("probe", "fixture_check").await;
+    let put = |grant: serde_json::Value| {
+        d.request(reqwest::Method::PUT, "/api/v1/plugins/probe/grant")
+            .json(&grant)
+    };
+    let (status, body) = d.send(put(json!({"allowed_hosts": ["ftp://x"]}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("grant.invalid")));
+    assert!(body["message"].as_str().unwrap().contains("allowed_hosts[0]"), "{body}");
+    let (status, body) = d.send(put(json!({"limits": {"memory_mib": 1_000_000}}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("grant.invalid")));
+    assert!(body["message"].as_str().unwrap().contains("limits.memory_mib"), "{body}");
+    let (status, body) = d.send(put(json!({"allowed_host": []}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("request.bad_json")));
+    assert!(body["message"].as_str().unwrap().contains("allowed_host"), "{body}");
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::PUT, "/api/v1/plugins/nobody/grant")
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused() {
+    let d = Daemon::start().await;
+    let client = reqwest::Client::new();
+    let r = client.get(d.url("/api/v1/plugins")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "auth.unauthorized");
+    let r = client
+        .post(d.url("/api/v1/plugins?name=x&version=1.0.0"))
+        .bearer_auth("glt_not-a-real-token")
+        .body(fixture("fixture_check"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client.get(d.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let token_file = d.data.join("admin-token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the admin token is readable by others");
+    }
+}
