@@ -52,18 +52,25 @@ fn targets() -> Vec<Target> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {
-    let bytes = std::fs::read(concat!(env!("GREENLIGHT_PLUGINS_DIR"), "/fixture_check.wasm"))?;
+    let bytes = std::fs::read(concat!(
+        env!("GREENLIGHT_PLUGINS_DIR"),
+        "/fixture_check.wasm"
+    ))?;
     let scratch = tempfile::tempdir()?;
     let store = Store::open(scratch.path())?;
     let clock = Arc::new(SystemClock);
     let runtime = Runtime::new(Options::default(), Arc::new(store.clone()), clock.clone())?;
     let registry = Registry::new(store, runtime.clone(), clock);
-    registry.upload("probe", "1.0.0", bytes.clone(), "bench").await?;
+    registry
+        .upload("probe", "1.0.0", bytes.clone(), "bench")
+        .await?;
     let raw = RawCheck::new(&runtime, &bytes)?;
     let (ctx, targets) = (context(), targets());
 
@@ -75,7 +82,9 @@ async fn run() -> anyhow::Result<()> {
         targets: targets.clone(),
     };
     let full = registry.invoke("probe", "1.0.0", call()).await??;
-    assert!(matches!(full.output, greenlight::domain::plugin::Output::Verdict(ref v) if *v == raw_verdict));
+    assert!(
+        matches!(full.output, greenlight::domain::plugin::Output::Verdict(ref v) if *v == raw_verdict)
+    );
 
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
@@ -98,13 +107,23 @@ async fn run() -> anyhow::Result<()> {
     }
     let (a, b, c) = (median(a), median(b), median(c));
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("invocation overhead, medians over {} calls each ({} spawns):", ROUNDS * PER_ROUND, ROUNDS * SPAWNS_PER_ROUND);
+    println!(
+        "invocation overhead, medians over {} calls each ({} spawns):",
+        ROUNDS * PER_ROUND,
+        ROUNDS * SPAWNS_PER_ROUND
+    );
     println!("  (a) bare wasmtime          {:>9.1} µs", us(a));
     println!("  (b) greenlight full path   {:>9.1} µs", us(b));
     println!("  (c) spawn /bin/true        {:>9.1} µs", us(c));
     let ba = us(b) / us(a);
     let cb = us(c) / us(b);
-    println!("  b/a = {ba:.2}  (target <= 1.5: {})", if ba <= 1.5 { "met" } else { "MISSED" });
-    println!("  c/b = {cb:.1}  (target >= 20: {})", if cb >= 20.0 { "met" } else { "MISSED" });
+    println!(
+        "  b/a = {ba:.2}  (target <= 1.5: {})",
+        if ba <= 1.5 { "met" } else { "MISSED" }
+    );
+    println!(
+        "  c/b = {cb:.1}  (target >= 20: {})",
+        if cb >= 20.0 { "met" } else { "MISSED" }
+    );
     Ok(())
 }

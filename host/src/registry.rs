@@ -204,7 +204,11 @@ impl Registry {
         if let Ok(mut cache) = self.grants.write() {
             cache.insert(name.to_string(), grant.clone());
         }
-        tracing::info!(plugin = name, hosts = grant.allowed_hosts.len(), "Grant updated.");
+        tracing::info!(
+            plugin = name,
+            hosts = grant.allowed_hosts.len(),
+            "Grant updated."
+        );
         Ok(grant)
     }
 

@@ -14,7 +14,11 @@ fn fixture_path(name: &str) -> String {
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let out = Command::new(binary()).args(args).envs(env.iter().copied()).output().unwrap();
+    let out = Command::new(binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -27,21 +31,50 @@ async fn push_then_list_through_the_cli() {
     // The daemon is another process, so blocking this test's thread on the
     // CLI is fine.
     let d = Daemon::start().await;
-    let env = [("GREENLIGHT_SERVER", d.base.as_str()), ("GREENLIGHT_TOKEN", d.token.as_str())];
+    let env = [
+        ("GREENLIGHT_SERVER", d.base.as_str()),
+        ("GREENLIGHT_TOKEN", d.token.as_str()),
+    ];
     let check = fixture_path("fixture_check");
-    let (ok, out, err) = run(&["plugin", "push", &check, "--name", "probe", "--version", "0.3.0"], &env);
+    let (ok, out, err) = run(
+        &[
+            "plugin",
+            "push",
+            &check,
+            "--name",
+            "probe",
+            "--version",
+            "0.3.0",
+        ],
+        &env,
+    );
     assert!(ok, "push failed: {err}");
-    assert!(out.contains("Uploaded probe@0.3.0 (check plugin, sha256:"), "{out}");
+    assert!(
+        out.contains("Uploaded probe@0.3.0 (check plugin, sha256:"),
+        "{out}"
+    );
 
     let policy = fixture_path("fixture_policy");
-    let (ok, _, err) = run(&["plugin", "push", &policy, "--name", "probe", "--version", "0.3.0"], &env);
+    let (ok, _, err) = run(
+        &[
+            "plugin",
+            "push",
+            &policy,
+            "--name",
+            "probe",
+            "--version",
+            "0.3.0",
+        ],
+        &env,
+    );
     assert!(!ok, "a conflicting push must fail");
     assert!(err.contains("plugin.version_exists (409)"), "{err}");
 
     let (ok, out, err) = run(&["plugin", "list"], &env);
     assert!(ok, "{err}");
     assert!(
-        out.lines().any(|l| l.starts_with("probe") && l.contains("0.3.0") && l.contains("check")),
+        out.lines()
+            .any(|l| l.starts_with("probe") && l.contains("0.3.0") && l.contains("check")),
         "{out}"
     );
 }
@@ -56,19 +89,28 @@ fn plugin_test_runs_a_component_locally_in_the_same_sandbox() {
     )
     .unwrap();
     let check = fixture_path("fixture_check");
-    let (ok, out, err) = run(&["plugin", "test", &check, "--input", input.to_str().unwrap()], &[]);
+    let (ok, out, err) = run(
+        &["plugin", "test", &check, "--input", input.to_str().unwrap()],
+        &[],
+    );
     assert!(ok, "{err}");
     assert!(out.contains("FAIL: fixture failure"), "{out}");
     assert!(out.contains("error_rate = 0.5"), "{out}");
 
     std::fs::write(&input, r#"{"context": {"parameters": {"mode": "panic"}}}"#).unwrap();
-    let (ok, out, err) = run(&["plugin", "test", &check, "--input", input.to_str().unwrap()], &[]);
+    let (ok, out, err) = run(
+        &["plugin", "test", &check, "--input", input.to_str().unwrap()],
+        &[],
+    );
     assert!(!ok, "a trapping plugin must fail the command");
     assert!(out.contains("FAILED trap"), "{out}");
     assert!(err.contains("the plugin failed: trap"), "{err}");
 
     std::fs::write(&input, r#"{"contxt": {}}"#).unwrap();
-    let (ok, _, err) = run(&["plugin", "test", &check, "--input", input.to_str().unwrap()], &[]);
+    let (ok, _, err) = run(
+        &["plugin", "test", &check, "--input", input.to_str().unwrap()],
+        &[],
+    );
     assert!(!ok);
     assert!(err.contains("contxt"), "the unknown field is named: {err}");
 }

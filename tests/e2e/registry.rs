@@ -10,15 +10,35 @@ async fn bad_uploads_get_clear_errors_and_lose_nothing() {
     d.upload_ok("probe", "fixture_check").await;
 
     let core_module = b"\0asm\x01\0\0\0".to_vec();
-    let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let mut truncated = fixture("fixture_check");
     truncated.truncate(truncated.len() / 2);
     let oversized = vec![0u8; 2 * 1024 * 1024];
     let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
-        ("core", core_module, 422, "plugin.core_module", "core WebAssembly module"),
-        ("random", random, 422, "plugin.not_wasm", "not a WebAssembly binary"),
+        (
+            "core",
+            core_module,
+            422,
+            "plugin.core_module",
+            "core WebAssembly module",
+        ),
+        (
+            "random",
+            random,
+            422,
+            "plugin.not_wasm",
+            "not a WebAssembly binary",
+        ),
         ("truncated", truncated, 422, "plugin.invalid", "invalid"),
-        ("huge", oversized, 413, "plugin.too_large", "above the limit of 1048576 bytes"),
+        (
+            "huge",
+            oversized,
+            413,
+            "plugin.too_large",
+            "above the limit of 1048576 bytes",
+        ),
         (
             "other",
             fixture("fixture_unknown_world"),
@@ -36,26 +56,50 @@ async fn bad_uploads_get_clear_errors_and_lose_nothing() {
     ];
     for (name, bytes, status, code, needle) in cases {
         let (got, body) = d.upload(name, "1.0.0", bytes).await;
-        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{name}: {body}");
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {body}"
+        );
         let message = body["message"].as_str().unwrap();
-        assert!(message.contains(needle), "{name}: `{message}` should mention `{needle}`");
+        assert!(
+            message.contains(needle),
+            "{name}: `{message}` should mention `{needle}`"
+        );
         let (missing, _) = d
             .send(d.request(reqwest::Method::GET, &format!("/api/v1/plugins/{name}")))
             .await;
         assert_eq!(missing, 404, "{name} was stored although refused");
     }
 
-    let (status, body) = d.upload("Bad Name", "1.0.0", fixture("fixture_check")).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("plugin.bad_name")));
-    let (status, body) = d.upload("probe", "latest", fixture("fixture_check")).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("plugin.bad_version")));
     let (status, body) = d
-        .send(d.request(reqwest::Method::POST, "/api/v1/plugins?name=x").body(vec![1]))
+        .upload("Bad Name", "1.0.0", fixture("fixture_check"))
         .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("request.bad_query")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("plugin.bad_name"))
+    );
+    let (status, body) = d.upload("probe", "latest", fixture("fixture_check")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("plugin.bad_version"))
+    );
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/plugins?name=x")
+                .body(vec![1]),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("request.bad_query")),
+        "{body}"
+    );
 
     // What was stored before is untouched and still runs.
-    let (_, list) = d.send(d.request(reqwest::Method::GET, "/api/v1/plugins")).await;
+    let (_, list) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/plugins"))
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(d.verify("probe", json!({})).await["status"], "ok");
 }
@@ -68,13 +112,19 @@ async fn versions_are_immutable_and_identical_bytes_dedupe() {
     assert_eq!((status, &again["created"]), (200, &json!(false)));
     assert_eq!(again["plugin"]["digest"], first["plugin"]["digest"]);
     let (status, conflict) = d.upload("probe", "1.0.0", fixture("fixture_policy")).await;
-    assert_eq!((status, conflict["code"].as_str()), (409, Some("plugin.version_exists")));
+    assert_eq!(
+        (status, conflict["code"].as_str()),
+        (409, Some("plugin.version_exists"))
+    );
     let (status, _) = d.upload("probe", "1.1.0", fixture("fixture_policy")).await;
     assert_eq!(status, 201);
     let (_, latest) = d
         .send(d.request(reqwest::Method::GET, "/api/v1/plugins/probe/latest"))
         .await;
-    assert_eq!((latest["version"].as_str(), latest["kind"].as_str()), (Some("1.1.0"), Some("rollback-policy")));
+    assert_eq!(
+        (latest["version"].as_str(), latest["kind"].as_str()),
+        (Some("1.1.0"), Some("rollback-policy"))
+    );
 }
 
 #[tokio::test]
@@ -86,14 +136,40 @@ async fn grants_are_validated_field_by_field() {
             .json(&grant)
     };
     let (status, body) = d.send(put(json!({"allowed_hosts": ["ftp://x"]}))).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("grant.invalid")));
-    assert!(body["message"].as_str().unwrap().contains("allowed_hosts[0]"), "{body}");
-    let (status, body) = d.send(put(json!({"limits": {"memory_mib": 1_000_000}}))).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("grant.invalid")));
-    assert!(body["message"].as_str().unwrap().contains("limits.memory_mib"), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("grant.invalid"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_hosts[0]"),
+        "{body}"
+    );
+    let (status, body) = d
+        .send(put(json!({"limits": {"memory_mib": 1_000_000}})))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("grant.invalid"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.memory_mib"),
+        "{body}"
+    );
     let (status, body) = d.send(put(json!({"allowed_host": []}))).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("request.bad_json")));
-    assert!(body["message"].as_str().unwrap().contains("allowed_host"), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("request.bad_json"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("allowed_host"),
+        "{body}"
+    );
     let (status, body) = d
         .send(
             d.request(reqwest::Method::PUT, "/api/v1/plugins/nobody/grant")

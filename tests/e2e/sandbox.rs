@@ -23,16 +23,26 @@ async fn an_infinite_loop_hits_its_deadline() {
     let d = hostile_daemon().await;
     let answer = d.verify("hostile", json!({"mode": "loop"})).await;
     assert_eq!(error_code(&answer), "deadline_exceeded");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("1000 ms"));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000 ms")
+    );
     d.assert_healthy().await;
 }
 
 #[tokio::test]
 async fn a_blocking_host_call_hits_its_deadline_too() {
     let d = hostile_daemon().await;
-    let answer = d.verify("hostile", json!({"mode": "sleep", "ms": "60000"})).await;
+    let answer = d
+        .verify("hostile", json!({"mode": "sleep", "ms": "60000"}))
+        .await;
     assert_eq!(error_code(&answer), "deadline_exceeded");
-    assert!(answer["duration_ms"].as_f64().unwrap() < 30_000.0, "{answer}");
+    assert!(
+        answer["duration_ms"].as_f64().unwrap() < 30_000.0,
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -40,7 +50,13 @@ async fn a_memory_bomb_is_stopped_at_its_cap() {
     let d = hostile_daemon().await;
     let answer = d.verify("hostile", json!({"mode": "membomb"})).await;
     assert_eq!(error_code(&answer), "memory_exhausted");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("32 MiB"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("32 MiB"),
+        "{answer}"
+    );
     d.assert_healthy().await;
 }
 
@@ -51,7 +67,12 @@ async fn runaway_recursion_is_a_trap_with_a_backtrace() {
     assert_eq!(error_code(&answer), "trap");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("call stack"), "{message}");
-    assert!(answer["error"]["backtrace"].as_str().is_some_and(|b| !b.is_empty()), "{answer}");
+    assert!(
+        answer["error"]["backtrace"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty()),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -60,8 +81,17 @@ async fn a_panic_is_a_trap_that_carries_the_panic_message() {
     let answer = d.verify("hostile", json!({"mode": "panic"})).await;
     assert_eq!(error_code(&answer), "trap");
     let message = answer["error"]["message"].as_str().unwrap();
-    assert!(message.contains("fixture panic: the check blew up"), "{message}");
-    assert!(answer["error"]["backtrace"].as_str().unwrap().contains("fixture_check"), "{answer}");
+    assert!(
+        message.contains("fixture panic: the check blew up"),
+        "{message}"
+    );
+    assert!(
+        answer["error"]["backtrace"]
+            .as_str()
+            .unwrap()
+            .contains("fixture_check"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -73,7 +103,10 @@ async fn the_filesystem_is_not_there() {
     let summary = v["summary"].as_str().unwrap();
     assert!(summary.starts_with("file read failed"), "{summary}");
     if let Ok(hostname) = std::fs::read_to_string("/etc/hostname") {
-        assert!(!summary.contains(hostname.trim()), "the file leaked: {summary}");
+        assert!(
+            !summary.contains(hostname.trim()),
+            "the file leaked: {summary}"
+        );
     }
 }
 
@@ -82,7 +115,12 @@ async fn a_huge_output_is_refused() {
     let d = hostile_daemon().await;
     let answer = d.verify("hostile", json!({"mode": "huge-output"})).await;
     assert_eq!(error_code(&answer), "output_too_large");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("65536"));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("65536")
+    );
 }
 
 #[tokio::test]
@@ -90,7 +128,12 @@ async fn a_non_finite_metric_is_malformed_output() {
     let d = hostile_daemon().await;
     let answer = d.verify("hostile", json!({"mode": "nan"})).await;
     assert_eq!(error_code(&answer), "malformed_output");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("`bad`"));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`bad`")
+    );
 }
 
 #[tokio::test]
@@ -103,12 +146,16 @@ async fn a_granted_host_is_reachable_and_the_same_plugin_without_the_grant_is_de
     let denied = d.verify("fetch", params.clone()).await;
     assert_eq!(error_code(&denied), "host_denied");
     assert!(
-        denied["error"]["message"].as_str().unwrap().contains(&server.origin()),
+        denied["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&server.origin()),
         "{denied}"
     );
     assert_eq!(server.hits(), 0, "a denied request reached the server");
 
-    d.grant("fetch", json!({"allowed_hosts": [server.origin()]})).await;
+    d.grant("fetch", json!({"allowed_hosts": [server.origin()]}))
+        .await;
     let allowed = d.verify("fetch", params).await;
     let v = verdict(&allowed);
     assert_eq!(v["summary"], "hello from loopback", "{allowed}");
@@ -122,7 +169,8 @@ async fn the_host_header_cannot_smuggle_a_request_to_another_host() {
     let other = CountingServer::start("other").await;
     let d = Daemon::start().await;
     d.upload_ok("sneaky", "fixture_check").await;
-    d.grant("sneaky", json!({"allowed_hosts": [granted.origin()]})).await;
+    d.grant("sneaky", json!({"allowed_hosts": [granted.origin()]}))
+        .await;
     let answer = d
         .verify(
             "sneaky",
@@ -130,7 +178,11 @@ async fn the_host_header_cannot_smuggle_a_request_to_another_host() {
         )
         .await;
     assert_eq!(error_code(&answer), "host_denied", "{answer}");
-    assert_eq!(other.hits(), 0, "the request reached the host that was not granted");
+    assert_eq!(
+        other.hits(),
+        0,
+        "the request reached the host that was not granted"
+    );
     assert_eq!(granted.hits(), 0);
 }
 
@@ -151,7 +203,13 @@ async fn outbound_requests_are_capped_per_invocation() {
         )
         .await;
     assert_eq!(error_code(&answer), "host_denied");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("limit of 3"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 3"),
+        "{answer}"
+    );
     assert_eq!(server.hits(), 3);
 }
 
@@ -160,7 +218,8 @@ async fn fifty_healthy_calls_succeed_while_a_hostile_plugin_spins() {
     let d = Daemon::start().await;
     d.upload_ok("spinner", "fixture_check").await;
     d.upload_ok("healthy", "fixture_check").await;
-    d.grant("spinner", json!({"limits": {"deadline_ms": 8000}})).await;
+    d.grant("spinner", json!({"limits": {"deadline_ms": 8000}}))
+        .await;
     let spin = async {
         let answer = d.verify("spinner", json!({"mode": "loop"})).await;
         (answer, std::time::Instant::now())

@@ -29,12 +29,18 @@ async fn a_check_uses_its_kv_config_secret_and_clock() {
             .unwrap()
     };
     assert_eq!(metric(&first, "secret_len"), 6.0);
-    assert!(metric(&first, "now_ms") > 1.7e12, "the release clock is wall time");
+    assert!(
+        metric(&first, "now_ms") > 1.7e12,
+        "the release clock is wall time"
+    );
     assert_eq!(first["logs"][0]["message"], "verifying");
     assert_eq!(first["logs"][0]["fields"]["targets"], "1");
     // The kv store keeps the counter between invocations.
     let second = d.verify("probe", json!({})).await;
-    assert_eq!(metric(&first, "invocations") + 1.0, metric(&second, "invocations"));
+    assert_eq!(
+        metric(&first, "invocations") + 1.0,
+        metric(&second, "invocations")
+    );
     // The secret is never shown back.
     let (_, detail) = d
         .send(d.request(reqwest::Method::GET, "/api/v1/plugins/probe"))
@@ -46,7 +52,10 @@ async fn a_check_uses_its_kv_config_secret_and_clock() {
 #[tokio::test]
 async fn a_precheck_marks_destructive_migrations_forward_only() {
     let d = Daemon::start().await;
-    assert_eq!(d.upload_ok("sql", "fixture_precheck").await["plugin"]["kind"], "precheck");
+    assert_eq!(
+        d.upload_ok("sql", "fixture_precheck").await["plugin"]["kind"],
+        "precheck"
+    );
     let answer = d
         .invoke(
             "sql",
@@ -56,14 +65,20 @@ async fn a_precheck_marks_destructive_migrations_forward_only() {
             ]}),
         )
         .await;
-    assert_eq!(answer["output"]["precheck"]["forward_only"], true, "{answer}");
+    assert_eq!(
+        answer["output"]["precheck"]["forward_only"], true,
+        "{answer}"
+    );
     assert_eq!(answer["output"]["precheck"]["verdict"]["status"], "pass");
 }
 
 #[tokio::test]
 async fn a_deployer_recognises_a_retried_batch_by_its_idempotency_key() {
     let d = Daemon::start().await;
-    assert_eq!(d.upload_ok("agent", "fixture_deployer").await["plugin"]["kind"], "deployer");
+    assert_eq!(
+        d.upload_ok("agent", "fixture_deployer").await["plugin"]["kind"],
+        "deployer"
+    );
     let body = json!({
         "function": "deploy",
         "idempotency_key": "rel-1/batch-0/attempt-1",
@@ -72,7 +87,10 @@ async fn a_deployer_recognises_a_retried_batch_by_its_idempotency_key() {
     });
     let first = d.invoke("agent", body.clone()).await;
     let results = &first["output"]["targets"]["ok"];
-    assert_eq!(results[0]["message"], "deployed 2.0.0 to 10.0.0.1:80", "{first}");
+    assert_eq!(
+        results[0]["message"], "deployed 2.0.0 to 10.0.0.1:80",
+        "{first}"
+    );
     let again = d.invoke("agent", body).await;
     assert_eq!(
         again["output"]["targets"]["ok"][1]["message"],
@@ -85,8 +103,14 @@ async fn a_deployer_recognises_a_retried_batch_by_its_idempotency_key() {
                 .json(&json!({"function": "rollback"})),
         )
         .await;
-    assert_eq!((status, err["code"].as_str()), (400, Some("invoke.bad_input")));
-    assert!(err["message"].as_str().unwrap().contains("idempotency_key"), "{err}");
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("invoke.bad_input"))
+    );
+    assert!(
+        err["message"].as_str().unwrap().contains("idempotency_key"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +131,9 @@ async fn traffic_weights_are_set_and_read_back() {
         )
         .await;
     assert_eq!(bad["output"]["done"]["fault"]["retryable"], false, "{bad}");
-    let now = d.invoke("router", json!({"function": "current-weights"})).await;
+    let now = d
+        .invoke("router", json!({"function": "current-weights"}))
+        .await;
     assert_eq!(
         now["output"]["weights"]["ok"],
         json!([{"group": "blue", "percent": 90}, {"group": "green", "percent": 10}])
@@ -129,7 +155,12 @@ async fn a_policy_rolls_back_on_a_failed_check() {
         .await;
     let decision = &answer["output"]["decision"];
     assert_eq!(decision["kind"], "rollback", "{answer}");
-    assert!(decision["reason"].as_str().unwrap().contains("error_rate 7.2% > 5%"));
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("error_rate 7.2% > 5%")
+    );
 }
 
 #[tokio::test]
@@ -137,7 +168,10 @@ async fn a_notifier_accepts_events_and_reports_its_own_failure() {
     let d = Daemon::start().await;
     d.upload_ok("notify", "fixture_notifier").await;
     let ok = d
-        .invoke("notify", json!({"event": {"kind": "succeeded", "message": "shop 2.0.0 is out"}}))
+        .invoke(
+            "notify",
+            json!({"event": {"kind": "succeeded", "message": "shop 2.0.0 is out"}}),
+        )
         .await;
     assert_eq!(ok["output"]["done"], json!({"ok": null}), "{ok}");
     let refused = d

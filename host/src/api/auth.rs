@@ -49,7 +49,11 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let unauthorized = |message: &str| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "auth.unauthorized", message.to_string())
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.unauthorized",
+                message.to_string(),
+            )
         };
         let header = parts
             .headers

@@ -29,13 +29,10 @@ const JSON_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     // Uploads may be as large as the runtime accepts, plus room to say so
     // clearly instead of cutting the connection.
-    let upload_limit = (state.registry.runtime().options().max_upload_bytes as usize)
-        .saturating_add(1024 * 1024);
+    let upload_limit =
+        (state.registry.runtime().options().max_upload_bytes as usize).saturating_add(1024 * 1024);
     let uploads = Router::new()
-        .route(
-            "/api/v1/plugins",
-            post(plugins::upload).get(plugins::list),
-        )
+        .route("/api/v1/plugins", post(plugins::upload).get(plugins::list))
         .layer(DefaultBodyLimit::max(upload_limit));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -43,7 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/plugins/{name}", get(plugins::detail))
         .route("/api/v1/plugins/{name}/grant", put(plugins::set_grant))
         .route("/api/v1/plugins/{name}/{version}", get(plugins::show))
-        .route("/api/v1/plugins/{name}/{version}/invoke", post(plugins::invoke))
+        .route(
+            "/api/v1/plugins/{name}/{version}/invoke",
+            post(plugins::invoke),
+        )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(uploads)
         .fallback(|| async {

@@ -255,7 +255,10 @@ pub struct InvokeRequest {
 
 fn verdict_from_dto(v: VerdictDto, field: &str) -> Result<d::Verdict, String> {
     Ok(d::Verdict {
-        status: v.status.parse().map_err(|e| format!("{field}.status: {e}"))?,
+        status: v
+            .status
+            .parse()
+            .map_err(|e| format!("{field}.status: {e}"))?,
         summary: v.summary,
         metrics: v
             .metrics
@@ -356,7 +359,10 @@ impl InvokeRequest {
                             check: o.check,
                             stage: o.stage,
                             batch: o.batch,
-                            verdict: verdict_from_dto(o.verdict, &format!("observations[{i}].verdict"))?,
+                            verdict: verdict_from_dto(
+                                o.verdict,
+                                &format!("observations[{i}].verdict"),
+                            )?,
                             at_ms: o.at_ms,
                         })
                     })

@@ -55,7 +55,11 @@ pub async fn upload(
         .upload(&q.name, &q.version, body.to_vec(), &caller.name)
         .await?;
     let created = outcome == PutOutcome::Created;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
         status,
         Json(UploadDto {
@@ -66,7 +70,10 @@ pub async fn upload(
 }
 
 /// `GET /api/v1/plugins`: every plugin version.
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<Vec<PluginDto>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<PluginDto>>, ApiError> {
     let records = state.registry.list()?;
     Ok(Json(records.into_iter().map(Into::into).collect()))
 }

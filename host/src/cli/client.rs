@@ -7,7 +7,12 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// The daemon's base URL.
-    #[arg(long, env = "GREENLIGHT_SERVER", default_value = "http://127.0.0.1:7878", global = true)]
+    #[arg(
+        long,
+        env = "GREENLIGHT_SERVER",
+        default_value = "http://127.0.0.1:7878",
+        global = true
+    )]
     pub server: String,
     /// The API token.
     #[arg(long, env = "GREENLIGHT_TOKEN", hide_env_values = true, global = true)]
@@ -32,7 +37,9 @@ impl Client {
                 .with_context(|| format!("cannot read the token file {}", path.display()))?
                 .trim()
                 .to_string(),
-            (None, None) => bail!("no API token: pass --token, --token-file or set GREENLIGHT_TOKEN"),
+            (None, None) => {
+                bail!("no API token: pass --token, --token-file or set GREENLIGHT_TOKEN")
+            }
         };
         Ok(Client {
             base: args.server.trim_end_matches('/').to_string(),

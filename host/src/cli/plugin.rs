@@ -103,8 +103,8 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(
     let Some(path) = path else {
         return Ok(T::default());
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid input", path.display()))
 }
 
@@ -119,7 +119,11 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let client = Client::new(&server)?;
-            eprintln!("Uploading {} ({} bytes); the daemon compiles it before answering…", file.display(), bytes.len());
+            eprintln!(
+                "Uploading {} ({} bytes); the daemon compiles it before answering…",
+                file.display(),
+                bytes.len()
+            );
             let up: UploadDto = client
                 .send(
                     client
@@ -129,18 +133,30 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             let p = up.plugin;
-            let what = if up.created { "Uploaded" } else { "Already there:" };
-            println!("{what} {}@{} ({} plugin, {})", p.name, p.version, p.kind, p.digest);
+            let what = if up.created {
+                "Uploaded"
+            } else {
+                "Already there:"
+            };
+            println!(
+                "{what} {}@{} ({} plugin, {})",
+                p.name, p.version, p.kind, p.digest
+            );
             Ok(())
         }
         PluginCommand::List { server } => {
             let client = Client::new(&server)?;
             let plugins: Vec<PluginDto> = client.send(client.get("/api/v1/plugins")).await?;
             if plugins.is_empty() {
-                println!("No plugins yet. Upload one with `greenlight plugin push FILE.wasm --name NAME --version 0.1.0`.");
+                println!(
+                    "No plugins yet. Upload one with `greenlight plugin push FILE.wasm --name NAME --version 0.1.0`."
+                );
                 return Ok(());
             }
-            println!("{:<24} {:<10} {:<16} {:>10}  DIGEST", "NAME", "VERSION", "KIND", "SIZE");
+            println!(
+                "{:<24} {:<10} {:<16} {:>10}  DIGEST",
+                "NAME", "VERSION", "KIND", "SIZE"
+            );
             for p in plugins {
                 println!(
                     "{:<24} {:<10} {:<16} {:>10}  {}",
@@ -160,7 +176,10 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 .await?;
             println!("{}", d.name);
             for v in &d.versions {
-                println!("  {}  {}  {}  uploaded by {}", v.version, v.kind, v.digest, v.uploaded_by);
+                println!(
+                    "  {}  {}  {}  uploaded by {}",
+                    v.version, v.kind, v.digest, v.uploaded_by
+                );
             }
             print_grant(&d.grant);
             Ok(())
@@ -189,7 +208,11 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 },
             };
             let g: GrantView = client
-                .send(client.put(&format!("/api/v1/plugins/{name}/grant")).json(&dto))
+                .send(
+                    client
+                        .put(&format!("/api/v1/plugins/{name}/grant"))
+                        .json(&dto),
+                )
                 .await?;
             println!("Grant of {name} replaced.");
             print_grant(&g);
@@ -231,7 +254,10 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 max_concurrent_invocations: 2,
                 ..Options::default()
             };
-            grant.limits.validate(&options.limit_bounds()).map_err(anyhow::Error::msg)?;
+            grant
+                .limits
+                .validate(&options.limit_bounds())
+                .map_err(anyhow::Error::msg)?;
             let runtime = Runtime::new(options, Arc::new(store), Arc::new(SystemClock))?;
             let plugin = runtime.load(bytes.into()).await?;
             let call = request
@@ -248,7 +274,14 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
 }
 
 fn print_grant(g: &GrantView) {
-    println!("  allowed hosts: {}", if g.allowed_hosts.is_empty() { "none".into() } else { g.allowed_hosts.join(", ") });
+    println!(
+        "  allowed hosts: {}",
+        if g.allowed_hosts.is_empty() {
+            "none".into()
+        } else {
+            g.allowed_hosts.join(", ")
+        }
+    );
     for (k, v) in &g.config {
         println!("  config {k} = {v}");
     }
@@ -260,8 +293,10 @@ fn print_grant(g: &GrantView) {
         "  limits: deadline {} ms, memory {} MiB, output {} bytes, {} requests (unset = daemon default)",
         l.deadline_ms.map_or("default".into(), |v| v.to_string()),
         l.memory_mib.map_or("default".into(), |v| v.to_string()),
-        l.max_output_bytes.map_or("default".into(), |v| v.to_string()),
-        l.max_outbound_requests.map_or("default".into(), |v| v.to_string()),
+        l.max_output_bytes
+            .map_or("default".into(), |v| v.to_string()),
+        l.max_outbound_requests
+            .map_or("default".into(), |v| v.to_string()),
     );
 }
 
@@ -271,7 +306,11 @@ fn report(r: &InvokeResponse, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(r)?);
     } else {
         for line in &r.logs {
-            let fields: Vec<String> = line.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let fields: Vec<String> = line
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             println!("[{}] {} {}", line.level, line.message, fields.join(" "));
         }
         match (&r.output, &r.error) {
@@ -284,7 +323,10 @@ fn report(r: &InvokeResponse, json: bool) -> anyhow::Result<()> {
             }
             (None, None) => {}
         }
-        println!("({:.2} ms, {} HTTP requests)", r.duration_ms, r.http_requests);
+        println!(
+            "({:.2} ms, {} HTTP requests)",
+            r.duration_ms, r.http_requests
+        );
     }
     if let Some(e) = &r.error {
         bail!("the plugin failed: {}", e.code);
@@ -299,11 +341,17 @@ fn print_output(output: &OutputDto) {
             for m in &v.metrics {
                 println!("  {} = {}", m.name, m.value);
             }
-            if let OutputDto::Precheck { forward_only: true, .. } = output {
+            if let OutputDto::Precheck {
+                forward_only: true, ..
+            } = output
+            {
                 println!("  forward-only: automatic rollback will stop before this release");
             }
         }
         OutputDto::Decision(d) => println!("{}: {}", d.kind.to_uppercase(), d.reason),
-        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
     }
 }

@@ -75,13 +75,16 @@ pub struct DemoArgs {
 }
 
 /// The example check plugin bundled with the binary.
-const PROBE: &[u8] = include_bytes!(concat!(env!("GREENLIGHT_PLUGINS_DIR"), "/fixture_check.wasm"));
+const PROBE: &[u8] = include_bytes!(concat!(
+    env!("GREENLIGHT_PLUGINS_DIR"),
+    "/fixture_check.wasm"
+));
 
 /// Starts a daemon on a scratch directory and shows the plugin sandbox at
 /// work through the real API: upload, grant, healthy calls, and hostile ones
 /// stopped by the sandbox.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    crate::telemetry::init("warn");
+    crate::telemetry::init("error");
     let scratch = tempfile::tempdir()?;
     let config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -105,7 +108,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .await?;
     println!(
         "Uploaded probe@1.0.0: a {} plugin, {} bytes, {}",
-        up["plugin"]["kind"], up["plugin"]["size_bytes"], up["plugin"]["digest"]
+        up["plugin"]["kind"].as_str().unwrap_or("?"),
+        up["plugin"]["size_bytes"],
+        up["plugin"]["digest"].as_str().unwrap_or("?")
     );
     let grant = json!({
         "allowed_hosts": [format!("http://{service}")],
@@ -125,8 +130,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let denied = SocketAddr::from(([127, 0, 0, 1], service.port().wrapping_add(1).max(1)));
     let cases = [
         ("healthy check", json!({"mode": "pass"})),
-        ("HTTP to the granted service", json!({"mode": "http-get", "url": format!("http://{service}/health")})),
-        ("HTTP to a host not granted", json!({"mode": "http-get", "url": format!("http://{denied}/")})),
+        (
+            "HTTP to the granted service",
+            json!({"mode": "http-get", "url": format!("http://{service}/health")}),
+        ),
+        (
+            "HTTP to a host not granted",
+            json!({"mode": "http-get", "url": format!("http://{denied}/")}),
+        ),
         ("infinite loop", json!({"mode": "loop"})),
         ("memory bomb", json!({"mode": "membomb"})),
         ("panic", json!({"mode": "panic"})),
@@ -148,16 +159,34 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .await?;
         let result = if r["status"] == "ok" {
             let v = &r["output"]["verdict"];
-            format!("{}: {}", v["status"].as_str().unwrap_or("?"), v["summary"].as_str().unwrap_or(""))
+            format!(
+                "{}: {}",
+                v["status"].as_str().unwrap_or("?"),
+                v["summary"].as_str().unwrap_or("")
+            )
         } else {
-            format!("{}: {}", r["error"]["code"].as_str().unwrap_or("?"), r["error"]["message"].as_str().unwrap_or(""))
+            format!(
+                "{}: {}",
+                r["error"]["code"].as_str().unwrap_or("?"),
+                r["error"]["message"].as_str().unwrap_or("")
+            )
         };
         let ms = r["duration_ms"].as_f64().unwrap_or(0.0);
         println!("{label:<30} {ms:<10.1} {}", truncate(&result, 110));
     }
-    println!("\nThe daemon kept serving throughout: {}", http.get(format!("{base}/healthz")).send().await?.text().await?);
+    println!(
+        "\nThe daemon kept serving throughout: {}",
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await?
+            .text()
+            .await?
+    );
     if args.keep {
-        println!("Daemon left running on {base}; admin token: {}", token.trim());
+        println!(
+            "Daemon left running on {base}; admin token: {}",
+            token.trim()
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
     daemon.stop().await
@@ -173,7 +202,8 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// A loopback HTTP service that answers its health endpoint.
 async fn start_demo_service() -> anyhow::Result<SocketAddr> {
-    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok: shop 1.4.0" }));
+    let app =
+        axum::Router::new().route("/health", axum::routing::get(|| async { "ok: shop 1.4.0" }));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

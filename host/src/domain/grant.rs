@@ -38,7 +38,11 @@ impl Origin {
     }
 
     /// Builds an origin from a request's scheme and authority (`host[:port]`).
-    pub fn from_authority(scheme: &str, authority: &str, default_port: u16) -> Result<Origin, String> {
+    pub fn from_authority(
+        scheme: &str,
+        authority: &str,
+        default_port: u16,
+    ) -> Result<Origin, String> {
         let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
             let (host, after) = rest
                 .split_once(']')
@@ -109,7 +113,9 @@ impl Limits {
             deadline_ms: o.deadline_ms.unwrap_or(self.deadline_ms),
             memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
             max_output_bytes: o.max_output_bytes.unwrap_or(self.max_output_bytes),
-            max_outbound_requests: o.max_outbound_requests.unwrap_or(self.max_outbound_requests),
+            max_outbound_requests: o
+                .max_outbound_requests
+                .unwrap_or(self.max_outbound_requests),
         }
     }
 }
@@ -154,7 +160,11 @@ impl LimitOverrides {
         }
         check("deadline_ms", self.deadline_ms, bounds.max_deadline_ms)?;
         check("memory_mib", self.memory_mib, bounds.max_memory_mib)?;
-        check("max_output_bytes", self.max_output_bytes, bounds.max_output_bytes)?;
+        check(
+            "max_output_bytes",
+            self.max_output_bytes,
+            bounds.max_output_bytes,
+        )?;
         match self.max_outbound_requests {
             Some(v) if v > bounds.max_outbound_requests => Err(format!(
                 "limits.max_outbound_requests is {v}, above this daemon's maximum of {}",

@@ -357,7 +357,10 @@ impl Output {
             Output::Verdict(v) => verdict(v),
             Output::Weights(Ok(ws)) => {
                 if let Some(w) = ws.iter().find(|w| w.percent > 100) {
-                    return Err(format!("group `{}` has weight {} > 100", w.group, w.percent));
+                    return Err(format!(
+                        "group `{}` has weight {} > 100",
+                        w.group, w.percent
+                    ));
                 }
                 Ok(())
             }

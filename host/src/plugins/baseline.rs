@@ -57,7 +57,8 @@ impl RawCheck {
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(err)?;
-        let pre = CheckPluginPre::new(linker.instantiate_pre(&component).map_err(err)?).map_err(err)?;
+        let pre =
+            CheckPluginPre::new(linker.instantiate_pre(&component).map_err(err)?).map_err(err)?;
         Ok(RawCheck { pre })
     }
 
@@ -75,7 +76,11 @@ impl RawCheck {
         let instance = self.pre.instantiate_async(&mut store).await.map_err(err)?;
         let verdict = instance
             .greenlight_plugin_check()
-            .call_verify(&mut store, &convert::context(ctx), &convert::targets(targets))
+            .call_verify(
+                &mut store,
+                &convert::context(ctx),
+                &convert::targets(targets),
+            )
             .await
             .map_err(err)?;
         Ok(convert::verdict(verdict))

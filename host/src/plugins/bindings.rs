@@ -8,6 +8,7 @@ mod platform {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "greenlight:plugin/platform",
+        require_store_data_send: true,
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
@@ -25,6 +26,7 @@ macro_rules! plugin_world {
                 path: "../wit",
                 world: $world,
                 exports: { default: async },
+                require_store_data_send: true,
                 with: {
                     "wasi:io": wasmtime_wasi::p2::bindings::io,
                     "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,

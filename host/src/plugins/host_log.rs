@@ -20,11 +20,15 @@ impl Host for InvocationState {
         };
         let mut budget = MAX_LOG_LINE_BYTES;
         let message = truncate(message, &mut budget);
-        let fields: Vec<(String, String)> = fields
-            .into_iter()
-            .take_while(|_| budget > 0)
-            .map(|(k, v)| (truncate(k, &mut budget), truncate(v, &mut budget)))
-            .collect();
+        let mut kept = Vec::new();
+        for (k, v) in fields {
+            if budget == 0 {
+                break;
+            }
+            let k = truncate(k, &mut budget);
+            kept.push((k, truncate(v, &mut budget)));
+        }
+        let fields = kept;
         let plugin = &*self.plugin;
         match level {
             LogLevel::Error => tracing::error!(plugin, ?fields, "{message}"),

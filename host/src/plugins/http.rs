@@ -64,7 +64,11 @@ impl GrantedHttp {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(Denial::BadUri(uri.to_string()));
         };
-        let default_port = if scheme.eq_ignore_ascii_case("https") { 443 } else { 80 };
+        let default_port = if scheme.eq_ignore_ascii_case("https") {
+            443
+        } else {
+            80
+        };
         let origin = Origin::from_authority(scheme, authority.as_str(), default_port)
             .map_err(|_| Denial::BadUri(uri.to_string()))?;
         if !self.grant.allows(&origin) {

@@ -307,12 +307,19 @@ fn classify(
     if state.memory.exhausted {
         return fail(
             ErrorKind::MemoryExhausted,
-            format!("the plugin needed more than its {} MiB of memory", limits.memory_mib),
+            format!(
+                "the plugin needed more than its {} MiB of memory",
+                limits.memory_mib
+            ),
             backtrace,
         );
     }
     if let Some(denial) = state.hooks.denials.first() {
-        return fail(ErrorKind::HostDenied, with_output(denial.to_string()), backtrace);
+        return fail(
+            ErrorKind::HostDenied,
+            with_output(denial.to_string()),
+            backtrace,
+        );
     }
     match trap {
         Some(Trap::StackOverflow) => fail(
@@ -347,9 +354,14 @@ fn root_message(error: &wasmtime::Error) -> String {
         .unwrap_or_else(|| error.to_string())
 }
 
-/// The last `n` non-empty lines of `text`, joined with ` | `.
+/// The last `n` lines of `text` worth showing, joined with ` | `: blank
+/// lines and the Rust runtime's hint about `RUST_BACKTRACE` (which plugins
+/// cannot set) are left out.
 fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
@@ -364,7 +376,11 @@ async fn dispatch(
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
                 .greenlight_plugin_precheck()
-                .call_run(&mut *store, &convert::context(&ctx), &convert::artifacts(&artifacts))
+                .call_run(
+                    &mut *store,
+                    &convert::context(&ctx),
+                    &convert::artifacts(&artifacts),
+                )
                 .await?;
             Output::Precheck(convert::precheck_result(r))
         }
@@ -432,7 +448,11 @@ async fn dispatch(
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
                 .greenlight_plugin_check()
-                .call_verify(&mut *store, &convert::context(&ctx), &convert::targets(&targets))
+                .call_verify(
+                    &mut *store,
+                    &convert::context(&ctx),
+                    &convert::targets(&targets),
+                )
                 .await?;
             Output::Verdict(convert::verdict(r))
         }
@@ -452,7 +472,11 @@ async fn dispatch(
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
                 .greenlight_plugin_notifier()
-                .call_notify(&mut *store, &convert::context(&ctx), &convert::event(&event))
+                .call_notify(
+                    &mut *store,
+                    &convert::context(&ctx),
+                    &convert::event(&event),
+                )
                 .await?;
             Output::Done(r.map_err(convert::fault))
         }

@@ -29,7 +29,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use crate::clock::Clock;
 use crate::domain::grant::{LimitBounds, Limits};
@@ -253,7 +255,6 @@ impl Runtime {
         let setup = |e: wasmtime::Error| Error::Setup(e.to_string());
         let mut config = Config::new();
         config.epoch_interruption(true);
-        config.wasm_backtrace(true);
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
         if options.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(

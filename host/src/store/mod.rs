@@ -152,7 +152,10 @@ mod tests {
     fn records_with_an_unknown_version_are_reported_not_misread() {
         let bytes = br#"{"v":99,"name":"x"}"#;
         let err = decode::<serde_json::Value>("plugins", b"x\x001.0.0", bytes).unwrap_err();
-        assert!(err.to_string().contains("unknown record version 99"), "{err}");
+        assert!(
+            err.to_string().contains("unknown record version 99"),
+            "{err}"
+        );
         assert!(err.to_string().contains("x/1.0.0"), "{err}");
     }
 }

@@ -60,7 +60,7 @@ impl Daemon {
             .arg(data)
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -108,7 +108,10 @@ impl Daemon {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "the daemon exited with {status} on SIGTERM");
+        assert!(
+            status.success(),
+            "the daemon exited with {status} on SIGTERM"
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -117,7 +120,9 @@ impl Daemon {
 
     /// A request with the admin token.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, self.url(path)).bearer_auth(&self.token)
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
     }
 
     /// Sends a request and returns the status and the JSON body (`null` if none).
@@ -150,8 +155,11 @@ impl Daemon {
     pub async fn grant(&self, name: &str, grant: Value) {
         let (status, body) = self
             .send(
-                self.request(reqwest::Method::PUT, &format!("/api/v1/plugins/{name}/grant"))
-                    .json(&grant),
+                self.request(
+                    reqwest::Method::PUT,
+                    &format!("/api/v1/plugins/{name}/grant"),
+                )
+                .json(&grant),
             )
             .await;
         assert_eq!(status, 200, "grant for {name}: {body}");
