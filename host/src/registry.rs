@@ -50,7 +50,8 @@ pub struct Registry {
     store: Store,
     runtime: Runtime,
     clock: Arc<dyn Clock>,
-    loaded: Arc<Mutex<HashMap<(String, String), LoadCell>>>,
+    /// Loaded plugins by name, then version.
+    loaded: Arc<Mutex<HashMap<String, HashMap<String, LoadCell>>>>,
     grants: Arc<RwLock<HashMap<String, Arc<Grant>>>>,
     /// Compiling uses every core; one compile at a time keeps the daemon
     /// responsive while a large component compiles.
@@ -215,9 +216,21 @@ impl Registry {
     fn cell(&self, name: &str, version: &str) -> LoadCell {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         loaded
-            .entry((name.to_string(), version.to_string()))
+            .entry(name.to_string())
+            .or_default()
+            .entry(version.to_string())
             .or_default()
             .clone()
+    }
+
+    /// The plugin for an exact version if it is loaded already: the fast
+    /// path of every invocation after the first.
+    fn ready(&self, name: &str, version: &str) -> Option<LoadedPlugin> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        match loaded.get(name)?.get(version)?.get()? {
+            Ok(plugin) => Some(plugin.clone()),
+            Err(_) => None,
+        }
     }
 
     /// The loaded plugin for a version, loading it from the store (from its
@@ -277,8 +290,10 @@ impl Registry {
         version: &str,
         call: Call,
     ) -> Result<Result<Invocation, InvokeError>, Error> {
-        let record = self.version(name, version)?;
-        let plugin = self.loaded(&record).await?;
+        let plugin = match self.ready(name, version) {
+            Some(plugin) => plugin,
+            None => self.loaded(&self.version(name, version)?).await?,
+        };
         let grant = self.grant(name)?;
         Ok(self.runtime.invoke(&plugin, name, grant, call).await)
     }

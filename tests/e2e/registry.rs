@@ -37,7 +37,7 @@ async fn bad_uploads_get_clear_errors_and_lose_nothing() {
             oversized,
             413,
             "plugin.too_large",
-            "above the limit of 1048576 bytes",
+            "limit of 1048576 bytes",
         ),
         (
             "other",
@@ -102,6 +102,7 @@ async fn bad_uploads_get_clear_errors_and_lose_nothing() {
         .await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(d.verify("probe", json!({})).await["status"], "ok");
+    d.assert_healthy().await;
 }
 
 #[tokio::test]
@@ -187,15 +188,21 @@ async fn requests_without_a_valid_token_are_refused() {
     assert_eq!(r.status().as_u16(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], "auth.unauthorized");
-    let r = client
+    // The server answers before reading the body and closes the
+    // connection, so each request here gets a client of its own.
+    let r = reqwest::Client::new()
         .post(d.url("/api/v1/plugins?name=x&version=1.0.0"))
         .bearer_auth("glt_not-a-real-token")
-        .body(fixture("fixture_check"))
+        .body(b"\0asm\x0d\0\x01\0".to_vec())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let r = client.get(d.url("/healthz")).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(d.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let token_file = d.data.join("admin-token");
     #[cfg(unix)]
@@ -204,4 +211,29 @@ async fn requests_without_a_valid_token_are_refused() {
         let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the admin token is readable by others");
     }
+}
+
+/// An upload far above the limit is refused from its Content-Length alone,
+/// before its body is read. (The request is written by hand: a client that
+/// sends the whole body may find the connection closed before it reads the
+/// answer.)
+#[tokio::test]
+async fn a_far_too_large_upload_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = Daemon::start_with_config("[plugins]\nmax_upload_bytes = 1048576\n").await;
+    let addr = d.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/plugins?name=big&version=1.0.0 HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        d.token,
+        64 * 1024 * 1024
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"plugin.too_large""#), "{answer}");
+    assert!(answer.contains("limit of 1048576 bytes"), "{answer}");
+    d.assert_healthy().await;
 }

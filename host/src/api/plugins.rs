@@ -1,10 +1,10 @@
 //! Plugin routes: upload, list, show, grant, invoke.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 
 use super::model::{
@@ -34,22 +34,37 @@ fn json_error(e: JsonRejection) -> ApiError {
     ApiError::new(status, "request.bad_json", e.body_text())
 }
 
-fn bytes_error(e: BytesRejection) -> ApiError {
-    ApiError::new(e.status(), "request.bad_body", e.body_text())
-}
-
 /// `POST /api/v1/plugins?name=N&version=V` with the component's bytes. Waits
 /// for the compile (on a blocking thread) and answers 201, or 200 when the
-/// same bytes were already stored.
+/// same bytes were already stored. An upload whose declared length is above
+/// the limit is refused before its body is read.
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<UploadQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<(StatusCode, Json<UploadDto>), ApiError> {
     caller.require(&[Role::PluginAuthor])?;
     let Query(q) = query.map_err(query_error)?;
-    let body = body.map_err(bytes_error)?;
+    let limit = state.registry.runtime().options().max_upload_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "plugin.too_large",
+            format!("the upload is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .await
+        .map_err(|_| too_large())?;
     let (record, outcome) = state
         .registry
         .upload(&q.name, &q.version, body.to_vec(), &caller.name)

@@ -164,7 +164,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                     p.version,
                     p.kind,
                     p.size_bytes,
-                    &p.digest[..p.digest.len().min(19)]
+                    p.digest.get(..19).unwrap_or(&p.digest)
                 );
             }
             Ok(())
