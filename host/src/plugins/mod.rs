@@ -378,7 +378,12 @@ fn pooling_config(options: &Options) -> PoolingAllocationConfig {
         .table_elements(200_000)
         .max_component_instance_size(4 << 20)
         .max_core_instance_size(4 << 20)
-        .max_memory_size((options.max_memory_mib as usize) << 20);
+        .max_memory_size((options.max_memory_mib as usize) << 20)
+        // Reusing a slot resets what the last call touched; for the first
+        // pages memset is cheaper than giving them back to the kernel.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10)
+        .async_stack_keep_resident(64 << 10);
     pool
 }
 
