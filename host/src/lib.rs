@@ -2,10 +2,12 @@
 //! WebAssembly plugin.
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod flowfile;
 pub mod plugins;
 pub mod registry;
 pub mod server;

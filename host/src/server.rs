@@ -7,6 +7,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::api::{self, AppState};
+use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::plugins::Runtime;
@@ -37,7 +38,8 @@ impl Daemon {
             options.artifact_dir = Some(config.data_dir.join("artifacts"));
         }
         let runtime = Runtime::new(options, Arc::new(store.clone()), clock.clone())?;
-        let registry = Registry::new(store.clone(), runtime, clock);
+        let registry = Registry::new(store.clone(), runtime, clock.clone());
+        let catalog = Catalog::new(store.clone(), registry.clone(), clock);
         tokio::spawn({
             let registry = registry.clone();
             async move { registry.warm().await }
@@ -48,6 +50,7 @@ impl Daemon {
         let addr = listener.local_addr()?;
         let app = api::router(AppState {
             registry,
+            catalog,
             store: store.clone(),
         });
         let (shutdown, mut stop) = watch::channel(false);

@@ -2,6 +2,7 @@
 //! its command line, running real plugins built from `plugins/fixtures`.
 
 mod cli;
+mod flows;
 mod registry;
 mod restart;
 mod sandbox;

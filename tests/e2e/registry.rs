@@ -15,7 +15,6 @@ async fn bad_uploads_get_clear_errors_and_lose_nothing() {
         .collect();
     let mut truncated = fixture("fixture_check");
     truncated.truncate(truncated.len() / 2);
-    let oversized = vec![0u8; 2 * 1024 * 1024];
     let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
         (
             "core",
@@ -32,13 +31,6 @@ async fn bad_uploads_get_clear_errors_and_lose_nothing() {
             "not a WebAssembly binary",
         ),
         ("truncated", truncated, 422, "plugin.invalid", "invalid"),
-        (
-            "huge",
-            oversized,
-            413,
-            "plugin.too_large",
-            "limit of 1048576 bytes",
-        ),
         (
             "other",
             fixture("fixture_unknown_world"),

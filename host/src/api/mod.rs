@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+mod flows;
 pub mod model;
 mod plugins;
 
@@ -12,6 +13,7 @@ use axum::routing::{get, post, put};
 pub use auth::{Caller, token_hash};
 pub use error::ApiError;
 
+use crate::catalog::Catalog;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -19,6 +21,7 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Registry,
+    pub catalog: Catalog,
     pub store: Store,
 }
 
@@ -37,6 +40,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/runtime", get(plugins::runtime))
+        .route("/api/v1/flows", post(flows::apply).get(flows::list))
+        .route("/api/v1/flows/{name}", get(flows::show))
         .route("/api/v1/plugins/{name}", get(plugins::detail))
         .route("/api/v1/plugins/{name}/grant", put(plugins::set_grant))
         .route("/api/v1/plugins/{name}/{version}", get(plugins::show))

@@ -574,3 +574,42 @@ impl From<Result<Invocation, InvokeError>> for InvokeResponse {
         }
     }
 }
+
+/// A stage, in a flow's summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageSummaryDto {
+    pub name: String,
+    pub kind: String,
+}
+
+/// The answer to applying a flow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppliedFlowDto {
+    /// False when the same text was already applied under this version.
+    pub created: bool,
+    pub name: String,
+    pub version: u32,
+    pub stages: Vec<StageSummaryDto>,
+}
+
+/// An applied flow version with its source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowDto {
+    pub name: String,
+    pub version: u32,
+    pub applied_at_ms: u64,
+    pub applied_by: String,
+    pub source: String,
+}
+
+impl From<crate::store::FlowRecord> for FlowDto {
+    fn from(r: crate::store::FlowRecord) -> FlowDto {
+        FlowDto {
+            name: r.name,
+            version: r.version,
+            applied_at_ms: r.applied_at_ms,
+            applied_by: r.applied_by,
+            source: r.source,
+        }
+    }
+}

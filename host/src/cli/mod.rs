@@ -1,6 +1,7 @@
 //! The `greenlight` command line: the daemon, and a client of its API.
 
 mod client;
+mod flow;
 mod plugin;
 mod serve;
 
@@ -21,6 +22,9 @@ enum Command {
     /// Upload, list, grant and test plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Apply, list and show flows.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
     /// Start a daemon on a temporary data directory, upload the bundled
     /// example plugins and run them through the sandbox.
     Demo(serve::DemoArgs),
@@ -32,6 +36,7 @@ pub async fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
+        Command::Flow(cmd) => flow::run(cmd).await,
         Command::Demo(args) => serve::demo(args).await,
     }
 }

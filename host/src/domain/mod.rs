@@ -1,4 +1,5 @@
 //! The release domain: pure types and rules, with no IO, no storage, no wasm and no HTTP.
 
+pub mod flow;
 pub mod grant;
 pub mod plugin;

@@ -71,6 +71,11 @@ pub struct Options {
     pub epoch_tick_ms: u64,
     /// Use the pooling allocator (fast instantiation); off means on-demand.
     pub pooling: bool,
+    /// How much of a pooled memory is zeroed in place between calls rather
+    /// than returned to the kernel (and faulted in again).
+    pub keep_resident_kib: u64,
+    /// How much of a pooled call stack stays resident between calls.
+    pub stack_keep_resident_kib: u64,
     /// Where compiled artifacts are kept; none means compile every time.
     pub artifact_dir: Option<PathBuf>,
 }
@@ -91,6 +96,8 @@ impl Default for Options {
             max_upload_bytes: 64 * 1024 * 1024,
             epoch_tick_ms: 5,
             pooling: true,
+            keep_resident_kib: 64,
+            stack_keep_resident_kib: 128,
             artifact_dir: None,
         }
     }
@@ -379,11 +386,10 @@ fn pooling_config(options: &Options) -> PoolingAllocationConfig {
         .max_component_instance_size(4 << 20)
         .max_core_instance_size(4 << 20)
         .max_memory_size((options.max_memory_mib as usize) << 20)
-        // Reusing a slot resets what the last call touched; for the first
-        // pages memset is cheaper than giving them back to the kernel.
-        .linear_memory_keep_resident(1 << 20)
-        .table_keep_resident(64 << 10)
-        .async_stack_keep_resident(64 << 10);
+        // Reusing a slot resets what the last call touched: up to this much
+        // is zeroed in place, the rest given back to the kernel.
+        .linear_memory_keep_resident((options.keep_resident_kib as usize) << 10)
+        .async_stack_keep_resident((options.stack_keep_resident_kib as usize) << 10);
     pool
 }
 

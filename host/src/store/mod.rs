@@ -4,6 +4,7 @@
 //! so a later release can read what an earlier one wrote. Keys that are
 //! scanned in order are built from length-safe parts separated by `\0`.
 
+mod flows;
 mod plugins;
 mod tokens;
 
@@ -12,6 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use flows::FlowRecord;
 pub use plugins::{PluginRecord, PutOutcome};
 pub use tokens::{Role, TokenRecord};
 
@@ -78,6 +80,7 @@ pub struct Store {
     grants: sled::Tree,
     plugin_kv: sled::Tree,
     tokens: sled::Tree,
+    flows: sled::Tree,
 }
 
 impl Store {
@@ -93,6 +96,7 @@ impl Store {
             grants: db.open_tree("grants")?,
             plugin_kv: db.open_tree("plugin_kv")?,
             tokens: db.open_tree("tokens")?,
+            flows: db.open_tree("flows")?,
             db,
         })
     }

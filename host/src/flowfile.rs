@@ -1,0 +1,476 @@
+//! The flow file format (TOML) and its translation into a validated
+//! [`Flow`], with every error naming the field path at fault.
+//!
+//! TOML because flows are written by hand and reviewed in pull requests:
+//! it has no implicit typing surprises (`no` stays a string), comments, and
+//! the same format as the daemon's configuration.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::domain::flow::{
+    Approval, BatchSize, Deploy, Flow, FlowError, OnExpiry, PluginUse, Stage, StageKind, Strategy,
+    WhenBusy, parse_duration_ms,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    name: String,
+    version: u32,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    when_busy: Option<String>,
+    #[serde(default)]
+    stages: Vec<RawStage>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    plugin: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum RawBatch {
+    Count(i64),
+    Text(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    name: Option<String>,
+    kind: Option<String>,
+    reversible: Option<bool>,
+    plugins: Option<Vec<RawPlugin>>,
+    deployer: Option<RawPlugin>,
+    strategy: Option<String>,
+    count: Option<u32>,
+    bake: Option<String>,
+    check_interval: Option<String>,
+    batch: Option<RawBatch>,
+    steps: Option<Vec<u8>>,
+    bake_per_step: Option<String>,
+    traffic: Option<RawPlugin>,
+    checks: Option<Vec<RawPlugin>>,
+    policy: Option<RawPlugin>,
+    roles: Option<Vec<String>>,
+    approvers: Option<u32>,
+    starter_may_approve: Option<bool>,
+    expires_after: Option<String>,
+    on_expiry: Option<String>,
+}
+
+impl RawStage {
+    /// The fields that are set, by name, to refuse those a kind does not use.
+    fn set_fields(&self) -> Vec<&'static str> {
+        let mut set = Vec::new();
+        let mut add = |name, present: bool| {
+            if present {
+                set.push(name);
+            }
+        };
+        add("plugins", self.plugins.is_some());
+        add("deployer", self.deployer.is_some());
+        add("strategy", self.strategy.is_some());
+        add("count", self.count.is_some());
+        add("bake", self.bake.is_some());
+        add("check_interval", self.check_interval.is_some());
+        add("batch", self.batch.is_some());
+        add("steps", self.steps.is_some());
+        add("bake_per_step", self.bake_per_step.is_some());
+        add("traffic", self.traffic.is_some());
+        add("checks", self.checks.is_some());
+        add("policy", self.policy.is_some());
+        add("roles", self.roles.is_some());
+        add("approvers", self.approvers.is_some());
+        add("starter_may_approve", self.starter_may_approve.is_some());
+        add("expires_after", self.expires_after.is_some());
+        add("on_expiry", self.on_expiry.is_some());
+        set
+    }
+}
+
+/// Collects errors while translating, so a file reports all its problems.
+struct Errors(Vec<FlowError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(FlowError::new(path, problem));
+    }
+
+    fn required<T: Clone>(&mut self, value: &Option<T>, path: String, what: &str) -> Option<T> {
+        if value.is_none() {
+            self.push(path, format!("is required for {what}"));
+        }
+        value.clone()
+    }
+
+    fn duration(&mut self, value: &Option<String>, path: String) -> Option<u64> {
+        let text = value.as_ref()?;
+        match parse_duration_ms(text) {
+            Ok(ms) => Some(ms),
+            Err(problem) => {
+                self.push(path, problem);
+                None
+            }
+        }
+    }
+}
+
+fn param_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn plugin_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
+    if raw.plugin.trim().is_empty() {
+        errors.push(format!("{path}.plugin"), "must name a plugin");
+    }
+    PluginUse {
+        plugin: raw.plugin.clone(),
+        version: raw.version.clone().unwrap_or_else(|| "latest".into()),
+        params: raw
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), param_text(v)))
+            .collect(),
+    }
+}
+
+fn plugin_list(raw: &Option<Vec<RawPlugin>>, path: &str, errors: &mut Errors) -> Vec<PluginUse> {
+    raw.iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, p)| plugin_use(p, &format!("{path}[{i}]"), errors))
+        .collect()
+}
+
+/// Reads a flow file, naming every problem with its field path.
+pub fn parse(text: &str) -> Result<Flow, Vec<FlowError>> {
+    let raw: RawFlow = toml::from_str(text).map_err(|e| {
+        let path = e
+            .span()
+            .map(|span| {
+                let line = text[..span.start.min(text.len())].lines().count().max(1);
+                format!("line {line}")
+            })
+            .unwrap_or_default();
+        vec![FlowError::new(path, e.message().trim().to_string())]
+    })?;
+    let mut errors = Errors(Vec::new());
+    if raw.name.trim().is_empty() {
+        errors.push("name", "must not be empty");
+    }
+    if raw.version == 0 {
+        errors.push("version", "must be 1 or more");
+    }
+    let when_busy = match raw.when_busy.as_deref() {
+        None | Some("refuse") => WhenBusy::Refuse,
+        Some("queue") => WhenBusy::Queue,
+        Some(other) => {
+            errors.push("when_busy", format!("`{other}` is not `refuse` or `queue`"));
+            WhenBusy::Refuse
+        }
+    };
+    let stages = raw
+        .stages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| stage(s, i, &mut errors))
+        .collect();
+    let flow = Flow {
+        name: raw.name,
+        version: raw.version,
+        description: raw.description,
+        when_busy,
+        stages,
+    };
+    if let Err(more) = flow.validate() {
+        errors.0.extend(more);
+    }
+    if errors.0.is_empty() {
+        Ok(flow)
+    } else {
+        Err(errors.0)
+    }
+}
+
+/// The fields each stage kind (and deploy strategy) may set.
+fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str] {
+    match (kind, strategy) {
+        ("precheck", _) => &["plugins"],
+        ("verify", _) => &["checks"],
+        ("approval", _) => &[
+            "roles",
+            "approvers",
+            "starter_may_approve",
+            "expires_after",
+            "on_expiry",
+        ],
+        ("deploy", Some("canary")) => &[
+            "deployer",
+            "strategy",
+            "count",
+            "bake",
+            "check_interval",
+            "checks",
+            "policy",
+        ],
+        ("deploy", Some("rolling")) => &["deployer", "strategy", "batch", "checks", "policy"],
+        ("deploy", Some("blue-green")) => &[
+            "deployer",
+            "strategy",
+            "steps",
+            "bake_per_step",
+            "traffic",
+            "checks",
+            "policy",
+        ],
+        _ => &["deployer", "strategy", "checks", "policy"],
+    }
+}
+
+fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
+    let at = |field: &str| format!("stages[{i}].{field}");
+    let name = match &raw.name {
+        Some(n) if !n.trim().is_empty() => n.clone(),
+        Some(_) => {
+            errors.push(at("name"), "must not be empty");
+            String::new()
+        }
+        None => {
+            errors.push(at("name"), "is required");
+            String::new()
+        }
+    };
+    let Some(kind) = raw.kind.as_deref() else {
+        errors.push(
+            at("kind"),
+            "is required: precheck, deploy, approval or verify",
+        );
+        return None;
+    };
+    for field in raw.set_fields() {
+        if !allowed_fields(kind, raw.strategy.as_deref()).contains(&field) {
+            let what = match (kind, raw.strategy.as_deref()) {
+                ("deploy", Some(s)) => format!("{s} deploy stages"),
+                _ => format!("{kind} stages"),
+            };
+            errors.push(at(field), format!("does not apply to {what}"));
+        }
+    }
+    let stage_kind = match kind {
+        "precheck" => StageKind::Precheck {
+            plugins: plugin_list(&raw.plugins, &at("plugins"), errors),
+        },
+        "verify" => StageKind::Verify {
+            checks: plugin_list(&raw.checks, &at("checks"), errors),
+        },
+        "approval" => StageKind::Approval(Approval {
+            roles: raw
+                .roles
+                .clone()
+                .unwrap_or_else(|| vec!["release-manager".into()]),
+            approvers: raw.approvers.unwrap_or(1),
+            starter_may_approve: raw.starter_may_approve.unwrap_or(false),
+            expires_after_ms: errors.duration(&raw.expires_after, at("expires_after")),
+            on_expiry: match raw.on_expiry.as_deref() {
+                None | Some("reject") => OnExpiry::Reject,
+                Some("rollback") => OnExpiry::Rollback,
+                Some("wait") => OnExpiry::KeepWaiting,
+                Some(other) => {
+                    errors.push(
+                        at("on_expiry"),
+                        format!("`{other}` is not `reject`, `rollback` or `wait`"),
+                    );
+                    OnExpiry::Reject
+                }
+            },
+        }),
+        "deploy" => {
+            let deployer = errors.required(&raw.deployer, at("deployer"), "deploy stages");
+            let deployer = deployer.map(|d| plugin_use(&d, &at("deployer"), errors));
+            let strategy = deploy_strategy(raw, i, errors);
+            let checks = plugin_list(&raw.checks, &at("checks"), errors);
+            let policy = raw
+                .policy
+                .as_ref()
+                .map(|p| plugin_use(p, &at("policy"), errors));
+            StageKind::Deploy(Box::new(Deploy {
+                deployer: deployer?,
+                strategy: strategy?,
+                checks,
+                policy,
+            }))
+        }
+        other => {
+            errors.push(
+                at("kind"),
+                format!("`{other}` is not a stage kind: precheck, deploy, approval or verify"),
+            );
+            return None;
+        }
+    };
+    Some(Stage {
+        name,
+        kind: stage_kind,
+        reversible: raw.reversible.unwrap_or(true),
+    })
+}
+
+fn deploy_strategy(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Strategy> {
+    let at = |field: &str| format!("stages[{i}].{field}");
+    match raw.strategy.as_deref() {
+        Some("canary") => {
+            let count = raw.count.unwrap_or(1);
+            if count == 0 {
+                errors.push(at("count"), "a canary needs at least one target");
+            }
+            Some(Strategy::Canary {
+                count,
+                bake_ms: errors.duration(&raw.bake, at("bake")).unwrap_or(0),
+                check_interval_ms: errors
+                    .duration(&raw.check_interval, at("check_interval"))
+                    .unwrap_or(60_000),
+            })
+        }
+        Some("rolling") => {
+            let batch = errors.required(&raw.batch, at("batch"), "rolling deploys")?;
+            let parsed = match batch {
+                RawBatch::Count(n) => u32::try_from(n)
+                    .map_err(|_| format!("`{n}` is not a batch size"))
+                    .and_then(|n| BatchSize::parse(&n.to_string())),
+                RawBatch::Text(t) => BatchSize::parse(&t),
+            };
+            match parsed {
+                Ok(batch) => Some(Strategy::Rolling { batch }),
+                Err(problem) => {
+                    errors.push(at("batch"), problem);
+                    None
+                }
+            }
+        }
+        Some("blue-green") => {
+            let steps = raw.steps.clone().unwrap_or_else(|| vec![10, 50, 100]);
+            let traffic = errors.required(&raw.traffic, at("traffic"), "blue-green deploys")?;
+            Some(Strategy::BlueGreen {
+                steps,
+                bake_per_step_ms: errors
+                    .duration(&raw.bake_per_step, at("bake_per_step"))
+                    .unwrap_or(0),
+                traffic: plugin_use(&traffic, &at("traffic"), errors),
+            })
+        }
+        Some(other) => {
+            errors.push(
+                at("strategy"),
+                format!("`{other}` is not a strategy: canary, rolling or blue-green"),
+            );
+            None
+        }
+        None => {
+            errors.push(
+                at("strategy"),
+                "is required for deploy stages: canary, rolling or blue-green",
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file in `tests/flows` states what applying it must give on its
+    /// first line: `# expect: ok`, or `# expect: ` and text the error contains.
+    #[test]
+    fn flow_files_give_their_expected_outcome() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/flows");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            seen += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .unwrap_or_else(|| panic!("{} has no `# expect:` line", path.display()))
+                .trim();
+            match (parse(&text), expect) {
+                (Ok(_), "ok") => {}
+                (Ok(_), _) => panic!("{}: accepted, expected `{expect}`", path.display()),
+                (Err(errors), _) => {
+                    let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                    assert!(
+                        expect != "ok" && all.iter().any(|e| e.contains(expect)),
+                        "{}: expected `{expect}`, got {all:?}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(
+            seen >= 10,
+            "only {seen} flow files found in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn the_standard_flow_reads_as_written() {
+        let text = include_str!("../../tests/flows/standard.toml");
+        let flow = parse(text).unwrap();
+        assert_eq!((flow.name.as_str(), flow.version), ("standard", 1));
+        assert_eq!(flow.stages.len(), 4);
+        let StageKind::Deploy(deploy) = &flow.stages[3].kind else {
+            panic!("stage 3 is a deploy stage");
+        };
+        assert_eq!(
+            &deploy.strategy,
+            &Strategy::Rolling {
+                batch: BatchSize::Percent(25)
+            }
+        );
+        let StageKind::Approval(gate) = &flow.stages[2].kind else {
+            panic!("stage 2 is an approval");
+        };
+        assert_eq!(gate.expires_after_ms, Some(86_400_000));
+        assert_eq!(gate.on_expiry, OnExpiry::Rollback);
+        assert!(!gate.starter_may_approve);
+        let StageKind::Precheck { plugins } = &flow.stages[0].kind else {
+            panic!("stage 0 is a precheck");
+        };
+        assert_eq!(
+            plugins[0].params,
+            vec![("max_rows".to_string(), "1000".to_string())]
+        );
+        assert_eq!(plugins[0].version, "latest");
+    }
+
+    #[test]
+    fn several_problems_are_reported_together() {
+        let text = "name = \"\"\nversion = 0\n[[stages]]\nkind = \"verify\"\nchecks = []\n";
+        let errors = parse(text).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["name", "version", "stages[0].name", "stages[0].checks"]
+        );
+    }
+}
