@@ -39,11 +39,7 @@ pub async fn apply(
         )
     })?;
     let (flow, created) = state.catalog.apply(&body, &caller.name)?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = super::created_status(created);
     Ok((
         status,
         Json(AppliedFlowDto {

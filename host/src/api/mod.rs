@@ -25,6 +25,15 @@ pub struct AppState {
     pub store: Store,
 }
 
+/// 201 for something new, 200 for something that was already there.
+fn created_status(created: bool) -> axum::http::StatusCode {
+    if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    }
+}
+
 /// Bodies other than plugin uploads are small JSON documents.
 const JSON_BODY_LIMIT: usize = 1024 * 1024;
 

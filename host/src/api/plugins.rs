@@ -70,11 +70,7 @@ pub async fn upload(
         .upload(&q.name, &q.version, body.to_vec(), &caller.name)
         .await?;
     let created = outcome == PutOutcome::Created;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = super::created_status(created);
     Ok((
         status,
         Json(UploadDto {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Store, decode, encode};
+use super::{Error, Store, decode, decode_all, encode, name_prefix};
 
 /// One applied flow version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,8 +19,7 @@ pub struct FlowRecord {
 /// `name \0 version` with the version big-endian, so a name's versions
 /// scan in order.
 fn flow_key(name: &str, version: u32) -> Vec<u8> {
-    let mut k = name.as_bytes().to_vec();
-    k.push(0);
+    let mut k = name_prefix(name);
     k.extend_from_slice(&version.to_be_bytes());
     k
 }
@@ -58,26 +57,12 @@ impl Store {
 
     /// Every version of one flow, oldest first.
     pub fn flow_versions(&self, name: &str) -> Result<Vec<FlowRecord>, Error> {
-        let mut prefix = name.as_bytes().to_vec();
-        prefix.push(0);
-        self.flows
-            .scan_prefix(prefix)
-            .map(|entry| {
-                let (k, v) = entry?;
-                decode("flows", &k, &v)
-            })
-            .collect()
+        decode_all("flows", self.flows.scan_prefix(name_prefix(name)))
     }
 
     /// Every flow version, by name then version.
     pub fn flows(&self) -> Result<Vec<FlowRecord>, Error> {
-        self.flows
-            .iter()
-            .map(|entry| {
-                let (k, v) = entry?;
-                decode("flows", &k, &v)
-            })
-            .collect()
+        decode_all("flows", self.flows.iter())
     }
 }
 

@@ -66,6 +66,26 @@ fn decode<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> 
     Ok(tagged.record)
 }
 
+/// Decodes every record an iterator over a tree yields.
+fn decode_all<T: DeserializeOwned>(
+    tree: &'static str,
+    entries: sled::Iter,
+) -> Result<Vec<T>, Error> {
+    entries
+        .map(|entry| {
+            let (k, v) = entry?;
+            decode(tree, &k, &v)
+        })
+        .collect()
+}
+
+/// The prefix under which every key of `name` (`name \0 …`) sorts.
+fn name_prefix(name: &str) -> Vec<u8> {
+    let mut prefix = name.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
+}
+
 /// Joins key parts with `\0`, which never appears in names we accept.
 fn key(parts: &[&str]) -> Vec<u8> {
     parts.join("\0").into_bytes()

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Error, Store, decode, encode, key};
+use super::{Error, Store, decode, decode_all, encode, key, name_prefix};
 use crate::domain::grant::{Grant, LimitOverrides, Origin};
 
 /// One uploaded plugin version.
@@ -87,26 +87,12 @@ impl Store {
 
     /// Every plugin version, in name order.
     pub fn plugins(&self) -> Result<Vec<PluginRecord>, Error> {
-        self.plugins
-            .iter()
-            .map(|entry| {
-                let (k, v) = entry?;
-                decode("plugins", &k, &v)
-            })
-            .collect()
+        decode_all("plugins", self.plugins.iter())
     }
 
     /// Every version of one plugin.
     pub fn plugin_versions(&self, name: &str) -> Result<Vec<PluginRecord>, Error> {
-        let mut prefix = name.as_bytes().to_vec();
-        prefix.push(0);
-        self.plugins
-            .scan_prefix(prefix)
-            .map(|entry| {
-                let (k, v) = entry?;
-                decode("plugins", &k, &v)
-            })
-            .collect()
+        decode_all("plugins", self.plugins.scan_prefix(name_prefix(name)))
     }
 
     /// The component bytes with this digest.
