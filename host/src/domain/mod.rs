@@ -2,4 +2,5 @@
 
 pub mod flow;
 pub mod grant;
+pub mod plan;
 pub mod plugin;
