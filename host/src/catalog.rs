@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::flow::{Flow, FlowError};
+use crate::domain::plan::{self, Plan};
+use crate::domain::plugin::Target;
 use crate::flowfile;
 use crate::registry::{self, Registry};
 use crate::store::{self, FlowRecord, Store};
@@ -112,6 +114,39 @@ impl Catalog {
     /// Every applied flow version.
     pub fn list(&self) -> Result<Vec<FlowRecord>, Error> {
         Ok(self.store.flows()?)
+    }
+
+    /// A flow version, parsed; `None` names the latest.
+    pub fn flow(&self, name: &str, version: Option<u32>) -> Result<Flow, Error> {
+        let record = match version {
+            Some(v) => self
+                .store
+                .flow(name, v)?
+                .ok_or_else(|| Error::NotFound(format!("no flow `{name}@{v}`")))?,
+            None => self
+                .versions(name)?
+                .pop()
+                .ok_or_else(|| Error::NotFound(format!("no flow named `{name}`")))?,
+        };
+        flowfile::parse(&record.source).map_err(|errors| {
+            Error::Store(store::Error::Corrupt {
+                tree: "flows",
+                key: format!("{}@{}", record.name, record.version),
+                problem: join(&errors),
+            })
+        })
+    }
+
+    /// Plans a release of a flow over these targets without running it.
+    pub fn plan(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        targets: &[Target],
+        live_group: Option<&str>,
+    ) -> Result<Plan, Error> {
+        let flow = self.flow(name, version)?;
+        plan::plan(&flow, targets, live_group).map_err(|e| Error::Invalid(vec![e]))
     }
 
     /// The versions of one flow, oldest first.

@@ -170,3 +170,83 @@ async fn flows_are_applied_from_the_cli() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_release_is_planned_without_running_anything() {
+    let d = daemon_with_plugins().await;
+    let standard = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/flows/standard.toml"),
+    )
+    .unwrap();
+    assert_eq!(apply(&d, &standard).await.0, 201);
+    let targets: Vec<Value> = (0..10)
+        .map(|i| serde_json::json!({"id": format!("web-{i}"), "address": format!("10.0.0.{i}:80")}))
+        .collect();
+    let (status, plan) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/flows/standard/plan")
+                .json(&serde_json::json!({"targets": targets})),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let kinds: Vec<&str> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["precheck", "deploy", "approval", "deploy"]);
+    assert_eq!(plan[1]["batches"], serde_json::json!([["web-0"]]));
+    assert_eq!(plan[1]["bake_ms"], 600_000);
+    let rollout: Vec<usize> = plan[3]["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_array().unwrap().len())
+        .collect();
+    assert_eq!(rollout, [3, 3, 3]);
+    assert_eq!(
+        plan[3]["plugins"],
+        serde_json::json!(["agent@1.0.0", "health@latest"])
+    );
+    assert_eq!(plan[2]["approvers"], 2);
+
+    // A fixed batch size larger than half the environment is refused.
+    let two = r#"
+name = "pairs"
+version = 1
+
+[[stages]]
+name = "rollout"
+kind = "deploy"
+strategy = "rolling"
+deployer = { plugin = "agent" }
+batch = 2
+"#;
+    assert_eq!(apply(&d, two).await.0, 201);
+    let (status, err) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/flows/pairs/plan")
+                .json(&serde_json::json!({"targets": [{"id": "a"}, {"id": "b"}, {"id": "c"}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("flow.invalid")),
+        "{err}"
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("stages[0].batch: a batch of 2 is more than 50% of the 3 targets"),
+        "{err}"
+    );
+    let (status, _) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/flows/nosuch/plan")
+                .json(&serde_json::json!({"targets": [{"id": "a"}]})),
+        )
+        .await;
+    assert_eq!(status, 404);
+}

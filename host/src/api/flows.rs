@@ -1,11 +1,11 @@
 //! Flow routes: apply a flow file, list and show flows.
 
 use axum::Json;
-use axum::extract::rejection::StringRejection;
+use axum::extract::rejection::{JsonRejection, StringRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::model::{AppliedFlowDto, FlowDto, StageSummaryDto};
+use super::model::{AppliedFlowDto, FlowDto, PlanRequest, PlannedStageDto, StageSummaryDto};
 use super::{ApiError, AppState, Caller};
 use crate::catalog;
 use crate::store::Role;
@@ -82,4 +82,22 @@ pub async fn show(
             .map(Into::into)
             .collect(),
     ))
+}
+
+/// `POST /api/v1/flows/{name}/plan`: every stage, batch and target of a
+/// release of this flow over the given targets, without running anything.
+pub async fn plan(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<PlanRequest>, JsonRejection>,
+) -> Result<Json<Vec<PlannedStageDto>>, ApiError> {
+    let Json(request) = body.map_err(super::json_error)?;
+    let plan = state.catalog.plan(
+        &name,
+        request.version,
+        &request.targets(),
+        request.live_group.as_deref(),
+    )?;
+    Ok(Json(plan.stages.into_iter().map(Into::into).collect()))
 }

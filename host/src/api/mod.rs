@@ -8,6 +8,8 @@ mod plugins;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 
 pub use auth::{Caller, token_hash};
@@ -23,6 +25,16 @@ pub struct AppState {
     pub registry: Registry,
     pub catalog: Catalog,
     pub store: Store,
+}
+
+/// A JSON body that could not be read, as our error shape.
+fn json_error(e: JsonRejection) -> ApiError {
+    let status = match e {
+        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, "request.bad_json", e.body_text())
 }
 
 /// 201 for something new, 200 for something that was already there.
@@ -51,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runtime", get(plugins::runtime))
         .route("/api/v1/flows", post(flows::apply).get(flows::list))
         .route("/api/v1/flows/{name}", get(flows::show))
+        .route("/api/v1/flows/{name}/plan", post(flows::plan))
         .route("/api/v1/plugins/{name}", get(plugins::detail))
         .route("/api/v1/plugins/{name}/grant", put(plugins::set_grant))
         .route("/api/v1/plugins/{name}/{version}", get(plugins::show))

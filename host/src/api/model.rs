@@ -613,3 +613,117 @@ impl From<crate::store::FlowRecord> for FlowDto {
         }
     }
 }
+
+/// A request to plan a release without running it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// The flow version; the latest when absent.
+    #[serde(default)]
+    pub version: Option<u32>,
+    pub targets: Vec<TargetDto>,
+    /// The group serving traffic now, for blue-green stages.
+    #[serde(default)]
+    pub live_group: Option<String>,
+}
+
+impl PlanRequest {
+    pub fn targets(&self) -> Vec<d::Target> {
+        self.targets
+            .iter()
+            .map(|t| d::Target {
+                id: t.id.clone(),
+                address: t.address.clone(),
+                group: t.group.clone(),
+                labels: t.labels.clone().into_iter().collect(),
+            })
+            .collect()
+    }
+}
+
+/// One stage of a plan: what it does, to which targets, with which plugins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedStageDto {
+    pub name: String,
+    pub kind: String,
+    pub reversible: bool,
+    /// Target ids per batch, in order (deploy stages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<Vec<String>>,
+    /// Plugins as `name@version`, in the order they run.
+    pub plugins: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic_steps: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<u32>,
+}
+
+impl From<crate::domain::plan::PlannedStage> for PlannedStageDto {
+    fn from(s: crate::domain::plan::PlannedStage) -> PlannedStageDto {
+        use crate::domain::plan::PlannedStep as P;
+        let mut dto = PlannedStageDto {
+            name: s.name,
+            kind: String::new(),
+            reversible: s.reversible,
+            batches: vec![],
+            plugins: vec![],
+            bake_ms: None,
+            idle_group: None,
+            traffic_steps: vec![],
+            roles: vec![],
+            approvers: None,
+        };
+        match s.step {
+            P::Precheck { plugins } => {
+                dto.kind = "precheck".into();
+                dto.plugins = plugins;
+            }
+            P::Verify { checks } => {
+                dto.kind = "verify".into();
+                dto.plugins = checks;
+            }
+            P::Approval {
+                roles, approvers, ..
+            } => {
+                dto.kind = "approval".into();
+                dto.roles = roles;
+                dto.approvers = Some(approvers);
+            }
+            P::Deploy {
+                deployer,
+                batches,
+                checks,
+                bake_ms,
+            } => {
+                dto.kind = "deploy".into();
+                dto.batches = batches.into_iter().map(|b| b.targets).collect();
+                dto.plugins = std::iter::once(deployer).chain(checks).collect();
+                dto.bake_ms = Some(bake_ms);
+            }
+            P::BlueGreen {
+                deployer,
+                idle_group,
+                targets,
+                steps,
+                bake_per_step_ms,
+                traffic,
+                checks,
+                ..
+            } => {
+                dto.kind = "blue-green".into();
+                dto.batches = vec![targets];
+                dto.plugins = [deployer, traffic].into_iter().chain(checks).collect();
+                dto.bake_ms = Some(bake_per_step_ms);
+                dto.idle_group = Some(idle_group);
+                dto.traffic_steps = steps;
+            }
+        }
+        dto
+    }
+}

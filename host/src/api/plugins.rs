@@ -25,15 +25,6 @@ fn query_error(e: QueryRejection) -> ApiError {
     ApiError::bad_request("request.bad_query", e.body_text())
 }
 
-fn json_error(e: JsonRejection) -> ApiError {
-    let status = match e {
-        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, "request.bad_json", e.body_text())
-}
-
 /// `POST /api/v1/plugins?name=N&version=V` with the component's bytes. Waits
 /// for the compile (on a blocking thread) and answers 201, or 200 when the
 /// same bytes were already stored. An upload whose declared length is above
@@ -121,7 +112,7 @@ pub async fn set_grant(
     body: Result<Json<GrantDto>, JsonRejection>,
 ) -> Result<Json<GrantView>, ApiError> {
     caller.require(&[])?;
-    let Json(dto) = body.map_err(json_error)?;
+    let Json(dto) = body.map_err(super::json_error)?;
     let grant = dto
         .into_grant()
         .map_err(|m| ApiError::bad_request("grant.invalid", m))?;
@@ -139,7 +130,7 @@ pub async fn invoke(
     body: Result<Json<InvokeRequest>, JsonRejection>,
 ) -> Result<Json<InvokeResponse>, ApiError> {
     caller.require(&[Role::PluginAuthor, Role::ReleaseManager])?;
-    let Json(request) = body.map_err(json_error)?;
+    let Json(request) = body.map_err(super::json_error)?;
     let record = state.registry.version(&name, &version)?;
     let kind = record
         .kind
