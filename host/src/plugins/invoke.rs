@@ -231,7 +231,7 @@ impl Runtime {
                 format!("the plugin did not finish within {} ms", limits.deadline_ms),
                 None,
             )),
-            Ok(Err(error)) => Err(classify(&error, &state, &limits, &fail)),
+            Ok(Err(error)) => Err(classify(&error, &state, &stderr, &limits, &fail)),
             Ok(Ok(output)) => {
                 if let Some(denial) = state.hooks.denials.first() {
                     Err(fail(ErrorKind::HostDenied, denial.to_string(), None))
@@ -281,6 +281,7 @@ impl Runtime {
 fn classify(
     error: &wasmtime::Error,
     state: &InvocationState,
+    stderr: &str,
     limits: &crate::domain::grant::Limits,
     fail: &dyn Fn(ErrorKind, String, Option<String>) -> InvokeError,
 ) -> InvokeError {
@@ -289,7 +290,7 @@ fn classify(
         .downcast_ref::<WasmBacktrace>()
         .map(|b| b.to_string())
         .filter(|b| !b.trim().is_empty());
-    let said = last_lines(&String::from_utf8_lossy(&state.stderr.contents()), 5);
+    let said = last_lines(stderr, 5);
     let with_output = |message: String| {
         if said.is_empty() {
             message

@@ -206,6 +206,21 @@ impl Drop for Daemon {
     }
 }
 
+/// Asserts an API refusal: its status, its code, and a message that
+/// contains `needle`.
+pub fn assert_refused(status: u16, body: &Value, want: (u16, &str), needle: &str) {
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (want.0, Some(want.1)),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(needle),
+        "`{message}` should mention `{needle}`"
+    );
+}
+
 /// The error code of a failed invocation, or a panic naming what came back.
 pub fn error_code(answer: &Value) -> &str {
     assert_eq!(answer["status"], "failed", "expected a failure: {answer}");
