@@ -4,3 +4,4 @@ pub mod flow;
 pub mod grant;
 pub mod plan;
 pub mod plugin;
+pub mod release;

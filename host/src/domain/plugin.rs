@@ -7,6 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 /// The kind of a plugin: which world of the WIT package it implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PluginKind {
@@ -66,7 +68,7 @@ impl FromStr for PluginKind {
 }
 
 /// A machine that runs an application.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Target {
     pub id: String,
     pub address: String,
@@ -89,7 +91,8 @@ pub struct ReleaseContext {
 }
 
 /// The outcome of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum VerdictStatus {
     Pass,
     Fail,
@@ -129,14 +132,14 @@ impl FromStr for VerdictStatus {
 }
 
 /// One named measurement.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     pub name: String,
     pub value: f64,
 }
 
 /// A check's verdict with its evidence.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub status: VerdictStatus,
     pub summary: String,
@@ -144,7 +147,7 @@ pub struct Verdict {
 }
 
 /// One verdict observed so far in a release.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     pub check: String,
     pub stage: String,
@@ -154,7 +157,8 @@ pub struct Observation {
 }
 
 /// What a rollback policy decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DecisionKind {
     Proceed,
     Pause,
@@ -180,7 +184,7 @@ pub struct Decision {
 }
 
 /// A release artifact handed to prechecks.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Artifact {
     pub kind: String,
     pub name: String,
@@ -195,7 +199,7 @@ pub struct PrecheckResult {
 }
 
 /// What happened on one target during a deploy or rollback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetResult {
     pub target_id: String,
     pub ok: bool,
@@ -203,7 +207,7 @@ pub struct TargetResult {
 }
 
 /// The share of traffic a group receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupWeight {
     pub group: String,
     pub percent: u8,
