@@ -4,7 +4,10 @@
 //! The serde derives here define the release journal's stored form; the API
 //! has its own types.
 
+mod command;
+pub mod event;
 pub mod machine;
+mod next;
 pub mod policy;
 
 use std::collections::BTreeMap;
@@ -15,7 +18,10 @@ use super::flow::{Flow, FlowError, OnExpiry, PluginUse, StageKind, Strategy};
 use super::plan::{PlannedStep, plan};
 use super::plugin::{Artifact, ReleaseContext, Target};
 
-pub use machine::{Action, Actor, Command, CommandError, Event, State, Status, Work, WorkOutcome};
+pub use command::{Actor, Command, CommandError};
+pub use event::{ApprovalRecord, DecisionRecord, Event, RollbackMode, Status};
+pub use machine::{State, TransitionError};
+pub use next::{Action, Work, WorkOutcome};
 
 /// A plugin a step calls, pinned to an exact version when the release starts
 /// so that a resumed release calls what it started with.

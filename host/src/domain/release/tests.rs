@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::machine::{Action, Actor, Command, Event, RollbackMode, State, Work, WorkOutcome};
 use super::policy::CheckVerdict;
+use super::{Action, Actor, Command, Event, RollbackMode, State, Work, WorkOutcome};
 use super::{ReleaseSpec, Start, compile};
 use crate::domain::plugin::{
     Decision, DecisionKind, PluginFault, PrecheckResult, Target, TargetResult, Verdict,

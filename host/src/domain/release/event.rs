@@ -1,0 +1,305 @@
+//! What a release journals: its statuses and events, and the records
+//! decisions and approvals leave behind.
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::{CheckVerdict, Ruling};
+use crate::domain::plugin::{GroupWeight, TargetResult, Verdict};
+
+/// Where a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    WaitingApproval,
+    Paused,
+    RollingBack,
+    /// Rollback stopped before a step that cannot be undone; a human decides.
+    Blocked,
+    Succeeded,
+    Failed,
+    RolledBack,
+    Rejected,
+}
+
+impl Status {
+    pub const ALL: [Status; 9] = [
+        Status::Running,
+        Status::WaitingApproval,
+        Status::Paused,
+        Status::RollingBack,
+        Status::Blocked,
+        Status::Succeeded,
+        Status::Failed,
+        Status::RolledBack,
+        Status::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::WaitingApproval => "waiting-approval",
+            Status::Paused => "paused",
+            Status::RollingBack => "rolling-back",
+            Status::Blocked => "blocked",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::RolledBack => "rolled-back",
+            Status::Rejected => "rejected",
+        }
+    }
+
+    /// Whether the release is over (a succeeded release can still be rolled
+    /// back by a human).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Succeeded | Status::Failed | Status::RolledBack | Status::Rejected
+        )
+    }
+}
+
+/// How a rollback unwinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackMode {
+    /// Batch by batch in reverse, verifying as it goes.
+    Regular,
+    /// Every batch of a stage at once, without verification.
+    Emergency,
+}
+
+/// A decision and everything it was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub ruling: Ruling,
+    pub reason: String,
+    /// `default-policy`, or the policy plugin's `name@version`.
+    pub by: String,
+    pub stage: String,
+    pub batch: Option<u32>,
+    pub round: u32,
+    /// The verdicts of the round decided on.
+    pub inputs: Vec<CheckVerdict>,
+    /// How many observations a policy plugin was given.
+    pub observations: usize,
+    pub at_ms: u64,
+}
+
+/// One approval or rejection at a gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub stage: String,
+    pub by: String,
+    pub approved: bool,
+    pub comment: String,
+    pub at_ms: u64,
+}
+
+/// Everything that happens to a release, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Started {
+        by: String,
+        at_ms: u64,
+    },
+    PrecheckDone {
+        pc: usize,
+        check: String,
+        verdict: Verdict,
+        forward_only: bool,
+        at_ms: u64,
+    },
+    /// Journaled before the deployer is called, with the key it gets.
+    DeployStarted {
+        pc: usize,
+        attempt: u32,
+        key: String,
+        at_ms: u64,
+    },
+    Deployed {
+        pc: usize,
+        attempt: u32,
+        results: Vec<TargetResult>,
+        at_ms: u64,
+    },
+    DeployFailed {
+        pc: usize,
+        attempt: u32,
+        message: String,
+        retryable: bool,
+        at_ms: u64,
+    },
+    BakeStarted {
+        pc: usize,
+        until_ms: u64,
+        at_ms: u64,
+    },
+    Verified {
+        pc: usize,
+        round: u32,
+        verdicts: Vec<CheckVerdict>,
+        at_ms: u64,
+    },
+    Decided {
+        pc: usize,
+        decision: DecisionRecord,
+    },
+    TrafficShifted {
+        pc: usize,
+        weights: Vec<GroupWeight>,
+        at_ms: u64,
+    },
+    TrafficFailed {
+        pc: usize,
+        attempt: u32,
+        message: String,
+        retryable: bool,
+        at_ms: u64,
+    },
+    GateOpened {
+        pc: usize,
+        expires_at_ms: Option<u64>,
+        at_ms: u64,
+    },
+    /// An emergency release passes its gates.
+    GateSkipped {
+        pc: usize,
+        at_ms: u64,
+    },
+    Approved {
+        pc: usize,
+        by: String,
+        comment: String,
+        at_ms: u64,
+    },
+    Rejected {
+        pc: usize,
+        by: String,
+        comment: String,
+        at_ms: u64,
+    },
+    GateExpired {
+        pc: usize,
+        at_ms: u64,
+    },
+    Paused {
+        by: String,
+        reason: String,
+        at_ms: u64,
+    },
+    Resumed {
+        by: String,
+        at_ms: u64,
+    },
+    RollbackStarted {
+        by: String,
+        reason: String,
+        mode: RollbackMode,
+        force: bool,
+        at_ms: u64,
+    },
+    TrafficRestored {
+        stage: usize,
+        weights: Vec<GroupWeight>,
+        at_ms: u64,
+    },
+    /// Journaled before the deployer's rollback is called.
+    RollbackBatchStarted {
+        pcs: Vec<usize>,
+        attempt: u32,
+        key: String,
+        at_ms: u64,
+    },
+    RolledBackBatch {
+        pcs: Vec<usize>,
+        attempt: u32,
+        results: Vec<TargetResult>,
+        at_ms: u64,
+    },
+    RollbackFailed {
+        pcs: Vec<usize>,
+        attempt: u32,
+        message: String,
+        retryable: bool,
+        at_ms: u64,
+    },
+    RollbackVerified {
+        pcs: Vec<usize>,
+        verdicts: Vec<CheckVerdict>,
+        at_ms: u64,
+    },
+    Blocked {
+        reason: String,
+        at_ms: u64,
+    },
+    Finished {
+        status: Status,
+        reason: String,
+        at_ms: u64,
+    },
+}
+
+impl Event {
+    /// The event's name, as journaled and streamed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Started { .. } => "started",
+            Event::PrecheckDone { .. } => "precheck-done",
+            Event::DeployStarted { .. } => "deploy-started",
+            Event::Deployed { .. } => "deployed",
+            Event::DeployFailed { .. } => "deploy-failed",
+            Event::BakeStarted { .. } => "bake-started",
+            Event::Verified { .. } => "verified",
+            Event::Decided { .. } => "decided",
+            Event::TrafficShifted { .. } => "traffic-shifted",
+            Event::TrafficFailed { .. } => "traffic-failed",
+            Event::GateOpened { .. } => "gate-opened",
+            Event::GateSkipped { .. } => "gate-skipped",
+            Event::Approved { .. } => "approved",
+            Event::Rejected { .. } => "rejected",
+            Event::GateExpired { .. } => "gate-expired",
+            Event::Paused { .. } => "paused",
+            Event::Resumed { .. } => "resumed",
+            Event::RollbackStarted { .. } => "rollback-started",
+            Event::TrafficRestored { .. } => "traffic-restored",
+            Event::RollbackBatchStarted { .. } => "rollback-batch-started",
+            Event::RolledBackBatch { .. } => "rolled-back-batch",
+            Event::RollbackFailed { .. } => "rollback-failed",
+            Event::RollbackVerified { .. } => "rollback-verified",
+            Event::Blocked { .. } => "blocked",
+            Event::Finished { .. } => "finished",
+        }
+    }
+
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Event::Decided { decision, .. } => decision.at_ms,
+            Event::Started { at_ms, .. }
+            | Event::PrecheckDone { at_ms, .. }
+            | Event::DeployStarted { at_ms, .. }
+            | Event::Deployed { at_ms, .. }
+            | Event::DeployFailed { at_ms, .. }
+            | Event::BakeStarted { at_ms, .. }
+            | Event::Verified { at_ms, .. }
+            | Event::TrafficShifted { at_ms, .. }
+            | Event::TrafficFailed { at_ms, .. }
+            | Event::GateOpened { at_ms, .. }
+            | Event::GateSkipped { at_ms, .. }
+            | Event::Approved { at_ms, .. }
+            | Event::Rejected { at_ms, .. }
+            | Event::GateExpired { at_ms, .. }
+            | Event::Paused { at_ms, .. }
+            | Event::Resumed { at_ms, .. }
+            | Event::RollbackStarted { at_ms, .. }
+            | Event::TrafficRestored { at_ms, .. }
+            | Event::RollbackBatchStarted { at_ms, .. }
+            | Event::RolledBackBatch { at_ms, .. }
+            | Event::RollbackFailed { at_ms, .. }
+            | Event::RollbackVerified { at_ms, .. }
+            | Event::Blocked { at_ms, .. }
+            | Event::Finished { at_ms, .. } => *at_ms,
+        }
+    }
+}

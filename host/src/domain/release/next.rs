@@ -1,0 +1,586 @@
+//! What a release does next, and how the outcome of plugin work becomes
+//! events.
+
+use super::event::{DecisionRecord, Event, RollbackMode, Status};
+use super::machine::{State, Undo};
+use super::policy::{CheckVerdict, Ruling, judge};
+use super::{PluginRef, ReleaseSpec, Step};
+use crate::domain::plugin::{
+    Artifact, Decision, DecisionKind, GroupWeight, Observation, PluginFault, PrecheckResult,
+    ReleaseContext, Target, TargetResult, Verdict, VerdictStatus,
+};
+
+/// What the engine should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Journal this event; nothing needs calling.
+    Record(Event),
+    /// Call plugins, then hand the outcome to [`State::conclude`].
+    Call(Work),
+    /// Nothing to do until this instant, or until a human acts (`None`).
+    Wait(Option<u64>),
+    /// The release is over.
+    Done,
+}
+
+/// Plugin work the engine carries out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    Precheck {
+        pc: usize,
+        plugin: PluginRef,
+        ctx: ReleaseContext,
+        artifacts: Vec<Artifact>,
+    },
+    Deploy {
+        pc: usize,
+        attempt: u32,
+        key: String,
+        plugin: PluginRef,
+        ctx: ReleaseContext,
+        targets: Vec<Target>,
+    },
+    /// One round: every check over the targets.
+    Verify {
+        pc: usize,
+        round: u32,
+        checks: Vec<(PluginRef, ReleaseContext)>,
+        targets: Vec<Target>,
+    },
+    Decide {
+        pc: usize,
+        plugin: PluginRef,
+        ctx: ReleaseContext,
+        observations: Vec<Observation>,
+    },
+    Shift {
+        pc: usize,
+        attempt: u32,
+        plugin: PluginRef,
+        ctx: ReleaseContext,
+        weights: Vec<GroupWeight>,
+    },
+    RestoreTraffic {
+        stage: usize,
+        attempt: u32,
+        plugin: PluginRef,
+        ctx: ReleaseContext,
+        weights: Vec<GroupWeight>,
+    },
+    Rollback {
+        pcs: Vec<usize>,
+        attempt: u32,
+        key: String,
+        plugin: PluginRef,
+        ctx: ReleaseContext,
+        targets: Vec<Target>,
+    },
+    RollbackVerify {
+        pcs: Vec<usize>,
+        checks: Vec<(PluginRef, ReleaseContext)>,
+        targets: Vec<Target>,
+    },
+}
+
+/// What plugin work produced. Plugin faults (traps, deadlines) arrive as
+/// errors or as `error` verdicts, never as panics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkOutcome {
+    Precheck(Result<PrecheckResult, String>),
+    Targets(Result<Vec<TargetResult>, PluginFault>),
+    Verdicts(Vec<CheckVerdict>),
+    Decision(Result<Decision, String>),
+    Done(Result<(), PluginFault>),
+}
+
+impl State {
+    /// What to do now.
+    pub fn next(&self, spec: &ReleaseSpec, now: u64) -> Action {
+        let Some(status) = self.status else {
+            return Action::Record(Event::Started {
+                by: spec.started_by.clone(),
+                at_ms: now,
+            });
+        };
+        if status.is_terminal() {
+            return Action::Done;
+        }
+        // A deploy under way finishes whatever happened meanwhile, so that
+        // a rollback knows what it has to undo.
+        if let Some((pc, attempt, key)) = &self.in_flight {
+            return self.deploy_call(spec, *pc, *attempt, key.clone());
+        }
+        if let Some((status, reason)) = &self.ending {
+            return Action::Record(Event::Finished {
+                status: *status,
+                reason: reason.clone(),
+                at_ms: now,
+            });
+        }
+        match status {
+            Status::Paused | Status::Blocked => Action::Wait(None),
+            Status::RollingBack => self.next_rollback(spec, now),
+            Status::WaitingApproval => match &self.gate {
+                Some(g) if !g.expired => match g.expires_at_ms {
+                    Some(at) if now >= at => Action::Record(Event::GateExpired {
+                        pc: g.pc,
+                        at_ms: now,
+                    }),
+                    Some(at) => Action::Wait(Some(at)),
+                    None => Action::Wait(None),
+                },
+                _ => Action::Wait(None),
+            },
+            _ => self.next_forward(spec, now),
+        }
+    }
+
+    fn deploy_call(&self, spec: &ReleaseSpec, pc: usize, attempt: u32, key: String) -> Action {
+        let Some(Step::Deploy {
+            stage,
+            batch,
+            targets,
+        }) = spec.steps.get(pc)
+        else {
+            return Action::Wait(None);
+        };
+        let Some(plugin) = spec.stages[*stage].deployer.clone() else {
+            return Action::Wait(None);
+        };
+        Action::Call(Work::Deploy {
+            pc,
+            attempt,
+            key,
+            ctx: spec.context(*stage, Some(*batch), attempt, &plugin),
+            plugin,
+            targets: spec.targets_of(targets),
+        })
+    }
+
+    fn checks(
+        spec: &ReleaseSpec,
+        stage: usize,
+        batch: Option<u32>,
+        attempt: u32,
+    ) -> Vec<(PluginRef, ReleaseContext)> {
+        spec.stages[stage]
+            .verification
+            .checks
+            .iter()
+            .map(|c| (c.clone(), spec.context(stage, batch, attempt, c)))
+            .collect()
+    }
+
+    fn next_forward(&self, spec: &ReleaseSpec, now: u64) -> Action {
+        let pc = self.pc;
+        let Some(step) = spec.steps.get(pc) else {
+            return Action::Record(Event::Finished {
+                status: Status::Succeeded,
+                reason: format!("all {} steps done", spec.steps.len()),
+                at_ms: now,
+            });
+        };
+        if let Some(at) = self.not_before_ms
+            && now < at
+        {
+            return Action::Wait(Some(at));
+        }
+        match step {
+            Step::Precheck { stage, plugin } => Action::Call(Work::Precheck {
+                pc,
+                plugin: plugin.clone(),
+                ctx: spec.context(*stage, None, self.attempt, plugin),
+                artifacts: spec.artifacts.clone(),
+            }),
+            Step::Deploy { .. } => Action::Record(Event::DeployStarted {
+                pc,
+                attempt: self.attempt,
+                key: format!("{}/{pc}/{}", spec.id, self.attempt),
+                at_ms: now,
+            }),
+            Step::Verify {
+                stage,
+                batch,
+                targets,
+                bake_ms,
+                ..
+            } => {
+                if self.awaiting_decision {
+                    if let Some(plugin) = &spec.stages[*stage].verification.policy {
+                        return Action::Call(Work::Decide {
+                            pc,
+                            plugin: plugin.clone(),
+                            ctx: spec.context(*stage, *batch, self.round, plugin),
+                            observations: self.observations.clone(),
+                        });
+                    }
+                    return Action::Wait(None);
+                }
+                if *bake_ms > 0 && self.bake_until_ms.is_none() {
+                    return Action::Record(Event::BakeStarted {
+                        pc,
+                        until_ms: now + bake_ms,
+                        at_ms: now,
+                    });
+                }
+                let due = match (self.next_check_ms, self.bake_until_ms) {
+                    (None, _) => now,
+                    (Some(next), Some(until)) => next.min(until),
+                    (Some(next), None) => next,
+                };
+                if now < due {
+                    return Action::Wait(Some(due));
+                }
+                Action::Call(Work::Verify {
+                    pc,
+                    round: self.round,
+                    checks: Self::checks(spec, *stage, *batch, self.round + 1),
+                    targets: spec.targets_of(targets),
+                })
+            }
+            Step::Shift { stage, percent } => {
+                let s = &spec.stages[*stage];
+                let Some(plugin) = s.traffic.clone() else {
+                    return Action::Wait(None);
+                };
+                Action::Call(Work::Shift {
+                    pc,
+                    attempt: self.attempt,
+                    ctx: spec.context(*stage, None, self.attempt, &plugin),
+                    plugin,
+                    weights: vec![
+                        GroupWeight {
+                            group: s.live_group.clone().unwrap_or_default(),
+                            percent: 100 - percent,
+                        },
+                        GroupWeight {
+                            group: s.idle_group.clone().unwrap_or_default(),
+                            percent: *percent,
+                        },
+                    ],
+                })
+            }
+            Step::Approval { stage } => {
+                if spec.emergency {
+                    return Action::Record(Event::GateSkipped { pc, at_ms: now });
+                }
+                let expires = spec.stages[*stage]
+                    .gate
+                    .as_ref()
+                    .and_then(|g| g.expires_after_ms);
+                Action::Record(Event::GateOpened {
+                    pc,
+                    expires_at_ms: expires.map(|ms| now + ms),
+                    at_ms: now,
+                })
+            }
+        }
+    }
+
+    fn next_rollback(&self, spec: &ReleaseSpec, now: u64) -> Action {
+        let Some(rb) = &self.rollback else {
+            return Action::Wait(None);
+        };
+        if let Some(pcs) = &rb.verify_pending {
+            let stage = spec.steps[pcs[0]].stage();
+            let targets: Vec<u32> = pcs
+                .iter()
+                .filter_map(|pc| match &spec.steps[*pc] {
+                    Step::Deploy { targets, .. } => Some(targets.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            return Action::Call(Work::RollbackVerify {
+                pcs: pcs.clone(),
+                checks: Self::checks(spec, stage, spec.steps[pcs[0]].batch(), 1),
+                targets: spec.targets_of(&targets),
+            });
+        }
+        if let Some(at) = rb.not_before_ms
+            && now < at
+        {
+            return Action::Wait(Some(at));
+        }
+        match self.undo.last() {
+            None => Action::Record(Event::Finished {
+                status: rb.end,
+                reason: rb.reason.clone(),
+                at_ms: now,
+            }),
+            Some(Undo::Traffic { stage, restore }) => {
+                let Some(plugin) = spec.stages[*stage].traffic.clone() else {
+                    return Action::Wait(None);
+                };
+                Action::Call(Work::RestoreTraffic {
+                    stage: *stage,
+                    attempt: rb.attempt,
+                    ctx: spec.context(*stage, None, rb.attempt, &plugin),
+                    plugin,
+                    weights: restore.clone(),
+                })
+            }
+            Some(Undo::Deploy { pc }) => {
+                let stage = spec.steps[*pc].stage();
+                let s = &spec.stages[stage];
+                if !rb.force && (!s.reversible || self.forward_only) {
+                    let why = if s.reversible {
+                        "a precheck marked the release forward-only".to_string()
+                    } else {
+                        format!("stage {} cannot be undone", s.name)
+                    };
+                    return Action::Record(Event::Blocked {
+                        reason: format!(
+                            "rollback stopped before {}: {why}; roll back with force to pass it",
+                            Self::place(spec, *pc)
+                        ),
+                        at_ms: now,
+                    });
+                }
+                let pcs: Vec<usize> = match rb.mode {
+                    RollbackMode::Regular => vec![*pc],
+                    RollbackMode::Emergency => self
+                        .undo
+                        .iter()
+                        .rev()
+                        .map_while(|u| match u {
+                            Undo::Deploy { pc } if spec.steps[*pc].stage() == stage => Some(*pc),
+                            _ => None,
+                        })
+                        .collect(),
+                };
+                let key = format!("{}/rollback/{}/{}", spec.id, pcs[0], rb.attempt);
+                match &rb.in_flight {
+                    Some((in_pcs, attempt, key)) if *in_pcs == pcs && *attempt == rb.attempt => {
+                        let Some(plugin) = s.deployer.clone() else {
+                            return Action::Wait(None);
+                        };
+                        let targets: Vec<u32> = pcs
+                            .iter()
+                            .filter_map(|pc| match &spec.steps[*pc] {
+                                Step::Deploy { targets, .. } => Some(targets.clone()),
+                                _ => None,
+                            })
+                            .flatten()
+                            .collect();
+                        Action::Call(Work::Rollback {
+                            pcs: pcs.clone(),
+                            attempt: *attempt,
+                            key: key.clone(),
+                            ctx: spec.context(stage, spec.steps[pcs[0]].batch(), *attempt, &plugin),
+                            plugin,
+                            targets: spec.targets_of(&targets),
+                        })
+                    }
+                    _ => Action::Record(Event::RollbackBatchStarted {
+                        pcs,
+                        attempt: rb.attempt,
+                        key,
+                        at_ms: now,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Turns the outcome of `work` into events.
+    pub fn conclude(
+        &self,
+        spec: &ReleaseSpec,
+        work: &Work,
+        outcome: WorkOutcome,
+        now: u64,
+    ) -> Vec<Event> {
+        match (work, outcome) {
+            (Work::Precheck { pc, plugin, .. }, WorkOutcome::Precheck(result)) => {
+                let (verdict, forward_only) = match result {
+                    Ok(r) => (r.verdict, r.forward_only),
+                    Err(message) => (
+                        Verdict {
+                            status: VerdictStatus::Error,
+                            summary: message,
+                            metrics: Vec::new(),
+                        },
+                        false,
+                    ),
+                };
+                vec![Event::PrecheckDone {
+                    pc: *pc,
+                    check: plugin.label(),
+                    verdict,
+                    forward_only,
+                    at_ms: now,
+                }]
+            }
+            (Work::Deploy { pc, attempt, .. }, WorkOutcome::Targets(result)) => {
+                vec![match result {
+                    Ok(results) => Event::Deployed {
+                        pc: *pc,
+                        attempt: *attempt,
+                        results,
+                        at_ms: now,
+                    },
+                    Err(fault) => Event::DeployFailed {
+                        pc: *pc,
+                        attempt: *attempt,
+                        message: fault.message,
+                        retryable: fault.retryable,
+                        at_ms: now,
+                    },
+                }]
+            }
+            (Work::Verify { pc, round, .. }, WorkOutcome::Verdicts(verdicts)) => {
+                let mut events = vec![Event::Verified {
+                    pc: *pc,
+                    round: *round,
+                    verdicts: verdicts.clone(),
+                    at_ms: now,
+                }];
+                let stage = &spec.stages[spec.steps[*pc].stage()];
+                if stage.verification.policy.is_none() {
+                    let (ruling, reason) = judge(
+                        &stage.verification,
+                        &verdicts,
+                        &self.errors,
+                        self.failures
+                            .get(&spec.steps[*pc].stage())
+                            .copied()
+                            .unwrap_or(0),
+                        &Self::place(spec, *pc),
+                    );
+                    events.push(Event::Decided {
+                        pc: *pc,
+                        decision: DecisionRecord {
+                            ruling,
+                            reason,
+                            by: "default-policy".to_string(),
+                            stage: stage.name.clone(),
+                            batch: spec.steps[*pc].batch(),
+                            round: *round,
+                            inputs: verdicts,
+                            observations: 0,
+                            at_ms: now,
+                        },
+                    });
+                }
+                events
+            }
+            (
+                Work::Decide {
+                    pc,
+                    plugin,
+                    observations,
+                    ..
+                },
+                WorkOutcome::Decision(result),
+            ) => {
+                let (ruling, reason) = match result {
+                    Ok(d) => (
+                        match d.kind {
+                            DecisionKind::Proceed => Ruling::Proceed,
+                            DecisionKind::Pause => Ruling::Pause,
+                            DecisionKind::Rollback => Ruling::Rollback,
+                        },
+                        d.reason,
+                    ),
+                    Err(message) => (
+                        Ruling::Pause,
+                        format!("the policy {} could not decide: {message}", plugin.label()),
+                    ),
+                };
+                let round = self.round.saturating_sub(1);
+                let inputs = self.last_round.clone();
+                vec![Event::Decided {
+                    pc: *pc,
+                    decision: DecisionRecord {
+                        ruling,
+                        reason,
+                        by: plugin.label(),
+                        stage: spec.stages[spec.steps[*pc].stage()].name.clone(),
+                        batch: spec.steps[*pc].batch(),
+                        round,
+                        inputs,
+                        observations: observations.len(),
+                        at_ms: now,
+                    },
+                }]
+            }
+            (
+                Work::Shift {
+                    pc,
+                    attempt,
+                    weights,
+                    ..
+                },
+                WorkOutcome::Done(result),
+            ) => vec![match result {
+                Ok(()) => Event::TrafficShifted {
+                    pc: *pc,
+                    weights: weights.clone(),
+                    at_ms: now,
+                },
+                Err(fault) => Event::TrafficFailed {
+                    pc: *pc,
+                    attempt: *attempt,
+                    message: fault.message,
+                    retryable: fault.retryable,
+                    at_ms: now,
+                },
+            }],
+            (
+                Work::RestoreTraffic {
+                    stage,
+                    attempt,
+                    weights,
+                    ..
+                },
+                WorkOutcome::Done(result),
+            ) => vec![match result {
+                Ok(()) => Event::TrafficRestored {
+                    stage: *stage,
+                    weights: weights.clone(),
+                    at_ms: now,
+                },
+                Err(fault) => Event::RollbackFailed {
+                    pcs: Vec::new(),
+                    attempt: *attempt,
+                    message: format!("restoring traffic: {}", fault.message),
+                    retryable: fault.retryable,
+                    at_ms: now,
+                },
+            }],
+            (Work::Rollback { pcs, attempt, .. }, WorkOutcome::Targets(result)) => {
+                vec![match result {
+                    Ok(results) => Event::RolledBackBatch {
+                        pcs: pcs.clone(),
+                        attempt: *attempt,
+                        results,
+                        at_ms: now,
+                    },
+                    Err(fault) => Event::RollbackFailed {
+                        pcs: pcs.clone(),
+                        attempt: *attempt,
+                        message: fault.message,
+                        retryable: fault.retryable,
+                        at_ms: now,
+                    },
+                }]
+            }
+            (Work::RollbackVerify { pcs, .. }, WorkOutcome::Verdicts(verdicts)) => {
+                vec![Event::RollbackVerified {
+                    pcs: pcs.clone(),
+                    verdicts,
+                    at_ms: now,
+                }]
+            }
+            (work, outcome) => {
+                // A mismatch is a bug in the engine; make it visible and
+                // stop the release rather than guess.
+                vec![Event::Blocked {
+                    reason: format!("internal: outcome {outcome:?} does not fit work {work:?}"),
+                    at_ms: now,
+                }]
+            }
+        }
+    }
+}
