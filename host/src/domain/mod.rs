@@ -2,5 +2,6 @@
 
 pub mod flow;
 pub mod grant;
+pub mod inventory;
 pub mod plan;
 pub mod plugin;
