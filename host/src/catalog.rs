@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::domain::flow::{Flow, FlowError};
+use crate::domain::flow::{Flow, FlowError, join_errors};
 use crate::domain::plan::{self, Plan};
 use crate::domain::plugin::Target;
 use crate::flowfile;
@@ -14,7 +14,7 @@ use crate::store::{self, FlowRecord, Store};
 /// Why a flow was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}", join(.0))]
+    #[error("{}", join_errors(.0))]
     Invalid(Vec<FlowError>),
     #[error("{0}")]
     Conflict(String),
@@ -22,14 +22,6 @@ pub enum Error {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] store::Error),
-}
-
-fn join(errors: &[FlowError]) -> String {
-    errors
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// The flow catalog; cheap to clone.
@@ -132,7 +124,7 @@ impl Catalog {
             Error::Store(store::Error::Corrupt {
                 tree: "flows",
                 key: format!("{}@{}", record.name, record.version),
-                problem: join(&errors),
+                problem: join_errors(&errors),
             })
         })
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod flows;
+mod inventory;
 mod registry;
 mod restart;
 mod sandbox;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::plugins;
 use crate::registry;
+use crate::store;
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -87,6 +88,15 @@ impl From<registry::Error> for ApiError {
             E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "plugin.version_exists", m),
             E::Plugin(e) => e.into(),
             E::Store(e) => ApiError::internal("The store failed", &e),
+        }
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> ApiError {
+        match e {
+            store::Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            other => ApiError::internal("The store failed", &other),
         }
     }
 }

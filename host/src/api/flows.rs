@@ -5,7 +5,9 @@ use axum::extract::rejection::{JsonRejection, StringRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::model::{AppliedFlowDto, FlowDto, PlanRequest, PlannedStageDto, StageSummaryDto};
+use super::model::{
+    AppliedFlowDto, FlowDto, PlanRequest, PlanScope, PlannedStageDto, StageSummaryDto,
+};
 use super::{ApiError, AppState, Caller};
 use crate::catalog;
 use crate::store::Role;
@@ -85,7 +87,8 @@ pub async fn show(
 }
 
 /// `POST /api/v1/flows/{name}/plan`: every stage, batch and target of a
-/// release of this flow over the given targets, without running anything.
+/// release of this flow over the given targets, or over an environment of
+/// the inventory, without running anything.
 pub async fn plan(
     State(state): State<AppState>,
     _caller: Caller,
@@ -93,11 +96,25 @@ pub async fn plan(
     body: Result<Json<PlanRequest>, JsonRejection>,
 ) -> Result<Json<Vec<PlannedStageDto>>, ApiError> {
     let Json(request) = body.map_err(super::json_error)?;
-    let plan = state.catalog.plan(
-        &name,
-        request.version,
-        &request.targets(),
-        request.live_group.as_deref(),
-    )?;
+    let version = request.version;
+    let scope = request
+        .scope()
+        .map_err(|m| ApiError::bad_request("plan.invalid", m))?;
+    let (targets, live_group) = match scope {
+        PlanScope::Targets {
+            targets,
+            live_group,
+        } => (targets, live_group),
+        PlanScope::Inventory {
+            application,
+            environment,
+        } => {
+            let env = super::inventory::find(&state, &application, &environment)?;
+            (env.targets, env.live_group)
+        }
+    };
+    let plan = state
+        .catalog
+        .plan(&name, version, &targets, live_group.as_deref())?;
     Ok(Json(plan.stages.into_iter().map(Into::into).collect()))
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod error;
 mod flows;
+mod inventory;
 pub mod model;
 mod plugins;
 
@@ -64,6 +65,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/flows", post(flows::apply).get(flows::list))
         .route("/api/v1/flows/{name}", get(flows::show))
         .route("/api/v1/flows/{name}/plan", post(flows::plan))
+        .route("/api/v1/apps", get(inventory::list))
+        .route(
+            "/api/v1/apps/{app}/envs/{env}",
+            put(inventory::put)
+                .get(inventory::show)
+                .delete(inventory::delete),
+        )
         .route("/api/v1/plugins/{name}", get(plugins::detail))
         .route("/api/v1/plugins/{name}/grant", put(plugins::set_grant))
         .route("/api/v1/plugins/{name}/{version}", get(plugins::show))

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::grant::{Grant, LimitOverrides, Origin};
+use crate::domain::inventory::Environment;
 use crate::domain::plugin as d;
 use crate::plugins::{Invocation, InvokeError, LogLine};
 use crate::store::PluginRecord;
@@ -150,6 +151,28 @@ pub struct TargetDto {
     pub group: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+}
+
+impl From<TargetDto> for d::Target {
+    fn from(t: TargetDto) -> d::Target {
+        d::Target {
+            id: t.id,
+            address: t.address,
+            group: t.group,
+            labels: t.labels.into_iter().collect(),
+        }
+    }
+}
+
+impl From<d::Target> for TargetDto {
+    fn from(t: d::Target) -> TargetDto {
+        TargetDto {
+            id: t.id,
+            address: t.address,
+            group: t.group,
+            labels: t.labels.into_iter().collect(),
+        }
+    }
 }
 
 /// The release context given to a plugin.
@@ -297,16 +320,7 @@ impl InvokeRequest {
             attempt: c.attempt,
             parameters: c.parameters.into_iter().collect(),
         };
-        let targets = self
-            .targets
-            .into_iter()
-            .map(|t| d::Target {
-                id: t.id,
-                address: t.address,
-                group: t.group,
-                labels: t.labels.into_iter().collect(),
-            })
-            .collect();
+        let targets = self.targets.into_iter().map(Into::into).collect();
         let key = || {
             self.idempotency_key
                 .clone()
@@ -614,30 +628,66 @@ impl From<crate::store::FlowRecord> for FlowDto {
     }
 }
 
-/// A request to plan a release without running it.
+/// A request to plan a release without running it, over the given
+/// targets or over an environment of the inventory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// The flow version; the latest when absent.
     #[serde(default)]
     pub version: Option<u32>,
-    pub targets: Vec<TargetDto>,
+    #[serde(default)]
+    pub targets: Option<Vec<TargetDto>>,
     /// The group serving traffic now, for blue-green stages.
     #[serde(default)]
     pub live_group: Option<String>,
+    #[serde(default)]
+    pub application: Option<String>,
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+/// Where the targets of a plan come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanScope {
+    Targets {
+        targets: Vec<d::Target>,
+        live_group: Option<String>,
+    },
+    Inventory {
+        application: String,
+        environment: String,
+    },
 }
 
 impl PlanRequest {
-    pub fn targets(&self) -> Vec<d::Target> {
-        self.targets
-            .iter()
-            .map(|t| d::Target {
-                id: t.id.clone(),
-                address: t.address.clone(),
-                group: t.group.clone(),
-                labels: t.labels.clone().into_iter().collect(),
-            })
-            .collect()
+    /// The targets given, or the environment named; exactly one of the two.
+    pub fn scope(self) -> Result<PlanScope, String> {
+        match (self.targets, self.application, self.environment) {
+            (Some(targets), None, None) => Ok(PlanScope::Targets {
+                targets: targets.into_iter().map(Into::into).collect(),
+                live_group: self.live_group,
+            }),
+            (None, Some(application), Some(environment)) if self.live_group.is_none() => {
+                Ok(PlanScope::Inventory {
+                    application,
+                    environment,
+                })
+            }
+            (None, Some(_), Some(_)) => Err(
+                "live_group: comes from the inventory when `application` and `environment` are given"
+                    .into(),
+            ),
+            (None, None, None) => {
+                Err("targets: give `targets`, or `application` and `environment`".into())
+            }
+            (Some(_), _, _) => Err(
+                "targets: give either `targets` or `application` and `environment`, not both"
+                    .into(),
+            ),
+            (None, Some(_), None) => Err("environment: is required with `application`".into()),
+            (None, None, Some(_)) => Err("application: is required with `environment`".into()),
+        }
     }
 }
 
@@ -726,4 +776,94 @@ impl From<crate::domain::plan::PlannedStage> for PlannedStageDto {
         }
         dto
     }
+}
+
+/// An environment as an admin puts it; its application and name come from
+/// the path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentRequest {
+    pub targets: Vec<TargetDto>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_group: Option<String>,
+}
+
+impl EnvironmentRequest {
+    /// The environment, not yet validated.
+    pub fn into_environment(self, application: &str, name: &str) -> Environment {
+        Environment {
+            application: application.to_string(),
+            name: name.to_string(),
+            targets: self.targets.into_iter().map(Into::into).collect(),
+            live_group: self.live_group,
+            current_version: None,
+        }
+    }
+}
+
+/// An environment with its targets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentDto {
+    pub application: String,
+    pub name: String,
+    pub targets: Vec<TargetDto>,
+    pub live_group: Option<String>,
+    pub current_version: Option<String>,
+}
+
+impl From<Environment> for EnvironmentDto {
+    fn from(e: Environment) -> EnvironmentDto {
+        EnvironmentDto {
+            application: e.application,
+            name: e.name,
+            targets: e.targets.into_iter().map(Into::into).collect(),
+            live_group: e.live_group,
+            current_version: e.current_version,
+        }
+    }
+}
+
+/// The answer to putting an environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PutEnvironmentDto {
+    /// False when an environment of that name was replaced.
+    pub created: bool,
+    pub environment: EnvironmentDto,
+}
+
+/// An environment, in the list of applications.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentSummaryDto {
+    pub name: String,
+    pub targets: usize,
+    pub groups: Vec<String>,
+    pub live_group: Option<String>,
+    pub current_version: Option<String>,
+}
+
+/// An application with its environments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplicationDto {
+    pub name: String,
+    pub environments: Vec<EnvironmentSummaryDto>,
+}
+
+/// Groups environments, ordered by application, into applications.
+pub fn applications(environments: &[Environment]) -> Vec<ApplicationDto> {
+    environments
+        .chunk_by(|a, b| a.application == b.application)
+        .map(|envs| ApplicationDto {
+            name: envs[0].application.clone(),
+            environments: envs
+                .iter()
+                .map(|e| EnvironmentSummaryDto {
+                    name: e.name.clone(),
+                    targets: e.targets.len(),
+                    groups: e.groups().into_iter().map(String::from).collect(),
+                    live_group: e.live_group.clone(),
+                    current_version: e.current_version.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod flow;
+mod inventory;
 mod plugin;
 mod serve;
 
@@ -25,6 +26,9 @@ enum Command {
     /// Apply, list and show flows.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// Describe applications, their environments and targets.
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
     /// Start a daemon on a temporary data directory, upload the bundled
     /// example plugins and run them through the sandbox.
     Demo(serve::DemoArgs),
@@ -37,6 +41,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Flow(cmd) => flow::run(cmd).await,
+        Command::Inventory(cmd) => inventory::run(cmd).await,
         Command::Demo(args) => serve::demo(args).await,
     }
 }

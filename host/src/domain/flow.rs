@@ -31,6 +31,15 @@ impl fmt::Display for FlowError {
     }
 }
 
+/// Every error, in order, as one line.
+pub fn join_errors(errors: &[FlowError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A plugin a stage uses, with the parameters the stage gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginUse {

@@ -2,6 +2,7 @@
 
 pub mod flow;
 pub mod grant;
+pub mod inventory;
 pub mod plan;
 pub mod plugin;
 pub mod release;

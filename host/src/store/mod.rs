@@ -5,6 +5,7 @@
 //! scanned in order are built from length-safe parts separated by `\0`.
 
 mod flows;
+mod inventory;
 mod plugins;
 mod tokens;
 
@@ -30,6 +31,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// Version tag written into every record.
@@ -101,6 +104,7 @@ pub struct Store {
     plugin_kv: sled::Tree,
     tokens: sled::Tree,
     flows: sled::Tree,
+    inventory: sled::Tree,
 }
 
 impl Store {
@@ -117,6 +121,7 @@ impl Store {
             plugin_kv: db.open_tree("plugin_kv")?,
             tokens: db.open_tree("tokens")?,
             flows: db.open_tree("flows")?,
+            inventory: db.open_tree("inventory")?,
             db,
         })
     }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use greenlight::store::{Role, Store, TokenRecord};
 use serde_json::{Value, json};
 
 /// How long a daemon may take to start (it may compile plugins on the way).
@@ -96,11 +97,40 @@ impl Daemon {
     /// Stops the daemon with SIGTERM and starts a new one on the same data.
     pub async fn restart(mut self) -> Daemon {
         self.terminate();
+        self.respawn().await
+    }
+
+    /// Starts a new daemon on this one's data, which must have stopped.
+    async fn respawn(mut self) -> Daemon {
         let scratch = self._scratch.take();
         let config = std::fs::read_to_string(self.data.with_extension("toml")).unwrap();
         let mut next = Daemon::spawn(&self.data, &config).await;
         next._scratch = scratch;
         next
+    }
+
+    /// Stops the daemon, adds a token with `role` to its store, and starts
+    /// it again; returns the new daemon and the token. There is no API for
+    /// tokens yet, so this writes to the store while the daemon is down.
+    pub async fn add_token(mut self, role: Role) -> (Daemon, String) {
+        self.terminate();
+        let token = greenlight::server::new_token().unwrap();
+        {
+            let store = Store::open(&self.data.join("db")).unwrap();
+            store
+                .put_token(
+                    &greenlight::api::token_hash(&token),
+                    &TokenRecord {
+                        name: role.as_str().to_string(),
+                        role,
+                        created_at_ms: 0,
+                        revoked: false,
+                    },
+                )
+                .unwrap();
+            store.flush().unwrap();
+        }
+        (self.respawn().await, token)
     }
 
     /// Sends SIGTERM and waits for the process to exit.

@@ -1,0 +1,100 @@
+//! Inventory routes: put, show, list and delete the environments of
+//! applications.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::model::{
+    ApplicationDto, EnvironmentDto, EnvironmentRequest, PutEnvironmentDto, applications,
+};
+use super::{ApiError, AppState, Caller};
+use crate::domain::flow::join_errors;
+use crate::domain::inventory::Environment;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("inventory.invalid", message)
+}
+
+fn not_found(application: &str, environment: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no environment `{environment}` in application `{application}`"),
+    )
+}
+
+/// An environment of the inventory, or a 404 naming it.
+pub fn find(
+    state: &AppState,
+    application: &str,
+    environment: &str,
+) -> Result<Environment, ApiError> {
+    state
+        .store
+        .environment(application, environment)?
+        .ok_or_else(|| not_found(application, environment))
+}
+
+/// `PUT /api/v1/apps/{app}/envs/{env}`: creates (201) or replaces (200) an
+/// environment. Replacing keeps the version running there.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((application, name)): Path<(String, String)>,
+    body: Result<Json<EnvironmentRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<PutEnvironmentDto>), ApiError> {
+    caller.require(&[])?;
+    // A body of the wrong shape (an unknown or missing field) names the
+    // field at fault, like every other inventory error.
+    let Json(request) = body.map_err(|e| match e {
+        JsonRejection::JsonDataError(_) => invalid(e.body_text()),
+        other => super::json_error(other),
+    })?;
+    let environment = request.into_environment(&application, &name);
+    environment
+        .validate()
+        .map_err(|errors| invalid(join_errors(&errors)))?;
+    let created = state.store.put_environment(&environment)?;
+    tracing::info!(application = %application, environment = %name, created, "Environment stored.");
+    let stored = find(&state, &application, &name)?;
+    Ok((
+        super::created_status(created),
+        Json(PutEnvironmentDto {
+            created,
+            environment: stored.into(),
+        }),
+    ))
+}
+
+/// `GET /api/v1/apps`: every application with a summary of its environments.
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<ApplicationDto>>, ApiError> {
+    Ok(Json(applications(&state.store.environments()?)))
+}
+
+/// `GET /api/v1/apps/{app}/envs/{env}`: one environment with its targets.
+pub async fn show(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((application, name)): Path<(String, String)>,
+) -> Result<Json<EnvironmentDto>, ApiError> {
+    Ok(Json(find(&state, &application, &name)?.into()))
+}
+
+/// `DELETE /api/v1/apps/{app}/envs/{env}`: 204, or 404 if there was none.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((application, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&[])?;
+    if !state.store.delete_environment(&application, &name)? {
+        return Err(not_found(&application, &name));
+    }
+    tracing::info!(application = %application, environment = %name, "Environment deleted.");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,220 @@
+//! `greenlight inventory …`: apply an inventory file, list and show
+//! environments.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde::Deserialize;
+
+use super::client::{Client, ServerArgs};
+use crate::api::model::{ApplicationDto, EnvironmentDto, EnvironmentRequest, PutEnvironmentDto};
+use crate::domain::inventory::check_name;
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Create or replace the environments an inventory file describes (admin).
+    Apply {
+        /// The inventory file (TOML): `application` and `[environments.NAME]`.
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List applications and their environments.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one environment with its targets.
+    Show {
+        application: String,
+        environment: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// An inventory file: one application and its environments by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryFile {
+    application: String,
+    environments: BTreeMap<String, EnvironmentRequest>,
+}
+
+/// Reads and checks a whole file before anything is sent, so a bad file
+/// changes nothing.
+fn read_file(file: &Path) -> anyhow::Result<InventoryFile> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let inventory: InventoryFile = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid inventory file", file.display()))?;
+    if inventory.environments.is_empty() {
+        bail!("{}: environments: name at least one", file.display());
+    }
+    let mut problems = Vec::new();
+    if let Err(problem) = check_name(&inventory.application) {
+        problems.push(format!("application: {problem}"));
+    }
+    for (name, request) in &inventory.environments {
+        let environment = request
+            .clone()
+            .into_environment(&inventory.application, name);
+        for e in environment.validate().err().unwrap_or_default() {
+            match e.path.as_str() {
+                "application" => {}
+                "environment" => problems.push(format!("environments.{name}: {}", e.problem)),
+                path => problems.push(format!("environments.{name}.{path}: {}", e.problem)),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}: {}", file.display(), problems.join("; "));
+    }
+    Ok(inventory)
+}
+
+pub async fn run(cmd: InventoryCommand) -> anyhow::Result<()> {
+    match cmd {
+        InventoryCommand::Apply { file, server } => {
+            let inventory = read_file(&file)?;
+            let client = Client::new(&server)?;
+            let app = &inventory.application;
+            for (name, request) in &inventory.environments {
+                let put: PutEnvironmentDto = client
+                    .send(
+                        client
+                            .put(&format!("/api/v1/apps/{app}/envs/{name}"))
+                            .json(request),
+                    )
+                    .await
+                    .with_context(|| format!("{}: environment `{name}`", file.display()))?;
+                let what = if put.created { "Created" } else { "Replaced" };
+                println!(
+                    "{what} {app}/{name} ({} targets)",
+                    put.environment.targets.len()
+                );
+            }
+            Ok(())
+        }
+        InventoryCommand::List { server } => {
+            let client = Client::new(&server)?;
+            let apps: Vec<ApplicationDto> = client.send(client.get("/api/v1/apps")).await?;
+            if apps.is_empty() {
+                println!(
+                    "No applications yet. Describe one with `greenlight inventory apply INVENTORY.toml`."
+                );
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:<16} {:>7}  {:<16} {:<8} VERSION",
+                "APPLICATION", "ENVIRONMENT", "TARGETS", "GROUPS", "LIVE"
+            );
+            for app in apps {
+                for env in app.environments {
+                    println!(
+                        "{:<20} {:<16} {:>7}  {:<16} {:<8} {}",
+                        app.name,
+                        env.name,
+                        env.targets,
+                        or_dash(&env.groups.join(",")),
+                        env.live_group.as_deref().unwrap_or("-"),
+                        env.current_version.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+            Ok(())
+        }
+        InventoryCommand::Show {
+            application,
+            environment,
+            server,
+        } => {
+            let client = Client::new(&server)?;
+            let env: EnvironmentDto = client
+                .send(client.get(&format!("/api/v1/apps/{application}/envs/{environment}")))
+                .await?;
+            println!("{}/{}", env.application, env.name);
+            println!(
+                "  version:    {}",
+                env.current_version.as_deref().unwrap_or("-")
+            );
+            println!("  live group: {}", env.live_group.as_deref().unwrap_or("-"));
+            println!("\n{:<16} {:<24} {:<8} LABELS", "ID", "ADDRESS", "GROUP");
+            for t in env.targets {
+                let labels: Vec<String> =
+                    t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "{:<16} {:<24} {:<8} {}",
+                    t.id,
+                    t.address,
+                    or_dash(&t.group),
+                    or_dash(&labels.join(","))
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> anyhow::Result<InventoryFile> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("inventory.toml");
+        std::fs::write(&file, text).unwrap();
+        read_file(&file)
+    }
+
+    #[test]
+    fn a_file_reads_as_written() {
+        let inventory = read(
+            r#"
+application = "shop"
+[environments.prod]
+live_group = "blue"
+targets = [{ id = "web-1", address = "10.0.0.1:8080", group = "blue", labels = { zone = "eu-1" } }]
+"#,
+        )
+        .unwrap();
+        let prod = inventory.environments["prod"]
+            .clone()
+            .into_environment(&inventory.application, "prod");
+        assert_eq!(prod.live_group.as_deref(), Some("blue"));
+        assert_eq!(prod.targets[0].labels, [("zone".into(), "eu-1".into())]);
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_full_path() {
+        let err = read(
+            r#"
+application = "Shop"
+[environments.Prod]
+targets = [{ id = "a", address = "x" }, { id = "a", address = "" }]
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "inventory.toml: application: `Shop`",
+            "environments.Prod: `Prod` may hold only",
+            "environments.Prod.targets[1].id: target id `a` is used twice",
+            "environments.Prod.targets[1].address: must not be empty",
+        ] {
+            assert!(err.contains(needle), "`{needle}` missing from `{err}`");
+        }
+        assert_eq!(err.matches("`Shop`").count(), 1, "{err}");
+        let err = read("application = \"shop\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("missing field `environments`"),
+            "{err:#}"
+        );
+    }
+}

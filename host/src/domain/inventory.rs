@@ -1,0 +1,221 @@
+//! The inventory: applications, their environments, and the targets each
+//! environment runs on, with the rules an environment must satisfy.
+
+use std::collections::BTreeSet;
+
+use super::flow::FlowError;
+use super::plugin::Target;
+
+/// Where an application runs: one environment (beta, prod, …) and its targets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Environment {
+    pub application: String,
+    pub name: String,
+    pub targets: Vec<Target>,
+    /// The group serving traffic now, for blue-green releases.
+    pub live_group: Option<String>,
+    /// The version running here, as the last successful release left it.
+    pub current_version: Option<String>,
+}
+
+/// The longest application or environment name.
+const MAX_NAME_LEN: usize = 63;
+
+/// Application and environment names: 1 to 63 lowercase letters, digits and
+/// `-`, so they read well in URLs, logs and host names.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "`{name}` must be 1 to {MAX_NAME_LEN} characters long"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "`{name}` may hold only lowercase letters, digits and `-`"
+        ));
+    }
+    Ok(())
+}
+
+impl Environment {
+    /// The distinct groups of the targets, in order; targets without a
+    /// group are in none.
+    pub fn groups(&self) -> Vec<&str> {
+        let groups: BTreeSet<&str> = self
+            .targets
+            .iter()
+            .map(|t| t.group.as_str())
+            .filter(|g| !g.is_empty())
+            .collect();
+        groups.into_iter().collect()
+    }
+
+    /// Checks every rule and reports every problem with its field path.
+    pub fn validate(&self) -> Result<(), Vec<FlowError>> {
+        let mut errors = Vec::new();
+        for (path, name) in [
+            ("application", &self.application),
+            ("environment", &self.name),
+        ] {
+            if let Err(problem) = check_name(name) {
+                errors.push(FlowError::new(path, problem));
+            }
+        }
+        if self.targets.is_empty() {
+            errors.push(FlowError::new(
+                "targets",
+                "an environment needs at least one target",
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        for (i, target) in self.targets.iter().enumerate() {
+            if target.id.trim().is_empty() {
+                errors.push(FlowError::new(
+                    format!("targets[{i}].id"),
+                    "must not be empty",
+                ));
+            } else if !ids.insert(target.id.as_str()) {
+                errors.push(FlowError::new(
+                    format!("targets[{i}].id"),
+                    format!("target id `{}` is used twice", target.id),
+                ));
+            }
+            if target.address.trim().is_empty() {
+                errors.push(FlowError::new(
+                    format!("targets[{i}].address"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if let Some(live) = &self.live_group {
+            let groups = self.groups();
+            if !groups.contains(&live.as_str()) {
+                let known = if groups.is_empty() {
+                    "no target has a group".to_string()
+                } else {
+                    format!("the groups are {}", groups.join(", "))
+                };
+                errors.push(FlowError::new(
+                    "live_group",
+                    format!("`{live}` is not the group of any target; {known}"),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(id: &str, group: &str) -> Target {
+        Target {
+            id: id.into(),
+            address: format!("{id}:8080"),
+            group: group.into(),
+            labels: vec![],
+        }
+    }
+
+    fn prod() -> Environment {
+        Environment {
+            application: "shop".into(),
+            name: "prod".into(),
+            targets: vec![target("web-1", "blue"), target("web-2", "green")],
+            live_group: Some("blue".into()),
+            current_version: None,
+        }
+    }
+
+    fn paths(env: &Environment) -> Vec<String> {
+        env.validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_environment_passes() {
+        assert_eq!(prod().validate(), Ok(()));
+        assert_eq!(prod().groups(), ["blue", "green"]);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["shop", "web-2", "a", &"x".repeat(63)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Shop", "a_b", "a/b", "a\0b", "é", &"x".repeat(64)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        let env = Environment {
+            application: "Shop".into(),
+            name: String::new(),
+            ..prod()
+        };
+        assert_eq!(paths(&env), ["application", "environment"]);
+    }
+
+    #[test]
+    fn every_target_problem_is_named_by_its_path() {
+        let mut env = prod();
+        env.targets.push(target("web-1", "blue"));
+        env.targets.push(Target {
+            address: String::new(),
+            ..target(" ", "blue")
+        });
+        let errors = env.validate().unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "targets[2].id: target id `web-1` is used twice",
+                "targets[3].id: must not be empty",
+                "targets[3].address: must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_environment_needs_targets() {
+        let env = Environment {
+            targets: vec![],
+            live_group: None,
+            ..prod()
+        };
+        assert_eq!(paths(&env), ["targets"]);
+    }
+
+    #[test]
+    fn the_live_group_must_be_a_targets_group() {
+        let env = Environment {
+            live_group: Some("red".into()),
+            ..prod()
+        };
+        let errors = env.validate().unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "live_group: `red` is not the group of any target; the groups are blue, green"
+        );
+        let ungrouped = Environment {
+            targets: vec![target("web-1", "")],
+            live_group: Some(String::new()),
+            ..prod()
+        };
+        assert_eq!(paths(&ungrouped), ["live_group"]);
+        let no_live = Environment {
+            live_group: None,
+            ..prod()
+        };
+        assert_eq!(no_live.validate(), Ok(()));
+    }
+}
