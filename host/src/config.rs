@@ -18,6 +18,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The plugin runtime.
     pub plugins: plugins::Options,
+    /// Starts the release clock at this instant (milliseconds since the
+    /// Unix epoch) and moves it only through `POST /api/v1/clock`, so that
+    /// bake periods and approval expiries pass on request. For tests and
+    /// demos; unset, the clock is the machine's.
+    pub manual_clock_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -26,6 +31,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir: PathBuf::from("greenlight-data"),
             plugins: plugins::Options::default(),
+            manual_clock_ms: None,
         }
     }
 }

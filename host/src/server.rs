@@ -8,8 +8,9 @@ use tokio::sync::watch;
 
 use crate::api::{self, AppState};
 use crate::catalog::Catalog;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::plugins::Runtime;
 use crate::registry::Registry;
 use crate::store::{Role, Store, TokenRecord};
@@ -27,7 +28,10 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the data directory, loads plugins and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = match config.manual_clock_ms {
+            Some(start) => Arc::new(ManualClock::new(start)),
+            None => Arc::new(SystemClock),
+        };
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let store = Store::open(&config.data_dir.join("db"))
@@ -39,7 +43,16 @@ impl Daemon {
         }
         let runtime = Runtime::new(options, Arc::new(store.clone()), clock.clone())?;
         let registry = Registry::new(store.clone(), runtime, clock.clone());
-        let catalog = Catalog::new(store.clone(), registry.clone(), clock);
+        let catalog = Catalog::new(store.clone(), registry.clone(), clock.clone());
+        let (shutdown, mut stop) = watch::channel(false);
+        let engine = Engine::start(
+            store.clone(),
+            registry.clone(),
+            catalog.clone(),
+            clock,
+            stop.clone(),
+        )
+        .context("cannot start the release engine")?;
         tokio::spawn({
             let registry = registry.clone();
             async move { registry.warm().await }
@@ -52,14 +65,15 @@ impl Daemon {
             registry,
             catalog,
             store: store.clone(),
+            engine: engine.clone(),
         });
-        let (shutdown, mut stop) = watch::channel(false);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
                 .await?;
+            engine.stopped().await;
             store.flush()?;
             Ok(())
         });

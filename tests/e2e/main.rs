@@ -5,6 +5,7 @@ mod cli;
 mod flows;
 mod inventory;
 mod registry;
+mod releases;
 mod restart;
 mod sandbox;
 mod support;

@@ -6,6 +6,8 @@ mod flows;
 mod inventory;
 pub mod model;
 mod plugins;
+pub mod release_model;
+mod releases;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,6 +19,7 @@ pub use auth::{Caller, token_hash};
 pub use error::ApiError;
 
 use crate::catalog::Catalog;
+use crate::engine::Engine;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -26,6 +29,7 @@ pub struct AppState {
     pub registry: Registry,
     pub catalog: Catalog,
     pub store: Store,
+    pub engine: Engine,
 }
 
 /// A JSON body that could not be read, as our error shape.
@@ -71,6 +75,23 @@ pub fn router(state: AppState) -> Router {
             put(inventory::put)
                 .get(inventory::show)
                 .delete(inventory::delete),
+        )
+        .route(
+            "/api/v1/releases",
+            post(releases::start).get(releases::list),
+        )
+        .route("/api/v1/releases/{id}", get(releases::show))
+        .route("/api/v1/releases/{id}/journal", get(releases::journal))
+        .route(
+            "/api/v1/releases/{id}/{action}",
+            post(releases::comment_command),
+        )
+        .route("/api/v1/releases/{id}/resume", post(releases::resume))
+        .route("/api/v1/releases/{id}/rollback", post(releases::rollback))
+        .route("/api/v1/events", get(releases::events))
+        .route(
+            "/api/v1/clock",
+            get(releases::clock).post(releases::move_clock),
         )
         .route("/api/v1/plugins/{name}", get(plugins::detail))
         .route("/api/v1/plugins/{name}/grant", put(plugins::set_grant))

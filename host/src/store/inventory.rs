@@ -136,23 +136,40 @@ impl Store {
         current_version: &str,
         live_group: Option<String>,
     ) -> Result<(), Error> {
-        let k = key(&[application, environment]);
         transact(&self.inventory, |tx| {
-            let bytes = tx.get(&k)?.ok_or_else(|| {
-                ConflictableTransactionError::Abort(Error::NotFound(format!(
-                    "no environment `{environment}` in application `{application}`"
-                )))
-            })?;
-            let mut record: EnvironmentRecord =
-                decode("inventory", &k, &bytes).map_err(ConflictableTransactionError::Abort)?;
-            record.current_version = Some(current_version.to_string());
-            if let Some(live) = &live_group {
-                record.live_group = Some(live.clone());
-            }
-            tx.insert(k.as_slice(), encode(&record))?;
-            Ok(())
+            record_outcome(
+                tx,
+                application,
+                environment,
+                current_version,
+                live_group.as_deref(),
+            )
         })
     }
+}
+
+/// Within a transaction on the inventory tree: records a release's outcome.
+pub(super) fn record_outcome(
+    tx: &sled::transaction::TransactionalTree,
+    application: &str,
+    environment: &str,
+    current_version: &str,
+    live_group: Option<&str>,
+) -> Result<(), ConflictableTransactionError<Error>> {
+    let k = key(&[application, environment]);
+    let bytes = tx.get(&k)?.ok_or_else(|| {
+        ConflictableTransactionError::Abort(Error::NotFound(format!(
+            "no environment `{environment}` in application `{application}`"
+        )))
+    })?;
+    let mut record: EnvironmentRecord =
+        decode("inventory", &k, &bytes).map_err(ConflictableTransactionError::Abort)?;
+    record.current_version = Some(current_version.to_string());
+    if let Some(live) = live_group {
+        record.live_group = Some(live.to_string());
+    }
+    tx.insert(k.as_slice(), encode(&record))?;
+    Ok(())
 }
 
 #[cfg(test)]

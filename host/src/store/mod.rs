@@ -7,6 +7,7 @@
 mod flows;
 mod inventory;
 mod plugins;
+mod releases;
 mod tokens;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 pub use flows::FlowRecord;
 pub use plugins::{PluginRecord, PutOutcome};
+pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
 pub use tokens::{Role, TokenRecord};
 
 /// Why a store operation failed.
@@ -33,6 +35,8 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("release {release} is already active in this environment")]
+    Busy { release: String },
 }
 
 /// Version tag written into every record.
@@ -105,6 +109,10 @@ pub struct Store {
     tokens: sled::Tree,
     flows: sled::Tree,
     inventory: sled::Tree,
+    release_specs: sled::Tree,
+    journal: sled::Tree,
+    release_index: sled::Tree,
+    active: sled::Tree,
 }
 
 impl Store {
@@ -122,6 +130,10 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             flows: db.open_tree("flows")?,
             inventory: db.open_tree("inventory")?,
+            release_specs: db.open_tree("release_specs")?,
+            journal: db.open_tree("journal")?,
+            release_index: db.open_tree("release_index")?,
+            active: db.open_tree("active")?,
             db,
         })
     }

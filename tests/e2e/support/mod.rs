@@ -14,6 +14,8 @@ use std::time::Duration;
 use greenlight::store::{Role, Store, TokenRecord};
 use serde_json::{Value, json};
 
+pub mod releases;
+
 /// How long a daemon may take to start (it may compile plugins on the way).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -97,6 +99,14 @@ impl Daemon {
     /// Stops the daemon with SIGTERM and starts a new one on the same data.
     pub async fn restart(mut self) -> Daemon {
         self.terminate();
+        self.respawn().await
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would, and starts a new one
+    /// on the same data.
+    pub async fn crash_and_restart(mut self) -> Daemon {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         self.respawn().await
     }
 

@@ -427,4 +427,4 @@ pub fn compile(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

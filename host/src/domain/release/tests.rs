@@ -109,6 +109,18 @@ pub(crate) fn spec_for(
     .expect("scenario flow compiles")
 }
 
+/// A small compiled release for store tests.
+pub(crate) fn sample_spec(id: &str) -> ReleaseSpec {
+    let mut spec = spec_for(
+        include_str!("../../../../tests/flows/standard.toml"),
+        fleet(4, &[]),
+        None,
+        false,
+    );
+    spec.id = id.to_string();
+    spec
+}
+
 struct Outcomes(BTreeMap<String, VecDeque<String>>);
 
 impl Outcomes {

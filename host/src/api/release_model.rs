@@ -1,0 +1,516 @@
+//! The JSON shapes of releases: requests, the full state of a release, and
+//! the events streamed to clients. Built from the domain, never the domain
+//! itself.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::plugin::{Observation, Verdict};
+use crate::domain::release::machine::Undo;
+use crate::domain::release::policy::CheckVerdict;
+use crate::domain::release::{
+    ApprovalRecord, DecisionRecord, Event, ReleaseSpec, RollbackMode, State, Step,
+};
+use crate::store::ReleaseSummary;
+
+/// `POST /api/v1/releases`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartReleaseRequest {
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub flow: String,
+    #[serde(default)]
+    pub flow_version: Option<u32>,
+    /// Skips bake periods and approval gates (never prechecks or
+    /// verification); admins only, always recorded.
+    #[serde(default)]
+    pub emergency: bool,
+    /// Files handed to prechecks.
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactDto {
+    pub kind: String,
+    pub name: String,
+    pub content: String,
+}
+
+/// Approve, reject, pause and resume bodies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentRequest {
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `POST /api/v1/releases/{id}/rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    pub comment: String,
+    /// `regular` (batch by batch, verifying) or `emergency` (all at once).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Pass steps that cannot be undone.
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl RollbackRequest {
+    pub fn mode(&self) -> Result<RollbackMode, String> {
+        match self.mode.as_deref() {
+            None | Some("regular") => Ok(RollbackMode::Regular),
+            Some("emergency") => Ok(RollbackMode::Emergency),
+            Some(other) => Err(format!("mode: `{other}` is not `regular` or `emergency`")),
+        }
+    }
+}
+
+/// One release in a listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseSummaryDto {
+    pub id: String,
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub flow: String,
+    pub flow_version: u32,
+    pub started_by: String,
+    pub emergency: bool,
+    pub status: String,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub outcome: Option<String>,
+}
+
+impl From<ReleaseSummary> for ReleaseSummaryDto {
+    fn from(s: ReleaseSummary) -> ReleaseSummaryDto {
+        ReleaseSummaryDto {
+            id: s.id,
+            application: s.application,
+            environment: s.environment,
+            version: s.version,
+            flow: s.flow,
+            flow_version: s.flow_version,
+            started_by: s.started_by,
+            emergency: s.emergency,
+            status: s.status.as_str().to_string(),
+            created_ms: s.created_ms,
+            updated_ms: s.updated_ms,
+            outcome: s.outcome,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerdictDto {
+    pub check: String,
+    pub status: String,
+    pub summary: String,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+fn verdict_dto(check: &str, v: &Verdict) -> VerdictDto {
+    VerdictDto {
+        check: check.to_string(),
+        status: v.status.as_str().to_string(),
+        summary: v.summary.clone(),
+        metrics: v
+            .metrics
+            .iter()
+            .map(|m| (m.name.clone(), m.value))
+            .collect(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObservationDto {
+    pub stage: String,
+    pub batch: Option<u32>,
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub verdict: VerdictDto,
+}
+
+impl From<&Observation> for ObservationDto {
+    fn from(o: &Observation) -> ObservationDto {
+        ObservationDto {
+            stage: o.stage.clone(),
+            batch: o.batch,
+            at_ms: o.at_ms,
+            verdict: verdict_dto(&o.check, &o.verdict),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionDto {
+    /// `proceed`, `retry`, `pause` or `rollback`.
+    pub ruling: String,
+    pub reason: String,
+    pub by: String,
+    pub stage: String,
+    pub batch: Option<u32>,
+    pub round: u32,
+    /// The verdicts the decision was made on.
+    pub inputs: Vec<VerdictDto>,
+    /// How many observations a policy plugin weighed.
+    pub observations: usize,
+    pub at_ms: u64,
+}
+
+impl From<&DecisionRecord> for DecisionDto {
+    fn from(d: &DecisionRecord) -> DecisionDto {
+        DecisionDto {
+            ruling: d.ruling.as_str().to_string(),
+            reason: d.reason.clone(),
+            by: d.by.clone(),
+            stage: d.stage.clone(),
+            batch: d.batch,
+            round: d.round,
+            inputs: d
+                .inputs
+                .iter()
+                .map(|CheckVerdict { check, verdict }| verdict_dto(check, verdict))
+                .collect(),
+            observations: d.observations,
+            at_ms: d.at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalDto {
+    pub stage: String,
+    pub by: String,
+    pub approved: bool,
+    pub comment: String,
+    pub at_ms: u64,
+}
+
+impl From<&ApprovalRecord> for ApprovalDto {
+    fn from(a: &ApprovalRecord) -> ApprovalDto {
+        ApprovalDto {
+            stage: a.stage.clone(),
+            by: a.by.clone(),
+            approved: a.approved,
+            comment: a.comment.clone(),
+            at_ms: a.at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateDto {
+    pub stage: String,
+    pub roles: Vec<String>,
+    pub approvers_needed: u32,
+    pub starter_may_approve: bool,
+    pub opened_ms: u64,
+    pub expires_at_ms: Option<u64>,
+    pub expired: bool,
+    pub approvals: Vec<ApprovalDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepDto {
+    pub index: usize,
+    /// `precheck`, `deploy`, `verify`, `shift` or `approval`.
+    pub kind: String,
+    pub batch: Option<u32>,
+    pub targets: Vec<String>,
+    /// For traffic shifts, the percent sent to the new group.
+    pub percent: Option<u8>,
+    /// `pending`, `current`, `done` or `rolled-back`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageDto {
+    pub name: String,
+    pub kind: String,
+    pub reversible: bool,
+    pub steps: Vec<StepDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetStateDto {
+    pub id: String,
+    pub address: String,
+    pub group: String,
+    /// `pending`, `deploying`, `deployed`, `verified` or `rolled-back`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WeightDto {
+    pub group: String,
+    pub percent: u8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PauseDto {
+    pub by: String,
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollbackDto {
+    pub by: String,
+    pub reason: String,
+    pub mode: String,
+    pub force: bool,
+}
+
+/// The full state of a release.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseDto {
+    pub id: String,
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub previous_version: Option<String>,
+    pub flow: String,
+    pub flow_version: u32,
+    pub started_by: String,
+    pub emergency: bool,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub forward_only: bool,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub finished_ms: Option<u64>,
+    /// Index of the step under way (or next).
+    pub step: usize,
+    pub bake_until_ms: Option<u64>,
+    pub next_check_ms: Option<u64>,
+    pub stages: Vec<StageDto>,
+    pub targets: Vec<TargetStateDto>,
+    pub gate: Option<GateDto>,
+    pub pause: Option<PauseDto>,
+    pub rollback: Option<RollbackDto>,
+    pub weights: Option<Vec<WeightDto>>,
+    pub verdicts: Vec<ObservationDto>,
+    pub decisions: Vec<DecisionDto>,
+    pub approvals: Vec<ApprovalDto>,
+    /// Events journaled so far.
+    pub events: u64,
+}
+
+fn mode_name(mode: RollbackMode) -> &'static str {
+    match mode {
+        RollbackMode::Regular => "regular",
+        RollbackMode::Emergency => "emergency",
+    }
+}
+
+impl ReleaseDto {
+    pub fn new(spec: &ReleaseSpec, state: &State) -> ReleaseDto {
+        let in_flight = state.in_flight.as_ref().map(|f| f.0);
+        let undone = |pc: usize| {
+            state.rollback.is_some()
+                && (pc < state.pc || in_flight == Some(pc))
+                && !state.undo.contains(&Undo::Deploy { pc })
+        };
+        let step_state = |pc: usize, step: &Step| -> &'static str {
+            match step {
+                Step::Deploy { .. } if undone(pc) => "rolled-back",
+                _ if pc < state.pc => "done",
+                _ if pc == state.pc && !state.status().is_terminal() => "current",
+                _ => "pending",
+            }
+        };
+        let ids = |targets: &[u32]| -> Vec<String> {
+            targets
+                .iter()
+                .filter_map(|i| spec.targets.get(*i as usize).map(|t| t.id.clone()))
+                .collect()
+        };
+        let mut target_states = vec!["pending"; spec.targets.len()];
+        for (pc, step) in spec.steps.iter().enumerate() {
+            let (targets, reached) = match step {
+                Step::Deploy { targets, .. } if undone(pc) => (targets, "rolled-back"),
+                Step::Deploy { targets, .. } if pc < state.pc => (targets, "deployed"),
+                Step::Deploy { targets, .. } if in_flight == Some(pc) => (targets, "deploying"),
+                Step::Verify { targets, .. } if pc < state.pc && state.rollback.is_none() => {
+                    (targets, "verified")
+                }
+                _ => continue,
+            };
+            for t in targets {
+                if let Some(s) = target_states.get_mut(*t as usize)
+                    && (reached != "verified" || *s == "deployed")
+                {
+                    *s = reached;
+                }
+            }
+        }
+        let stages = spec
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| StageDto {
+                name: stage.name.clone(),
+                kind: stage.kind.clone(),
+                reversible: stage.reversible,
+                steps: spec
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.stage() == i)
+                    .map(|(pc, s)| StepDto {
+                        index: pc,
+                        kind: match s {
+                            Step::Precheck { .. } => "precheck",
+                            Step::Deploy { .. } => "deploy",
+                            Step::Verify { .. } => "verify",
+                            Step::Shift { .. } => "shift",
+                            Step::Approval { .. } => "approval",
+                        }
+                        .to_string(),
+                        batch: s.batch(),
+                        targets: match s {
+                            Step::Deploy { targets, .. } | Step::Verify { targets, .. } => {
+                                ids(targets)
+                            }
+                            _ => Vec::new(),
+                        },
+                        percent: match s {
+                            Step::Shift { percent, .. } => Some(*percent),
+                            _ => None,
+                        },
+                        state: step_state(pc, s).to_string(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let gate = state.gate.as_ref().map(|g| {
+            let stage = &spec.stages[spec.steps[g.pc].stage()];
+            let rules = stage.gate.as_ref();
+            GateDto {
+                stage: stage.name.clone(),
+                roles: rules.map(|r| r.roles.clone()).unwrap_or_default(),
+                approvers_needed: rules.map_or(1, |r| r.approvers),
+                starter_may_approve: rules.is_none_or(|r| r.starter_may_approve),
+                opened_ms: g.opened_ms,
+                expires_at_ms: g.expires_at_ms,
+                expired: g.expired,
+                approvals: g.approvals.iter().map(ApprovalDto::from).collect(),
+            }
+        });
+        ReleaseDto {
+            id: spec.id.clone(),
+            application: spec.application.clone(),
+            environment: spec.environment.clone(),
+            version: spec.version.clone(),
+            previous_version: spec.previous_version.clone(),
+            flow: spec.flow.clone(),
+            flow_version: spec.flow_version,
+            started_by: spec.started_by.clone(),
+            emergency: spec.emergency,
+            status: state.status().as_str().to_string(),
+            outcome: state.outcome.clone(),
+            forward_only: state.forward_only,
+            created_ms: spec.created_ms,
+            updated_ms: state.updated_ms,
+            finished_ms: state.finished_ms,
+            step: state.pc,
+            bake_until_ms: state.bake_until_ms,
+            next_check_ms: state.next_check_ms,
+            stages,
+            targets: spec
+                .targets
+                .iter()
+                .zip(target_states)
+                .map(|(t, s)| TargetStateDto {
+                    id: t.id.clone(),
+                    address: t.address.clone(),
+                    group: t.group.clone(),
+                    state: s.to_string(),
+                })
+                .collect(),
+            gate,
+            pause: state.pause.as_ref().map(|p| PauseDto {
+                by: p.by.clone(),
+                reason: p.reason.clone(),
+                at_ms: p.at_ms,
+            }),
+            rollback: state.rollback.as_ref().map(|r| RollbackDto {
+                by: r.by.clone(),
+                reason: r.reason.clone(),
+                mode: mode_name(r.mode).to_string(),
+                force: r.force,
+            }),
+            weights: state.weights.as_ref().map(|ws| {
+                ws.iter()
+                    .map(|w| WeightDto {
+                        group: w.group.clone(),
+                        percent: w.percent,
+                    })
+                    .collect()
+            }),
+            verdicts: state
+                .observations
+                .iter()
+                .map(ObservationDto::from)
+                .collect(),
+            decisions: state.decisions.iter().map(DecisionDto::from).collect(),
+            approvals: state.approvals.iter().map(ApprovalDto::from).collect(),
+            events: state.events,
+        }
+    }
+}
+
+/// One journaled event, as listed and streamed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventDto {
+    pub release: String,
+    pub seq: u64,
+    /// The event's name, such as `deployed` or `gate-opened`.
+    pub kind: String,
+    pub at_ms: u64,
+    /// The release's status after the event (for streamed events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The event's fields, as journaled.
+    pub detail: serde_json::Value,
+}
+
+impl EventDto {
+    pub fn new(release: &str, seq: u64, event: &Event, status: Option<&str>) -> EventDto {
+        EventDto {
+            release: release.to_string(),
+            seq,
+            kind: event.name().to_string(),
+            at_ms: event.at_ms(),
+            status: status.map(str::to_string),
+            // The journal's stored form is versioned with the store; it
+            // serializes plain data and cannot fail.
+            detail: serde_json::to_value(event).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// `GET/POST /api/v1/clock`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClockDto {
+    pub now_ms: u64,
+    pub manual: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockRequest {
+    #[serde(default)]
+    pub advance_ms: Option<u64>,
+    #[serde(default)]
+    pub now_ms: Option<u64>,
+}

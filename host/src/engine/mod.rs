@@ -1,0 +1,522 @@
+//! The release engine: starts releases, drives each one in its own task
+//! through the state machine, journals every event in the store before the
+//! next action, and resumes every unfinished release when the daemon starts.
+//!
+//! One slow plugin or one release waiting for a human never delays another
+//! release: each release has its own task, and waits are on the injected
+//! clock or on a wake-up from a command.
+
+mod perform;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, Notify, broadcast, watch};
+
+use crate::catalog::{self, Catalog};
+use crate::clock::Clock;
+use crate::domain::flow::FlowError;
+use crate::domain::plugin::Artifact;
+use crate::domain::release::{
+    Action, Actor, Command, CommandError, Event, ReleaseSpec, Start, State, Status, compile,
+};
+use crate::registry::Registry;
+use crate::store::{self, InventoryOutcome, ReleaseSummary, Slot, Store};
+
+/// Why the engine refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{}", crate::domain::flow::join_errors(.0))]
+    Invalid(Vec<FlowError>),
+    #[error(
+        "release {release} is already active for {application} in {environment}; wait for it to finish"
+    )]
+    Busy {
+        application: String,
+        environment: String,
+        release: String,
+    },
+    #[error("{0}")]
+    Refused(CommandError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Catalog(catalog::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// What starting a release asks for.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub flow: String,
+    pub flow_version: Option<u32>,
+    pub emergency: bool,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// One journaled event, as streamed to subscribers.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub release: String,
+    pub seq: u64,
+    pub status: Status,
+    pub event: Event,
+}
+
+/// A release the engine holds in memory.
+struct Live {
+    spec: Arc<ReleaseSpec>,
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+struct Inner {
+    store: Store,
+    registry: Registry,
+    catalog: Catalog,
+    clock: Arc<dyn Clock>,
+    releases: Mutex<HashMap<String, Arc<Live>>>,
+    events: broadcast::Sender<Published>,
+    shutdown: watch::Receiver<bool>,
+    tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn summary_of(spec: &ReleaseSpec, state: &State) -> ReleaseSummary {
+    ReleaseSummary {
+        id: spec.id.clone(),
+        application: spec.application.clone(),
+        environment: spec.environment.clone(),
+        version: spec.version.clone(),
+        flow: spec.flow.clone(),
+        flow_version: spec.flow_version,
+        started_by: spec.started_by.clone(),
+        emergency: spec.emergency,
+        status: state.status(),
+        created_ms: spec.created_ms,
+        updated_ms: state.updated_ms,
+        outcome: state.outcome.clone(),
+    }
+}
+
+/// A new release id: the creation time in hex, then randomness, so that
+/// ids sort by creation.
+fn new_id(now_ms: u64) -> String {
+    let mut random = [0u8; 4];
+    // Without randomness ids still sort and are unique per millisecond.
+    let _ = getrandom::fill(&mut random);
+    format!("{now_ms:012x}{}", hex::encode(random))
+}
+
+impl Engine {
+    /// Creates the engine and resumes every unfinished release.
+    pub fn start(
+        store: Store,
+        registry: Registry,
+        catalog: Catalog,
+        clock: Arc<dyn Clock>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Engine, Error> {
+        let (events, _) = broadcast::channel(4096);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                catalog,
+                clock,
+                releases: Mutex::new(HashMap::new()),
+                events,
+                shutdown,
+                tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+            }),
+        };
+        let mut resumed = 0;
+        for summary in engine.inner.store.release_summaries()? {
+            if summary.status.is_terminal() {
+                continue;
+            }
+            match engine.load(&summary.id) {
+                Ok(live) => {
+                    let live = Arc::new(live);
+                    engine
+                        .inner
+                        .releases
+                        .try_lock()
+                        .map(|mut m| m.insert(summary.id.clone(), live.clone()))
+                        .ok();
+                    engine.spawn(live);
+                    resumed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(release = %summary.id, error = %e, "A release cannot be resumed.")
+                }
+            }
+        }
+        tracing::info!(resumed, "Release engine started.");
+        Ok(engine)
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Loads a release from the store and replays its journal.
+    fn load(&self, id: &str) -> Result<Live, Error> {
+        let spec = self
+            .inner
+            .store
+            .release_spec(id)?
+            .ok_or_else(|| Error::NotFound(format!("no release `{id}`")))?;
+        let journal = self.inner.store.journal(id)?;
+        let state = State::replay(&spec, &journal).map_err(|e| {
+            Error::Store(store::Error::Corrupt {
+                tree: "journal",
+                key: id.to_string(),
+                problem: e.to_string(),
+            })
+        })?;
+        Ok(Live {
+            spec: Arc::new(spec),
+            state: Mutex::new(state),
+            wake: Notify::new(),
+        })
+    }
+
+    fn spawn(&self, live: Arc<Live>) {
+        let engine = self.clone();
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.spawn(async move { engine.drive(live).await });
+        }
+    }
+
+    /// Subscribes to every journaled event.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
+        self.inner.events.subscribe()
+    }
+
+    /// Starts a release.
+    pub async fn start_release(
+        &self,
+        request: StartRequest,
+        actor: &Actor,
+    ) -> Result<(Arc<ReleaseSpec>, State), Error> {
+        if request.emergency && !actor.admin {
+            return Err(Error::Forbidden(
+                "only an admin may start an emergency release".to_string(),
+            ));
+        }
+        if request.version.trim().is_empty() {
+            return Err(Error::Invalid(vec![FlowError::new(
+                "version",
+                "the version to release is empty",
+            )]));
+        }
+        let flow = self
+            .inner
+            .catalog
+            .flow(&request.flow, request.flow_version)
+            .map_err(|e| match e {
+                catalog::Error::NotFound(m) => Error::NotFound(m),
+                other => Error::Catalog(other),
+            })?;
+        let environment = self
+            .inner
+            .store
+            .environment(&request.application, &request.environment)?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no environment `{}` in application `{}`",
+                    request.environment, request.application
+                ))
+            })?;
+        let now = self.inner.clock.now_ms();
+        let registry = &self.inner.registry;
+        let resolve = |u: &crate::domain::flow::PluginUse| {
+            registry
+                .version(&u.plugin, &u.version)
+                .map(|r| r.version)
+                .map_err(|e| e.to_string())
+        };
+        let spec = compile(
+            &flow,
+            Start {
+                id: new_id(now),
+                application: request.application.clone(),
+                environment: request.environment.clone(),
+                version: request.version.clone(),
+                previous_version: environment.current_version.clone(),
+                started_by: actor.name.clone(),
+                emergency: request.emergency,
+                created_ms: now,
+                artifacts: request.artifacts,
+            },
+            environment.targets,
+            environment.live_group.as_deref(),
+            &resolve,
+        )
+        .map_err(|e| Error::Invalid(vec![e]))?;
+        let first = Event::Started {
+            by: actor.name.clone(),
+            at_ms: now,
+        };
+        let mut state = State::default();
+        state
+            .apply(&spec, &first)
+            .map_err(|e| Error::Invalid(vec![FlowError::new("", e.to_string())]))?;
+        let summary = summary_of(&spec, &state);
+        match self.inner.store.create_release(&spec, &first, &summary) {
+            Err(store::Error::Busy { release }) => {
+                return Err(Error::Busy {
+                    application: spec.application.clone(),
+                    environment: spec.environment.clone(),
+                    release,
+                });
+            }
+            other => other?,
+        }
+        self.inner.store.sync().await?;
+        tracing::info!(release = %spec.id, application = %spec.application,
+            environment = %spec.environment, version = %spec.version, "Release started.");
+        let live = Arc::new(Live {
+            spec: Arc::new(spec),
+            state: Mutex::new(state.clone()),
+            wake: Notify::new(),
+        });
+        self.publish(&live.spec, 0, Status::Running, first);
+        self.inner
+            .releases
+            .lock()
+            .await
+            .insert(live.spec.id.clone(), live.clone());
+        self.spawn(live.clone());
+        Ok((live.spec.clone(), state))
+    }
+
+    fn publish(&self, spec: &ReleaseSpec, seq: u64, status: Status, event: Event) {
+        // Nobody listening is not an error.
+        let _ = self.inner.events.send(Published {
+            release: spec.id.clone(),
+            seq,
+            status,
+            event,
+        });
+    }
+
+    /// A release's spec and current state.
+    pub async fn release(&self, id: &str) -> Result<(Arc<ReleaseSpec>, State), Error> {
+        let live = self.live(id).await?;
+        let state = live.state.lock().await.clone();
+        Ok((live.spec.clone(), state))
+    }
+
+    /// A release's journal, oldest first.
+    pub fn journal(&self, id: &str) -> Result<Vec<Event>, Error> {
+        if self.inner.store.release_summary(id)?.is_none() {
+            return Err(Error::NotFound(format!("no release `{id}`")));
+        }
+        Ok(self.inner.store.journal(id)?)
+    }
+
+    /// Every release, newest first.
+    pub fn list(&self) -> Result<Vec<ReleaseSummary>, Error> {
+        let mut all = self.inner.store.release_summaries()?;
+        all.reverse();
+        Ok(all)
+    }
+
+    async fn live(&self, id: &str) -> Result<Arc<Live>, Error> {
+        let mut releases = self.inner.releases.lock().await;
+        if let Some(live) = releases.get(id) {
+            return Ok(live.clone());
+        }
+        let live = Arc::new(self.load(id)?);
+        releases.insert(id.to_string(), live.clone());
+        Ok(live)
+    }
+
+    /// Applies a human's command to a release.
+    pub async fn command(
+        &self,
+        id: &str,
+        actor: &Actor,
+        command: Command,
+    ) -> Result<(Arc<ReleaseSpec>, State), Error> {
+        let live = self.live(id).await?;
+        let succeeded = live.state.lock().await.status() == Status::Succeeded;
+        if succeeded && matches!(command, Command::Rollback { .. }) {
+            // Only what runs now can be rolled back: a later release of the
+            // environment supersedes this one.
+            let spec = &live.spec;
+            let running = self
+                .inner
+                .store
+                .environment(&spec.application, &spec.environment)?
+                .and_then(|e| e.current_version);
+            if running.as_deref() != Some(spec.version.as_str()) {
+                return Err(Error::Refused(CommandError {
+                    code: "release.superseded",
+                    message: format!(
+                        "{} now runs {} in {}, not {}; roll back the latest release instead",
+                        spec.application,
+                        running.as_deref().unwrap_or("nothing known"),
+                        spec.environment,
+                        spec.version
+                    ),
+                }));
+            }
+        }
+        let event = {
+            let state = live.state.lock().await;
+            state
+                .command(&live.spec, actor, command, self.inner.clock.now_ms())
+                .map_err(Error::Refused)?
+        };
+        let was_terminal = live.state.lock().await.status().is_terminal();
+        self.commit(&live, vec![event]).await?;
+        let state = live.state.lock().await.clone();
+        if was_terminal && !state.status().is_terminal() {
+            self.spawn(live.clone());
+        }
+        live.wake.notify_one();
+        Ok((live.spec.clone(), state))
+    }
+
+    /// Applies events to a release and journals the ones that fit, durably,
+    /// before anything else happens to it.
+    async fn commit(&self, live: &Live, events: Vec<Event>) -> Result<(), Error> {
+        let spec = &live.spec;
+        let mut state = live.state.lock().await;
+        let before = state.status();
+        let seq = state.events;
+        let backup = before.is_terminal().then(|| state.clone());
+        let mut accepted = Vec::with_capacity(events.len());
+        for event in events {
+            match state.apply(spec, &event) {
+                Ok(()) => accepted.push(event),
+                // The release moved on while the work ran (a human rolled
+                // it back, say); the stale outcome is dropped.
+                Err(e) => tracing::info!(release = %spec.id, event = event.name(), reason = %e,
+                    "An event no longer fits the release and is dropped."),
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        let after = state.status();
+        let slot = match (before.is_terminal(), after.is_terminal()) {
+            (false, true) => Slot::Free,
+            (true, false) => Slot::Take,
+            _ => Slot::Keep,
+        };
+        let inventory = match after {
+            Status::Succeeded if before != Status::Succeeded => Some(InventoryOutcome {
+                version: spec.version.clone(),
+                live_group: spec.final_live_group(),
+            }),
+            Status::RolledBack if state.succeeded => {
+                spec.previous_version
+                    .clone()
+                    .map(|version| InventoryOutcome {
+                        version,
+                        live_group: spec.stages.iter().find_map(|s| s.live_group.clone()),
+                    })
+            }
+            _ => None,
+        };
+        let summary = (after != before || after.is_terminal()).then(|| summary_of(spec, &state));
+        let written = self.inner.store.append_events(
+            spec,
+            seq,
+            &accepted,
+            summary.as_ref(),
+            slot,
+            inventory.as_ref(),
+        );
+        if let Err(e) = written {
+            if let Some(backup) = backup {
+                *state = backup;
+            }
+            return Err(match e {
+                store::Error::Busy { release } => Error::Busy {
+                    application: spec.application.clone(),
+                    environment: spec.environment.clone(),
+                    release,
+                },
+                other => other.into(),
+            });
+        }
+        self.inner.store.sync().await?;
+        for (i, event) in accepted.into_iter().enumerate() {
+            self.publish(spec, seq + i as u64, after, event);
+        }
+        Ok(())
+    }
+
+    /// Drives one release until it is over or the daemon stops.
+    async fn drive(self, live: Arc<Live>) {
+        let mut shutdown = self.inner.shutdown.clone();
+        let id = live.spec.id.clone();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let now = self.inner.clock.now_ms();
+            let action = live.state.lock().await.next(&live.spec, now);
+            let result = match action {
+                Action::Done => return,
+                Action::Record(event) => self.commit(&live, vec![event]).await,
+                Action::Call(work) => {
+                    let outcome = perform::perform(&self.inner.registry, &work).await;
+                    let now = self.inner.clock.now_ms();
+                    let events = live
+                        .state
+                        .lock()
+                        .await
+                        .conclude(&live.spec, &work, outcome, now);
+                    self.commit(&live, events).await
+                }
+                Action::Wait(until) => {
+                    let sleep = until.map(|at| self.inner.clock.sleep_until(at));
+                    tokio::select! {
+                        _ = async { match sleep { Some(s) => s.await, None => std::future::pending().await } } => {}
+                        _ = live.wake.notified() => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                // The journal could not be written: stop driving rather than
+                // act on state that is not durable. A restart resumes the
+                // release from what was written.
+                tracing::error!(release = %id, error = %e, "The release stopped: its journal cannot be written.");
+                return;
+            }
+        }
+    }
+
+    /// Waits for the release tasks to notice shutdown and finish the plugin
+    /// calls they are in.
+    pub async fn stopped(&self) {
+        let tasks = self
+            .inner
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .ok();
+        if let Some(mut tasks) = tasks {
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}

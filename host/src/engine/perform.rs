@@ -1,0 +1,198 @@
+//! Carrying out a release's plugin work through the registry. A plugin's
+//! failure (trap, deadline, missing plugin) becomes data the state machine
+//! acts on, never an error of the engine.
+
+use tokio::task::JoinSet;
+
+use crate::domain::plugin::{Call, Output, PluginFault, Target, Verdict, VerdictStatus};
+use crate::domain::release::policy::CheckVerdict;
+use crate::domain::release::{PluginRef, Work, WorkOutcome};
+use crate::plugins::ErrorKind;
+use crate::registry::Registry;
+
+/// Calls one plugin; a failure to run it is a fault with a message naming
+/// what went wrong. Deadlines, traps and instantiation failures may pass on
+/// a second attempt; the rest will not.
+async fn call(registry: &Registry, plugin: &PluginRef, call: Call) -> Result<Output, PluginFault> {
+    match registry.invoke(&plugin.plugin, &plugin.version, call).await {
+        Ok(Ok(invocation)) => Ok(invocation.output),
+        Ok(Err(e)) => Err(PluginFault {
+            message: format!("{} {}: {e}", plugin.label(), e.kind.code()),
+            retryable: matches!(
+                e.kind,
+                ErrorKind::DeadlineExceeded | ErrorKind::Trap | ErrorKind::Instantiation
+            ),
+        }),
+        Err(e) => Err(PluginFault {
+            message: format!("{}: {e}", plugin.label()),
+            retryable: false,
+        }),
+    }
+}
+
+fn unexpected(plugin: &PluginRef, output: &Output) -> PluginFault {
+    PluginFault {
+        message: format!(
+            "{} answered with an unexpected output: {output:?}",
+            plugin.label()
+        ),
+        retryable: false,
+    }
+}
+
+/// Runs every check over the targets at once and collects the verdicts in
+/// the order the flow lists the checks.
+async fn verify(
+    registry: &Registry,
+    checks: &[(PluginRef, crate::domain::plugin::ReleaseContext)],
+    targets: &[Target],
+) -> Vec<CheckVerdict> {
+    let mut set = JoinSet::new();
+    for (i, (plugin, ctx)) in checks.iter().cloned().enumerate() {
+        let registry = registry.clone();
+        let targets = targets.to_vec();
+        set.spawn(async move {
+            let verdict = match call(&registry, &plugin, Call::Verify { ctx, targets }).await {
+                Ok(Output::Verdict(v)) => v,
+                Ok(other) => error_verdict(unexpected(&plugin, &other).message),
+                Err(fault) => error_verdict(fault.message),
+            };
+            (
+                i,
+                CheckVerdict {
+                    check: plugin.label(),
+                    verdict,
+                },
+            )
+        });
+    }
+    let mut verdicts: Vec<(usize, CheckVerdict)> = Vec::with_capacity(checks.len());
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(v) => verdicts.push(v),
+            Err(e) => tracing::error!(error = %e, "A check task failed."),
+        }
+    }
+    verdicts.sort_by_key(|(i, _)| *i);
+    // A check whose task died still counts, as an error.
+    let mut out = Vec::with_capacity(checks.len());
+    let mut found = verdicts.into_iter().peekable();
+    for (i, (plugin, _)) in checks.iter().enumerate() {
+        match found.next_if(|(j, _)| *j == i) {
+            Some((_, v)) => out.push(v),
+            None => out.push(CheckVerdict {
+                check: plugin.label(),
+                verdict: error_verdict("the check's task failed".to_string()),
+            }),
+        }
+    }
+    out
+}
+
+fn error_verdict(summary: String) -> Verdict {
+    Verdict {
+        status: VerdictStatus::Error,
+        summary,
+        metrics: Vec::new(),
+    }
+}
+
+/// Carries out one piece of plugin work.
+pub async fn perform(registry: &Registry, work: &Work) -> WorkOutcome {
+    match work {
+        Work::Precheck {
+            plugin,
+            ctx,
+            artifacts,
+            ..
+        } => {
+            let c = Call::Precheck {
+                ctx: ctx.clone(),
+                artifacts: artifacts.clone(),
+            };
+            WorkOutcome::Precheck(match call(registry, plugin, c).await {
+                Ok(Output::Precheck(r)) => Ok(r),
+                Ok(other) => Err(unexpected(plugin, &other).message),
+                Err(fault) => Err(fault.message),
+            })
+        }
+        Work::Deploy {
+            key,
+            plugin,
+            ctx,
+            targets,
+            ..
+        }
+        | Work::Rollback {
+            key,
+            plugin,
+            ctx,
+            targets,
+            ..
+        } => {
+            let (ctx, targets, idempotency_key) = (ctx.clone(), targets.clone(), key.clone());
+            let c = if matches!(work, Work::Deploy { .. }) {
+                Call::Deploy {
+                    ctx,
+                    targets,
+                    idempotency_key,
+                }
+            } else {
+                Call::Rollback {
+                    ctx,
+                    targets,
+                    idempotency_key,
+                }
+            };
+            WorkOutcome::Targets(match call(registry, plugin, c).await {
+                Ok(Output::Targets(r)) => r,
+                Ok(other) => Err(unexpected(plugin, &other)),
+                Err(fault) => Err(fault),
+            })
+        }
+        Work::Verify {
+            checks, targets, ..
+        }
+        | Work::RollbackVerify {
+            checks, targets, ..
+        } => WorkOutcome::Verdicts(verify(registry, checks, targets).await),
+        Work::Decide {
+            plugin,
+            ctx,
+            observations,
+            ..
+        } => {
+            let c = Call::Decide {
+                ctx: ctx.clone(),
+                observations: observations.clone(),
+            };
+            WorkOutcome::Decision(match call(registry, plugin, c).await {
+                Ok(Output::Decision(d)) => Ok(d),
+                Ok(other) => Err(unexpected(plugin, &other).message),
+                Err(fault) => Err(fault.message),
+            })
+        }
+        Work::Shift {
+            plugin,
+            ctx,
+            weights,
+            ..
+        }
+        | Work::RestoreTraffic {
+            plugin,
+            ctx,
+            weights,
+            ..
+        } => {
+            let c = Call::SetWeights {
+                ctx: ctx.clone(),
+                weights: weights.clone(),
+            };
+            WorkOutcome::Done(match call(registry, plugin, c).await {
+                Ok(Output::Done(r)) => r,
+                Ok(other) => Err(unexpected(plugin, &other)),
+                Err(fault) => Err(fault),
+            })
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Releases: the spec fixed when a release starts, its journal of events,
+//! a summary per release for listings, and the active slot that keeps one
+//! release at a time per application and environment.
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{Error, Store, decode, decode_all, encode, key, name_prefix};
+use crate::domain::release::{Event, ReleaseSpec, Status};
+
+/// What a listing shows of a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseSummary {
+    pub id: String,
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub flow: String,
+    pub flow_version: u32,
+    pub started_by: String,
+    pub emergency: bool,
+    pub status: Status,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub outcome: Option<String>,
+}
+
+/// What an append does to the environment's active slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Keep,
+    /// The release is over: free the slot if it holds this release.
+    Free,
+    /// A finished release becomes active again (a rollback of a release
+    /// that succeeded); refused if another release holds the slot.
+    Take,
+}
+
+/// What a finished release leaves in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryOutcome {
+    pub version: String,
+    pub live_group: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JournalEntry {
+    event: Event,
+}
+
+fn journal_key(id: &str, seq: u64) -> Vec<u8> {
+    let mut k = name_prefix(id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn flatten(e: TransactionError<Error>) -> Error {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => Error::Sled(e),
+    }
+}
+
+impl Store {
+    /// Stores a new release with its first event and takes its
+    /// environment's slot; refused with [`Error::Busy`] when another release
+    /// holds it.
+    pub fn create_release(
+        &self,
+        spec: &ReleaseSpec,
+        first: &Event,
+        summary: &ReleaseSummary,
+    ) -> Result<(), Error> {
+        let slot = key(&[&spec.application, &spec.environment]);
+        let spec_bytes = encode(spec);
+        let entry = encode(&JournalEntry {
+            event: first.clone(),
+        });
+        let summary_bytes = encode(summary);
+        (
+            &self.release_specs,
+            &self.journal,
+            &self.release_index,
+            &self.active,
+        )
+            .transaction(|(specs, journal, index, active)| {
+                if let Some(holder) = active.get(&slot)? {
+                    return abort(Error::Busy {
+                        release: String::from_utf8_lossy(&holder).into_owned(),
+                    });
+                }
+                active.insert(slot.as_slice(), spec.id.as_bytes())?;
+                specs.insert(spec.id.as_bytes(), spec_bytes.as_slice())?;
+                journal.insert(journal_key(&spec.id, 0), entry.as_slice())?;
+                index.insert(spec.id.as_bytes(), summary_bytes.as_slice())?;
+                Ok(())
+            })
+            .map_err(flatten)
+    }
+
+    /// Appends events to a release's journal from sequence number `seq`,
+    /// with the summary when it changed, the slot change and, when the
+    /// release finished, what it leaves in the inventory, all at once.
+    pub fn append_events(
+        &self,
+        spec: &ReleaseSpec,
+        seq: u64,
+        events: &[Event],
+        summary: Option<&ReleaseSummary>,
+        slot: Slot,
+        inventory: Option<&InventoryOutcome>,
+    ) -> Result<(), Error> {
+        let slot_key = key(&[&spec.application, &spec.environment]);
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                (
+                    journal_key(&spec.id, seq + i as u64),
+                    encode(&JournalEntry { event: e.clone() }),
+                )
+            })
+            .collect();
+        let summary_bytes = summary.map(encode);
+        (
+            &self.journal,
+            &self.release_index,
+            &self.active,
+            &self.inventory,
+        )
+            .transaction(|(journal, index, active, inventory_tx)| {
+                match slot {
+                    Slot::Keep => {}
+                    Slot::Free => {
+                        if active.get(&slot_key)?.as_deref() == Some(spec.id.as_bytes()) {
+                            active.remove(slot_key.as_slice())?;
+                        }
+                    }
+                    Slot::Take => match active.get(&slot_key)? {
+                        Some(holder) if holder.as_ref() != spec.id.as_bytes() => {
+                            return abort(Error::Busy {
+                                release: String::from_utf8_lossy(&holder).into_owned(),
+                            });
+                        }
+                        _ => {
+                            active.insert(slot_key.as_slice(), spec.id.as_bytes())?;
+                        }
+                    },
+                }
+                for (k, v) in &entries {
+                    journal.insert(k.as_slice(), v.as_slice())?;
+                }
+                if let Some(bytes) = &summary_bytes {
+                    index.insert(spec.id.as_bytes(), bytes.as_slice())?;
+                }
+                if let Some(outcome) = inventory {
+                    super::inventory::record_outcome(
+                        inventory_tx,
+                        &spec.application,
+                        &spec.environment,
+                        &outcome.version,
+                        outcome.live_group.as_deref(),
+                    )?;
+                }
+                Ok(())
+            })
+            .map_err(flatten)
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn sync(&self) -> Result<(), Error> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn release_spec(&self, id: &str) -> Result<Option<ReleaseSpec>, Error> {
+        self.release_specs
+            .get(id.as_bytes())?
+            .map(|v| decode("release_specs", id.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// A release's journal, oldest first.
+    pub fn journal(&self, id: &str) -> Result<Vec<Event>, Error> {
+        self.journal
+            .scan_prefix(name_prefix(id))
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode::<JournalEntry>("journal", &k, &v).map(|e| e.event)
+            })
+            .collect()
+    }
+
+    pub fn release_summary(&self, id: &str) -> Result<Option<ReleaseSummary>, Error> {
+        self.release_index
+            .get(id.as_bytes())?
+            .map(|v| decode("release_index", id.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Every release, oldest first (ids sort by creation time).
+    pub fn release_summaries(&self) -> Result<Vec<ReleaseSummary>, Error> {
+        decode_all("release_index", self.release_index.iter())
+    }
+
+    /// The release holding an environment's slot, if any.
+    pub fn active_release(
+        &self,
+        application: &str,
+        environment: &str,
+    ) -> Result<Option<String>, Error> {
+        Ok(self
+            .active
+            .get(key(&[application, environment]))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::release::tests::sample_spec;
+
+    fn summary(spec: &ReleaseSpec, status: Status) -> ReleaseSummary {
+        ReleaseSummary {
+            id: spec.id.clone(),
+            application: spec.application.clone(),
+            environment: spec.environment.clone(),
+            version: spec.version.clone(),
+            flow: spec.flow.clone(),
+            flow_version: spec.flow_version,
+            started_by: spec.started_by.clone(),
+            emergency: false,
+            status,
+            created_ms: 1,
+            updated_ms: 1,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn one_release_per_environment_and_the_journal_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = sample_spec("r1");
+        let started = Event::Started {
+            by: "sam".into(),
+            at_ms: 1,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .create_release(&spec, &started, &summary(&spec, Status::Running))
+                .unwrap();
+            let other = sample_spec("r2");
+            match store.create_release(&other, &started, &summary(&other, Status::Running)) {
+                Err(Error::Busy { release }) => assert_eq!(release, "r1"),
+                other => panic!("expected busy, got {other:?}"),
+            }
+            let paused = Event::Paused {
+                by: "alice".into(),
+                reason: "look".into(),
+                at_ms: 2,
+            };
+            store
+                .append_events(&spec, 1, &[paused], None, Slot::Keep, None)
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.release_spec("r1").unwrap().as_ref(), Some(&spec));
+        let journal = store.journal("r1").unwrap();
+        assert_eq!(
+            journal.iter().map(|e| e.name()).collect::<Vec<_>>(),
+            ["started", "paused"]
+        );
+        assert_eq!(
+            store.active_release("shop", "prod").unwrap().as_deref(),
+            Some("r1")
+        );
+        store
+            .append_events(
+                &spec,
+                2,
+                &[],
+                Some(&summary(&spec, Status::Succeeded)),
+                Slot::Free,
+                None,
+            )
+            .unwrap();
+        assert_eq!(store.active_release("shop", "prod").unwrap(), None);
+        assert!(store.journal("r2").unwrap().is_empty());
+    }
+}
