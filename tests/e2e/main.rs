@@ -2,6 +2,7 @@
 //! its command line, running real plugins built from `plugins/fixtures`.
 
 mod cli;
+mod demo;
 mod flows;
 mod inventory;
 mod registry;

@@ -1,6 +1,7 @@
 //! The `greenlight` command line: the daemon, and a client of its API.
 
 mod client;
+mod demo;
 mod flow;
 mod inventory;
 mod plugin;
@@ -31,7 +32,7 @@ enum Command {
     Inventory(inventory::InventoryCommand),
     /// Start a daemon on a temporary data directory, upload the bundled
     /// example plugins and run them through the sandbox.
-    Demo(serve::DemoArgs),
+    Demo(demo::DemoArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -42,6 +43,6 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Flow(cmd) => flow::run(cmd).await,
         Command::Inventory(cmd) => inventory::run(cmd).await,
-        Command::Demo(args) => serve::demo(args).await,
+        Command::Demo(args) => demo::demo(args).await,
     }
 }
