@@ -331,3 +331,68 @@ async fn a_crash_at_a_gate_loses_no_approval() {
     assert_eq!(done["approvals"][0]["comment"], "go");
     assert!(recorder.calls_of("deploy").len() >= 3);
 }
+
+#[tokio::test]
+async fn blue_green_restores_traffic_before_undoing_the_idle_group() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    let origin = recorder.origin();
+    apply_flow(
+        &d,
+        &format!(
+            r#"
+name = "switch"
+version = 1
+
+[[stages]]
+name = "switch"
+kind = "deploy"
+strategy = "blue-green"
+deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
+traffic = {{ plugin = "router" }}
+steps = [10, 50, 100]
+bake_per_step = "5m"
+checks = [{{ plugin = "health", params = {{ mode = "remote", url = "{origin}/verdict" }} }}]
+"#
+        ),
+    )
+    .await;
+    put_environment(&d, "shop", "prod", 4, &["blue", "green"]).await;
+    // The idle group passes, then the 10% step bakes fine, then 50% fails.
+    recorder.verdicts(
+        "switch",
+        &["pass", "pass", "pass", "fail p99 900 ms at 50%"],
+    );
+    let id = start_release(&d, "shop", "prod", "2.0.0", "switch").await;
+    let at_ten = wait_for(&d, &id, "the 10% step", |r| {
+        r["weights"][1]["percent"] == 10
+    })
+    .await;
+    assert_eq!(
+        at_ten["weights"][0],
+        json!({"group": "blue", "percent": 90})
+    );
+    advance(&d, 5 * MINUTE).await;
+    let done = wait_status(&d, &id, "rolled-back").await;
+
+    let deploys = recorder.calls_of("deploy");
+    assert_eq!(deploys.len(), 1, "{deploys:?}");
+    assert_eq!(deploys[0].targets, ["web-1", "web-3"], "the idle group");
+    assert_eq!(recorder.calls_of("rollback")[0].targets, ["web-1", "web-3"]);
+    assert_eq!(
+        done["weights"],
+        json!([{"group": "blue", "percent": 100}, {"group": "green", "percent": 0}])
+    );
+    let events = journal(&d, &id).await;
+    let shifts = events.iter().filter(|e| *e == "traffic-shifted").count();
+    assert_eq!(shifts, 2, "10% then 50%: {events:?}");
+    let shifts = events.iter().filter(|e| *e == "traffic-shifted").count();
+    assert_eq!(shifts, 2, "10% then 50%: {events:?}");
+    let restored = events.iter().position(|e| e == "traffic-restored");
+    let undone = events.iter().position(|e| e == "rolled-back-batch");
+    assert!(
+        restored.is_some() && restored < undone,
+        "traffic is restored first: {events:?}"
+    );
+    assert!(done["outcome"].as_str().unwrap().contains("p99 900 ms"));
+}
