@@ -10,4 +10,5 @@ mod releases;
 mod restart;
 mod sandbox;
 mod support;
+mod trains;
 mod worlds;

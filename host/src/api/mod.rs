@@ -8,6 +8,7 @@ pub mod model;
 mod plugins;
 pub mod release_model;
 mod releases;
+mod trains;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -88,6 +89,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/releases/{id}/resume", post(releases::resume))
         .route("/api/v1/releases/{id}/rollback", post(releases::rollback))
+        .route("/api/v1/trains", post(trains::start).get(trains::list))
+        .route("/api/v1/trains/{id}", get(trains::show))
+        .route("/api/v1/trains/{id}/rollback", post(trains::rollback))
         .route("/api/v1/events", get(releases::events))
         .route(
             "/api/v1/clock",

@@ -514,3 +514,95 @@ pub struct ClockRequest {
     #[serde(default)]
     pub now_ms: Option<u64>,
 }
+
+/// One member of `POST /api/v1/trains`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainMemberRequest {
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub flow: String,
+    #[serde(default)]
+    pub flow_version: Option<u32>,
+    /// Applications of the train that must succeed first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+/// `POST /api/v1/trains`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartTrainRequest {
+    #[serde(default)]
+    pub name: String,
+    pub members: Vec<TrainMemberRequest>,
+}
+
+/// One member of a train as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainMemberDto {
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub flow: String,
+    pub depends_on: Vec<String>,
+    /// `waiting`, `skipped`, or the status of its release.
+    pub status: String,
+    pub release: Option<String>,
+}
+
+/// A train.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainDto {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub started_by: String,
+    pub created_ms: u64,
+    pub rollback_requested: bool,
+    pub problem: Option<String>,
+    /// The members' applications in dependency order.
+    pub order: Vec<String>,
+    pub members: Vec<TrainMemberDto>,
+}
+
+impl From<crate::engine::TrainView> for TrainDto {
+    fn from(view: crate::engine::TrainView) -> TrainDto {
+        use crate::domain::train::MemberStatus;
+        let r = view.record;
+        TrainDto {
+            order: view
+                .order
+                .iter()
+                .filter_map(|i| r.members.get(*i).map(|m| m.application.clone()))
+                .collect(),
+            members: r
+                .members
+                .iter()
+                .zip(&view.members)
+                .zip(&r.releases)
+                .map(|((m, status), release)| TrainMemberDto {
+                    application: m.application.clone(),
+                    environment: m.environment.clone(),
+                    version: m.version.clone(),
+                    flow: m.flow.clone(),
+                    depends_on: m.depends_on.clone(),
+                    status: match status {
+                        MemberStatus::Waiting => "waiting".to_string(),
+                        MemberStatus::Skipped => "skipped".to_string(),
+                        MemberStatus::Release(s) => s.as_str().to_string(),
+                    },
+                    release: release.clone(),
+                })
+                .collect(),
+            id: r.id,
+            name: r.name,
+            status: r.status.as_str().to_string(),
+            started_by: r.started_by,
+            created_ms: r.created_ms,
+            rollback_requested: r.rollback_requested,
+            problem: r.problem,
+        }
+    }
+}

@@ -41,7 +41,7 @@ impl From<engine::Error> for ApiError {
     }
 }
 
-fn actor(caller: &Caller) -> Actor {
+pub(super) fn actor(caller: &Caller) -> Actor {
     Actor {
         name: caller.name.clone(),
         role: caller.role.as_str().to_string(),
@@ -73,6 +73,7 @@ pub async fn start(
                 content: a.content,
             })
             .collect(),
+        train: None,
     };
     let (spec, release) = state.engine.start_release(request, &actor(&caller)).await?;
     Ok((StatusCode::CREATED, Json(ReleaseDto::new(&spec, &release))))

@@ -6,3 +6,4 @@ pub mod inventory;
 pub mod plan;
 pub mod plugin;
 pub mod release;
+pub mod train;

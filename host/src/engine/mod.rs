@@ -7,6 +7,9 @@
 //! clock or on a wake-up from a command.
 
 mod perform;
+mod trains;
+
+pub use trains::TrainView;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +61,8 @@ pub struct StartRequest {
     pub flow_version: Option<u32>,
     pub emergency: bool,
     pub artifacts: Vec<Artifact>,
+    /// The train starting this release, if any.
+    pub train: Option<String>,
 }
 
 /// One journaled event, as streamed to subscribers.
@@ -85,6 +90,7 @@ struct Inner {
     events: broadcast::Sender<Published>,
     shutdown: watch::Receiver<bool>,
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    train_wakes: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 /// The engine; cheap to clone.
@@ -139,6 +145,7 @@ impl Engine {
                 events,
                 shutdown,
                 tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+                train_wakes: std::sync::Mutex::new(HashMap::new()),
             }),
         };
         let mut resumed = 0;
@@ -163,7 +170,8 @@ impl Engine {
                 }
             }
         }
-        tracing::info!(resumed, "Release engine started.");
+        let trains = engine.resume_trains()?;
+        tracing::info!(resumed, trains, "Release engine started.");
         Ok(engine)
     }
 
@@ -260,6 +268,7 @@ impl Engine {
                 emergency: request.emergency,
                 created_ms: now,
                 artifacts: request.artifacts,
+                train: request.train,
             },
             environment.targets,
             environment.live_group.as_deref(),

@@ -9,6 +9,7 @@ mod inventory;
 mod plugins;
 mod releases;
 mod tokens;
+mod trains;
 
 use std::path::Path;
 
@@ -19,6 +20,7 @@ pub use flows::FlowRecord;
 pub use plugins::{PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
 pub use tokens::{Role, TokenRecord};
+pub use trains::TrainRecord;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,7 @@ pub struct Store {
     journal: sled::Tree,
     release_index: sled::Tree,
     active: sled::Tree,
+    trains: sled::Tree,
 }
 
 impl Store {
@@ -134,6 +137,7 @@ impl Store {
             journal: db.open_tree("journal")?,
             release_index: db.open_tree("release_index")?,
             active: db.open_tree("active")?,
+            trains: db.open_tree("trains")?,
             db,
         })
     }

@@ -333,16 +333,28 @@ const WAIT: Duration = Duration::from_secs(60);
 /// again whenever the event stream reports something; panics with the last
 /// state after a minute.
 pub async fn wait_for(d: &Daemon, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut stream = d
-        .request(reqwest::Method::GET, "/api/v1/events")
-        .query(&[("release", id)])
-        .send()
-        .await
-        .expect("event stream");
+    wait_on(d, &format!("/api/v1/releases/{id}"), Some(id), what, done).await
+}
+
+/// Waits until the resource at `path` satisfies `done`, reading it again
+/// whenever a release event (of `release`, or of any release) is streamed.
+pub async fn wait_on(
+    d: &Daemon,
+    path: &str,
+    release: Option<&str>,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut request = d.request(reqwest::Method::GET, "/api/v1/events");
+    if let Some(id) = release {
+        request = request.query(&[("release", id)]);
+    }
+    let mut stream = request.send().await.expect("event stream");
     assert_eq!(stream.status().as_u16(), 200);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let state = release(d, id).await;
+        let (status, state) = d.send(d.request(reqwest::Method::GET, path)).await;
+        assert_eq!(status, 200, "{state}");
         if done(&state) {
             return state;
         }

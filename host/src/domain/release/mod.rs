@@ -149,6 +149,9 @@ pub struct ReleaseSpec {
     pub started_by: String,
     pub emergency: bool,
     pub created_ms: u64,
+    /// The train the release belongs to, if any.
+    #[serde(default)]
+    pub train: Option<String>,
     pub targets: Vec<Target>,
     pub artifacts: Vec<Artifact>,
     pub stages: Vec<StageSpec>,
@@ -207,6 +210,7 @@ pub struct Start {
     pub emergency: bool,
     pub created_ms: u64,
     pub artifacts: Vec<Artifact>,
+    pub train: Option<String>,
 }
 
 /// Default consecutive errors of one check before a rollback.
@@ -419,6 +423,7 @@ pub fn compile(
         started_by: start.started_by,
         emergency,
         created_ms: start.created_ms,
+        train: start.train,
         targets,
         artifacts: start.artifacts,
         stages,

@@ -101,6 +101,7 @@ pub(crate) fn spec_for(
             emergency,
             created_ms: START_MS,
             artifacts: vec![],
+            train: None,
         },
         targets,
         live,

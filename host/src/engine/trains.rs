@@ -1,0 +1,302 @@
+//! Driving trains: each train has a task that starts member releases in
+//! dependency order and, when one fails or a human asks, rolls members back
+//! in reverse dependency order. The train's own record holds only which
+//! release each member got; everything else follows from those releases,
+//! so a restart resumes a train from the releases' journals.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, broadcast};
+
+use super::{Engine, Error, StartRequest};
+use crate::domain::flow::FlowError;
+use crate::domain::release::{Actor, Command, RollbackMode, Status};
+use crate::domain::train::{self, Member, MemberStatus, TrainStatus, TrainStep};
+use crate::store::TrainRecord;
+
+/// A train and how each member stands.
+#[derive(Debug, Clone)]
+pub struct TrainView {
+    pub record: TrainRecord,
+    pub members: Vec<MemberStatus>,
+    /// Member indices in dependency order.
+    pub order: Vec<usize>,
+}
+
+impl Engine {
+    /// Starts a train.
+    pub async fn start_train(
+        &self,
+        name: String,
+        members: Vec<Member>,
+        actor: &Actor,
+    ) -> Result<TrainView, Error> {
+        train::order(&members).map_err(Error::Invalid)?;
+        let mut problems = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            if self
+                .inner
+                .store
+                .environment(&m.application, &m.environment)?
+                .is_none()
+            {
+                problems.push(FlowError::new(
+                    format!("members[{i}].environment"),
+                    format!(
+                        "no environment `{}` in application `{}`",
+                        m.environment, m.application
+                    ),
+                ));
+            }
+            if self.inner.catalog.flow(&m.flow, m.flow_version).is_err() {
+                problems.push(FlowError::new(
+                    format!("members[{i}].flow"),
+                    format!("no flow `{}`", m.flow),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let now = self.inner.clock.now_ms();
+        let record = TrainRecord {
+            id: super::new_id(now),
+            name,
+            releases: vec![None; members.len()],
+            members,
+            started_by: actor.name.clone(),
+            created_ms: now,
+            status: TrainStatus::Running,
+            rollback_requested: false,
+            problem: None,
+        };
+        self.inner.store.put_train(&record)?;
+        self.inner.store.sync().await?;
+        tracing::info!(train = %record.id, members = record.members.len(), "Train started.");
+        self.spawn_train(record.id.clone());
+        self.train(&record.id).await
+    }
+
+    fn spawn_train(&self, id: String) {
+        let engine = self.clone();
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.spawn(async move { engine.drive_train(id).await });
+        }
+    }
+
+    fn train_wake(&self, id: &str) -> Arc<Notify> {
+        let mut wakes = self
+            .inner
+            .train_wakes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        wakes.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Resumes every train that has not finished.
+    pub(super) fn resume_trains(&self) -> Result<usize, Error> {
+        let mut resumed = 0;
+        for record in self.inner.store.trains()? {
+            if matches!(
+                record.status,
+                TrainStatus::Running | TrainStatus::RollingBack
+            ) {
+                self.spawn_train(record.id);
+                resumed += 1;
+            }
+        }
+        Ok(resumed)
+    }
+
+    fn load_train(&self, id: &str) -> Result<TrainRecord, Error> {
+        self.inner
+            .store
+            .train(id)?
+            .ok_or_else(|| Error::NotFound(format!("no train `{id}`")))
+    }
+
+    async fn member_statuses(&self, record: &TrainRecord) -> Vec<Option<Status>> {
+        let mut statuses = Vec::with_capacity(record.releases.len());
+        for release in &record.releases {
+            statuses.push(match release {
+                Some(id) => match self.release(id).await {
+                    Ok((_, state)) => Some(state.status()),
+                    // A release that cannot be read counts as failed, so the
+                    // train unwinds rather than waits forever.
+                    Err(_) => Some(Status::Failed),
+                },
+                None => None,
+            });
+        }
+        statuses
+    }
+
+    /// A train and its members' statuses.
+    pub async fn train(&self, id: &str) -> Result<TrainView, Error> {
+        let record = self.load_train(id)?;
+        let statuses = self.member_statuses(&record).await;
+        let (_, members, _) = train::decide(&record.members, &statuses, record.rollback_requested);
+        let order = train::order(&record.members).unwrap_or_default();
+        Ok(TrainView {
+            record,
+            members,
+            order,
+        })
+    }
+
+    /// Every train, newest first.
+    pub async fn trains(&self) -> Result<Vec<TrainView>, Error> {
+        let mut views = Vec::new();
+        for record in self.inner.store.trains()?.into_iter().rev() {
+            views.push(self.train(&record.id).await?);
+        }
+        Ok(views)
+    }
+
+    /// Rolls a whole train back, newest dependents first.
+    pub async fn rollback_train(&self, id: &str, actor: &Actor) -> Result<TrainView, Error> {
+        let mut record = self.load_train(id)?;
+        if record.status == TrainStatus::RolledBack {
+            return Err(Error::Refused(crate::domain::release::CommandError {
+                code: "train.finished",
+                message: format!("train {id} has already rolled back"),
+            }));
+        }
+        if !record.rollback_requested {
+            record.rollback_requested = true;
+            record.problem = Some(format!("{} rolled the train back", actor.name));
+            if record.status == TrainStatus::Succeeded {
+                record.status = TrainStatus::RollingBack;
+                self.inner.store.put_train(&record)?;
+                self.spawn_train(id.to_string());
+            } else {
+                self.inner.store.put_train(&record)?;
+            }
+            self.inner.store.sync().await?;
+        }
+        self.train_wake(id).notify_one();
+        self.train(id).await
+    }
+
+    /// Starts member `i`; on a busy environment held by this train's own
+    /// release (started before a crash), adopts that release.
+    async fn start_member(&self, record: &mut TrainRecord, i: usize) -> Result<(), Error> {
+        let m = &record.members[i];
+        let actor = Actor {
+            name: record.started_by.clone(),
+            role: "release-manager".to_string(),
+            admin: false,
+        };
+        let request = StartRequest {
+            application: m.application.clone(),
+            environment: m.environment.clone(),
+            version: m.version.clone(),
+            flow: m.flow.clone(),
+            flow_version: m.flow_version,
+            emergency: false,
+            artifacts: Vec::new(),
+            train: Some(record.id.clone()),
+        };
+        let id = match self.start_release(request, &actor).await {
+            Ok((spec, _)) => spec.id.clone(),
+            Err(Error::Busy { release, .. }) => {
+                let (spec, _) = self.release(&release).await?;
+                if spec.train.as_deref() != Some(record.id.as_str()) {
+                    return Err(Error::Busy {
+                        application: spec.application.clone(),
+                        environment: spec.environment.clone(),
+                        release,
+                    });
+                }
+                release
+            }
+            Err(e) => return Err(e),
+        };
+        record.releases[i] = Some(id);
+        self.inner.store.put_train(record)?;
+        self.inner.store.sync().await?;
+        Ok(())
+    }
+
+    async fn drive_train(self, id: String) {
+        let mut events = self.subscribe();
+        let wake = self.train_wake(&id);
+        let mut shutdown = self.inner.shutdown.clone();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let mut record = match self.load_train(&id) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(train = %id, error = %e, "A train cannot be read.");
+                    return;
+                }
+            };
+            let statuses = self.member_statuses(&record).await;
+            let (_, _, steps) =
+                train::decide(&record.members, &statuses, record.rollback_requested);
+            let mut dirty = false;
+            for step in steps {
+                let result = match step {
+                    TrainStep::Start(i) => self.start_member(&mut record, i).await,
+                    TrainStep::Rollback(i) => {
+                        let Some(release) = record.releases[i].clone() else {
+                            continue;
+                        };
+                        let actor = Actor {
+                            name: format!("train {id}"),
+                            role: "release-manager".to_string(),
+                            admin: false,
+                        };
+                        let command = Command::Rollback {
+                            mode: RollbackMode::Regular,
+                            force: false,
+                            reason: format!("train {} unwinds", record.name),
+                        };
+                        self.command(&release, &actor, command).await.map(|_| ())
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::warn!(train = %id, error = %e, "A train step failed; the train unwinds.");
+                    if !record.rollback_requested {
+                        record.rollback_requested = true;
+                        record.problem = Some(e.to_string());
+                        dirty = true;
+                    }
+                }
+            }
+            // The statuses may have moved while acting; decide again before
+            // recording the train's status.
+            let statuses = self.member_statuses(&record).await;
+            let (now_status, _, _) =
+                train::decide(&record.members, &statuses, record.rollback_requested);
+            if now_status != record.status || dirty {
+                record.status = now_status;
+                if let Err(e) = self.inner.store.put_train(&record) {
+                    tracing::error!(train = %id, error = %e, "A train cannot be written.");
+                    return;
+                }
+                let _ = self.inner.store.sync().await;
+            }
+            if matches!(now_status, TrainStatus::Succeeded | TrainStatus::RolledBack) {
+                tracing::info!(train = %id, status = now_status.as_str(), "Train finished.");
+                return;
+            }
+            // Wait for something to happen to one of the members.
+            let members: Vec<String> = record.releases.iter().flatten().cloned().collect();
+            loop {
+                tokio::select! {
+                    received = events.recv() => match received {
+                        Ok(p) if members.contains(&p.release) => break,
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = wake.notified() => break,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
