@@ -5,6 +5,7 @@ mod cli;
 mod flows;
 mod inventory;
 mod registry;
+mod release_cli;
 mod releases;
 mod restart;
 mod sandbox;

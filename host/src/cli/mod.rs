@@ -4,7 +4,9 @@ mod client;
 mod flow;
 mod inventory;
 mod plugin;
+mod release;
 mod serve;
+mod sse;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,9 @@ enum Command {
     /// Describe applications, their environments and targets.
     #[command(subcommand)]
     Inventory(inventory::InventoryCommand),
+    /// Start, follow, approve and roll back releases.
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
     /// Start a daemon on a temporary data directory, upload the bundled
     /// example plugins and run them through the sandbox.
     Demo(serve::DemoArgs),
@@ -42,6 +47,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Flow(cmd) => flow::run(cmd).await,
         Command::Inventory(cmd) => inventory::run(cmd).await,
+        Command::Release(cmd) => release::run(cmd).await,
         Command::Demo(args) => serve::demo(args).await,
     }
 }
