@@ -6,6 +6,7 @@ mod demo;
 mod flows;
 mod inventory;
 mod registry;
+mod release_cli;
 mod releases;
 mod restart;
 mod sandbox;

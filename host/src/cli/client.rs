@@ -52,31 +52,41 @@ impl Client {
         format!("{}{}", self.base, path)
     }
 
-    /// Sends a request and decodes the JSON answer, turning API errors into
-    /// their `code: message`.
-    pub async fn send<T: DeserializeOwned>(
+    /// Sends a request and returns the response if it succeeded, turning
+    /// API errors into their `code (status): message`.
+    pub async fn response(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> anyhow::Result<T> {
+    ) -> anyhow::Result<reqwest::Response> {
         let response = request
             .bearer_auth(&self.token)
             .send()
             .await
             .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
         let status = response.status();
-        let body = response.bytes().await?;
-        if !status.is_success() {
-            let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-            match parsed {
-                Some(v) => bail!(
-                    "{} ({}): {}",
-                    v["code"].as_str().unwrap_or("error"),
-                    status.as_u16(),
-                    v["message"].as_str().unwrap_or("")
-                ),
-                None => bail!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
-            }
+        if status.is_success() {
+            return Ok(response);
         }
+        let body = response.bytes().await?;
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        match parsed {
+            Some(v) => bail!(
+                "{} ({}): {}",
+                v["code"].as_str().unwrap_or("error"),
+                status.as_u16(),
+                v["message"].as_str().unwrap_or("")
+            ),
+            None => bail!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+
+    /// Sends a request and decodes the JSON answer, turning API errors into
+    /// their `code (status): message`.
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let body = self.response(request).await?.bytes().await?;
         serde_json::from_slice(&body).context("the daemon's answer is not what this CLI expects")
     }
 

@@ -5,7 +5,9 @@ mod demo;
 mod flow;
 mod inventory;
 mod plugin;
+mod release;
 mod serve;
+mod sse;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,9 @@ enum Command {
     /// Describe applications, their environments and targets.
     #[command(subcommand)]
     Inventory(inventory::InventoryCommand),
+    /// Start, follow, approve and roll back releases.
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
     /// Start a daemon on a temporary data directory, upload the bundled
     /// example plugins and run them through the sandbox.
     Demo(demo::DemoArgs),
@@ -43,6 +48,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Flow(cmd) => flow::run(cmd).await,
         Command::Inventory(cmd) => inventory::run(cmd).await,
+        Command::Release(cmd) => release::run(cmd).await,
         Command::Demo(args) => demo::demo(args).await,
     }
 }

@@ -1,0 +1,287 @@
+//! Releases from the command line: start, show, approve at the gate, watch
+//! to the end, list, and roll back, against the real daemon on a manual
+//! clock.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::support::releases::{
+    Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow, wait_for,
+    wait_status,
+};
+use crate::support::{Daemon, binary};
+
+const MINUTE: u64 = 60_000;
+
+/// How long one command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn command(d: &Daemon, args: &[&str]) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .arg("release")
+        .args(args)
+        .env("GREENLIGHT_SERVER", &d.base)
+        .env("GREENLIGHT_TOKEN", &d.token)
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs `greenlight release ARGS…` against the daemon.
+async fn release_cli(d: &Daemon, args: &[&str]) -> Output {
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, command(d, args).output())
+        .await
+        .unwrap_or_else(|_| panic!("`greenlight release {}` did not finish", args.join(" ")))
+        .unwrap();
+    Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs a command that must succeed and returns what it printed.
+async fn ok(d: &Daemon, args: &[&str]) -> String {
+    let out = release_cli(d, args).await;
+    assert!(
+        out.ok,
+        "`greenlight release {}` failed: {}",
+        args.join(" "),
+        out.stderr
+    );
+    out.stdout
+}
+
+/// The line of a table or listing that mentions `needle`.
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line mentions `{needle}` in:\n{text}"))
+}
+
+#[tokio::test]
+async fn a_release_is_started_approved_watched_and_rolled_back_from_the_cli() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+
+    let started = ok(
+        &d,
+        &[
+            "start",
+            "--app",
+            "shop",
+            "--env",
+            "prod",
+            "--version",
+            "2.0.0",
+            "--flow",
+            "standard",
+        ],
+    )
+    .await;
+    let first = started.lines().next().unwrap_or_default();
+    let id = first
+        .strip_prefix("Started release ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no release id in:\n{started}"))
+        .to_string();
+    assert!(
+        first.ends_with("shop/prod 2.0.0 with standard@1"),
+        "{started}"
+    );
+    for (stage, plan) in [
+        ("prechecks", "1 precheck"),
+        ("canary", "1 batch of 1 target"),
+        ("go-ahead", "approval gate"),
+        ("rollout", "3 batches of 1 target"),
+    ] {
+        assert!(line_with(&started, stage).contains(plan), "{started}");
+    }
+
+    // Past the canary's bake to the gate, on the daemon's manual clock.
+    wait_for(&d, &id, "the canary bake", |r| {
+        !r["next_check_ms"].is_null()
+    })
+    .await;
+    advance(&d, 10 * MINUTE).await;
+    wait_status(&d, &id, "waiting-approval").await;
+
+    let shown = ok(&d, &["show", &id]).await;
+    assert!(
+        line_with(&shown, "status:").contains("waiting-approval"),
+        "{shown}"
+    );
+    assert!(shown.contains("Gate go-ahead"), "{shown}");
+    assert!(
+        shown.contains("0 of 1 approvals from release-manager"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("expires at 2027-01-15 09:10:00 UTC"),
+        "{shown}"
+    );
+    assert!(
+        line_with(&shown, "proceed").contains("canary batch 0"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Targets (4): 1 verified, 3 pending"),
+        "{shown}"
+    );
+
+    // A rejection must say why, before anything is sent.
+    let refused = release_cli(&d, &["reject", &id]).await;
+    assert!(!refused.ok, "a rejection without a comment must fail");
+    assert!(refused.stderr.contains("--comment"), "{}", refused.stderr);
+    let refused = release_cli(&d, &["reject", &id, "--comment", " "]).await;
+    assert!(!refused.ok);
+    assert!(
+        refused
+            .stderr
+            .contains("a rejection needs --comment saying why"),
+        "{}",
+        refused.stderr
+    );
+
+    // Watch from the gate on: what happened so far comes from the journal,
+    // and once that is printed the rest arrives through the event stream.
+    let mut watch = command(&d, &["watch", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    while !stdout.contains("gate-opened") {
+        let line = tokio::time::timeout(COMMAND_TIMEOUT, lines.next_line())
+            .await
+            .expect("watch printed no history")
+            .unwrap()
+            .unwrap_or_else(|| panic!("watch ended early:\n{stdout}"));
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let approved = ok(&d, &["approve", &id, "--comment", "canary is fine"]).await;
+    assert_eq!(
+        approved.trim(),
+        format!("Approved release {id}; it is now running.")
+    );
+    while let Some(line) = tokio::time::timeout(COMMAND_TIMEOUT, lines.next_line())
+        .await
+        .expect("watch did not end with the release")
+        .unwrap()
+    {
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let watched = watch.wait_with_output().await.unwrap();
+    assert!(
+        watched.status.success(),
+        "watch must succeed with the release: {}\n{stdout}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    let kinds: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(kinds.first(), Some(&"started"), "{stdout}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "finished").count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "deployed").count(),
+        4,
+        "every batch once, in order: {stdout}"
+    );
+    assert!(
+        line_with(&stdout, " approved ").contains("go-ahead by admin: canary is fine"),
+        "{stdout}"
+    );
+    assert!(
+        line_with(&stdout, " finished ").contains("succeeded"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with(&format!("Release {id} succeeded: all 10 steps done")),
+        "{stdout}"
+    );
+
+    let listed = ok(&d, &["list"]).await;
+    let header: Vec<&str> = listed.lines().next().unwrap().split("  ").collect();
+    assert_eq!(header[0].trim(), "ID", "{listed}");
+    let row: Vec<&str> = line_with(&listed, &id).split_whitespace().collect();
+    assert_eq!(
+        row,
+        [
+            id.as_str(),
+            "shop",
+            "prod",
+            "2.0.0",
+            "succeeded",
+            "admin",
+            "10m"
+        ],
+        "{listed}"
+    );
+    let none = ok(&d, &["list", "--status", "running"]).await;
+    assert!(!none.contains(&id), "{none}");
+
+    // Errors from the API come out as the server's code and message.
+    let refused = release_cli(&d, &["approve", &id]).await;
+    assert!(!refused.ok);
+    assert!(
+        refused
+            .stderr
+            .contains("release.not_waiting (409): the release is succeeded"),
+        "{}",
+        refused.stderr
+    );
+
+    let rolled = ok(&d, &["rollback", &id, "--comment", "bad build"]).await;
+    assert!(
+        rolled.starts_with(&format!(
+            "Rolling release {id} back (regular); it is now rolling-back."
+        )),
+        "{rolled}"
+    );
+    let watched = release_cli(&d, &["watch", &id]).await;
+    assert!(!watched.ok, "a rolled-back release fails the watch");
+    assert!(
+        watched.stderr.contains(&format!(
+            "release {id} ended rolled-back: admin rolled the release back: bad build"
+        )),
+        "{}",
+        watched.stderr
+    );
+    assert!(
+        watched.stdout.contains("rollback-started"),
+        "{}",
+        watched.stdout
+    );
+    assert_eq!(recorder.calls_of("rollback").len(), 4);
+    let shown = ok(&d, &["show", &id]).await;
+    assert!(
+        shown.contains("Rollback (regular): admin rolled the release back: bad build"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("admin approved go-ahead at 2027-01-15 08:10:00 UTC: canary is fine"),
+        "{shown}"
+    );
+    assert!(shown.contains("Targets (4): 4 rolled-back"), "{shown}");
+}
