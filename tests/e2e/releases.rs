@@ -113,6 +113,28 @@ async fn a_canary_and_rolling_release_succeeds() {
     let events = journal(&d, &id).await;
     assert_eq!(events.first().map(String::as_str), Some("started"));
     assert_eq!(events.last().map(String::as_str), Some("finished"));
+
+    // One action rolls the whole release back, all at once.
+    let (status, body) = command(
+        &d,
+        &id,
+        "rollback",
+        json!({"mode": "emergency", "comment": "bad build"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let undone = wait_status(&d, &id, "rolled-back").await;
+    assert!(undone["outcome"].as_str().unwrap().contains("bad build"));
+    let rollbacks = recorder.calls_of("rollback");
+    assert_eq!(
+        rollbacks
+            .iter()
+            .map(|c| c.targets.len())
+            .collect::<Vec<_>>(),
+        [7, 1],
+        "one call per stage: {rollbacks:?}"
+    );
+    assert_eq!(current_version(&d).await, Value::Null, "nothing known runs");
 }
 
 #[tokio::test]

@@ -385,15 +385,17 @@ impl Engine {
                 }));
             }
         }
-        let event = {
-            let state = live.state.lock().await;
-            state
-                .command(&live.spec, actor, command, self.inner.clock.now_ms())
-                .map_err(Error::Refused)?
-        };
-        let was_terminal = live.state.lock().await.status().is_terminal();
-        self.commit(&live, vec![event]).await?;
-        let state = live.state.lock().await.clone();
+        // The state stays locked from the check to the journal, so the
+        // command applies to exactly the state it was checked against.
+        let mut guard = live.state.lock().await;
+        let event = guard
+            .command(&live.spec, actor, command, self.inner.clock.now_ms())
+            .map_err(Error::Refused)?;
+        let was_terminal = guard.status().is_terminal();
+        self.commit_locked(&live.spec, &mut guard, vec![event])
+            .await?;
+        let state = guard.clone();
+        drop(guard);
         if was_terminal && !state.status().is_terminal() {
             self.spawn(live.clone());
         }
@@ -404,15 +406,23 @@ impl Engine {
     /// Applies events to a release and journals the ones that fit, durably,
     /// before anything else happens to it.
     async fn commit(&self, live: &Live, events: Vec<Event>) -> Result<(), Error> {
-        let spec = &live.spec;
         let mut state = live.state.lock().await;
+        self.commit_locked(&live.spec, &mut state, events).await
+    }
+
+    /// [`Self::commit`] on a state already locked.
+    async fn commit_locked(
+        &self,
+        spec: &ReleaseSpec,
+        state: &mut State,
+        events: Vec<Event>,
+    ) -> Result<(), Error> {
         let before = state.status();
         let seq = state.events;
-        let backup = before.is_terminal().then(|| state.clone());
         let mut accepted = Vec::with_capacity(events.len());
         for event in events {
             match state.apply(spec, &event) {
-                Ok(()) => accepted.push(event),
+                Ok(()) => accepted.push((event, state.status())),
                 // The release moved on while the work ran (a human rolled
                 // it back, say); the stale outcome is dropped.
                 Err(e) => tracing::info!(release = %spec.id, event = event.name(), reason = %e,
@@ -430,31 +440,38 @@ impl Engine {
         };
         let inventory = match after {
             Status::Succeeded if before != Status::Succeeded => Some(InventoryOutcome {
-                version: spec.version.clone(),
+                version: Some(spec.version.clone()),
                 live_group: spec.final_live_group(),
             }),
-            Status::RolledBack if state.succeeded => {
-                spec.previous_version
-                    .clone()
-                    .map(|version| InventoryOutcome {
-                        version,
-                        live_group: spec.stages.iter().find_map(|s| s.live_group.clone()),
-                    })
-            }
+            // A release undone after it succeeded puts back what ran before
+            // it, which for a first release is nothing.
+            Status::RolledBack if state.succeeded => Some(InventoryOutcome {
+                version: spec.previous_version.clone(),
+                live_group: spec.stages.iter().find_map(|s| s.live_group.clone()),
+            }),
             _ => None,
         };
-        let summary = (after != before || after.is_terminal()).then(|| summary_of(spec, &state));
+        let summary = (after != before || after.is_terminal()).then(|| summary_of(spec, state));
+        let events: Vec<Event> = accepted.iter().map(|(e, _)| e.clone()).collect();
         let written = self.inner.store.append_events(
             spec,
             seq,
-            &accepted,
+            &events,
             summary.as_ref(),
             slot,
             inventory.as_ref(),
         );
         if let Err(e) = written {
-            if let Some(backup) = backup {
-                *state = backup;
+            // Nothing was written: the state goes back to what the journal
+            // holds, so that memory never runs ahead of the disk.
+            match self
+                .inner
+                .store
+                .journal(&spec.id)
+                .map(|j| State::replay(spec, &j))
+            {
+                Ok(Ok(replayed)) => *state = replayed,
+                _ => tracing::error!(release = %spec.id, "The release's journal cannot be reread."),
             }
             return Err(match e {
                 store::Error::Busy { release } => Error::Busy {
@@ -466,8 +483,8 @@ impl Engine {
             });
         }
         self.inner.store.sync().await?;
-        for (i, event) in accepted.into_iter().enumerate() {
-            self.publish(spec, seq + i as u64, after, event);
+        for (i, (event, status)) in accepted.into_iter().enumerate() {
+            self.publish(spec, seq + i as u64, status, event);
         }
         Ok(())
     }

@@ -141,7 +141,7 @@ impl Store {
                 tx,
                 application,
                 environment,
-                current_version,
+                Some(current_version),
                 live_group.as_deref(),
             )
         })
@@ -153,7 +153,7 @@ pub(super) fn record_outcome(
     tx: &sled::transaction::TransactionalTree,
     application: &str,
     environment: &str,
-    current_version: &str,
+    current_version: Option<&str>,
     live_group: Option<&str>,
 ) -> Result<(), ConflictableTransactionError<Error>> {
     let k = key(&[application, environment]);
@@ -164,7 +164,7 @@ pub(super) fn record_outcome(
     })?;
     let mut record: EnvironmentRecord =
         decode("inventory", &k, &bytes).map_err(ConflictableTransactionError::Abort)?;
-    record.current_version = Some(current_version.to_string());
+    record.current_version = current_version.map(str::to_string);
     if let Some(live) = live_group {
         record.live_group = Some(live.to_string());
     }

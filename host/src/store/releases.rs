@@ -40,7 +40,8 @@ pub enum Slot {
 /// What a finished release leaves in the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryOutcome {
-    pub version: String,
+    /// The version now running; `None` when nothing known runs.
+    pub version: Option<String>,
     pub live_group: Option<String>,
 }
 
@@ -163,7 +164,7 @@ impl Store {
                         inventory_tx,
                         &spec.application,
                         &spec.environment,
-                        &outcome.version,
+                        outcome.version.as_deref(),
                         outcome.live_group.as_deref(),
                     )?;
                 }
