@@ -418,3 +418,45 @@ checks = [{{ plugin = "health", params = {{ mode = "remote", url = "{origin}/ver
     );
     assert!(done["outcome"].as_str().unwrap().contains("p99 900 ms"));
 }
+
+#[tokio::test]
+async fn a_queueing_flow_starts_the_next_release_when_the_environment_frees() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    let queued_flow = standard_flow(&recorder).replace(
+        "name = \"standard\"\nversion = 1\n",
+        "name = \"queued\"\nversion = 1\nwhen_busy = \"queue\"\n",
+    );
+    apply_flow(&d, &queued_flow).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+    let first = start_release(&d, "shop", "prod", "2.0.0", "queued").await;
+    to_the_gate(&d, &first).await;
+
+    let (status, second) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/releases").json(&json!({
+                "application": "shop", "environment": "prod", "version": "2.1.0", "flow": "queued"
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["status"], "queued");
+    let second = second["id"].as_str().unwrap().to_string();
+    let (status, body) = command(&d, &second, "pause", json!({})).await;
+    assert_refused(status, &body, (409, "release.queued"), "has not started");
+    let (_, listed) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/releases?status=queued"))
+        .await;
+    assert_eq!(listed[0]["id"], second.as_str());
+
+    command(&d, &first, "approve", json!({})).await;
+    wait_status(&d, &first, "succeeded").await;
+    let next = wait_for(&d, &second, "the queued release to start", |r| {
+        r["status"] != "queued"
+    })
+    .await;
+    assert_eq!(
+        next["previous_version"], "2.0.0",
+        "it replaces what the first one shipped"
+    );
+}

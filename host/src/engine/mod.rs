@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, Notify, broadcast, watch};
 
 use crate::catalog::{self, Catalog};
 use crate::clock::Clock;
-use crate::domain::flow::FlowError;
+use crate::domain::flow::{FlowError, WhenBusy};
 use crate::domain::plugin::Artifact;
 use crate::domain::release::{
     Action, Actor, Command, CommandError, Event, ReleaseSpec, Start, State, Status, compile,
@@ -170,6 +170,13 @@ impl Engine {
                 }
             }
         }
+        let queued = engine.inner.store.queued_environments()?;
+        let starter = engine.clone();
+        tokio::spawn(async move {
+            for (application, environment) in queued {
+                starter.start_queued(&application, &environment).await;
+            }
+        });
         let trains = engine.resume_trains()?;
         tracing::info!(resumed, trains, "Release engine started.");
         Ok(engine)
@@ -284,7 +291,12 @@ impl Engine {
             .apply(&spec, &first)
             .map_err(|e| Error::Invalid(vec![FlowError::new("", e.to_string())]))?;
         let summary = summary_of(&spec, &state);
-        match self.inner.store.create_release(&spec, &first, &summary) {
+        let queue = flow.when_busy == WhenBusy::Queue;
+        let started = match self
+            .inner
+            .store
+            .create_release(&spec, &first, &summary, queue)
+        {
             Err(store::Error::Busy { release }) => {
                 return Err(Error::Busy {
                     application: spec.application.clone(),
@@ -293,8 +305,13 @@ impl Engine {
                 });
             }
             other => other?,
-        }
+        };
         self.inner.store.sync().await?;
+        if !started {
+            tracing::info!(release = %spec.id, application = %spec.application,
+                environment = %spec.environment, "Release queued behind the active one.");
+            return Ok((Arc::new(spec), State::default()));
+        }
         tracing::info!(release = %spec.id, application = %spec.application,
             environment = %spec.environment, version = %spec.version, "Release started.");
         let live = Arc::new(Live {
@@ -486,7 +503,51 @@ impl Engine {
         for (i, (event, status)) in accepted.into_iter().enumerate() {
             self.publish(spec, seq + i as u64, status, event);
         }
+        if slot == Slot::Free {
+            self.start_queued(&spec.application, &spec.environment)
+                .await;
+        }
         Ok(())
+    }
+
+    /// Starts the release queued first for an environment, if its slot is
+    /// free.
+    async fn start_queued(&self, application: &str, environment: &str) {
+        let now = self.inner.clock.now_ms();
+        let first = |spec: &ReleaseSpec| Event::Started {
+            by: spec.started_by.clone(),
+            at_ms: now,
+        };
+        let started = self
+            .inner
+            .store
+            .start_next_queued(application, environment, first, now);
+        let id = match started {
+            Ok(Some(id)) => id,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(%application, %environment, error = %e, "A queued release cannot start.");
+                return;
+            }
+        };
+        if let Err(e) = self.inner.store.sync().await {
+            tracing::error!(release = %id, error = %e, "A queued release cannot start.");
+            return;
+        }
+        match self.load(&id) {
+            Ok(live) => {
+                let live = Arc::new(live);
+                tracing::info!(release = %id, "Queued release started.");
+                self.publish(&live.spec, 0, Status::Running, first(&live.spec));
+                self.inner
+                    .releases
+                    .lock()
+                    .await
+                    .insert(id.clone(), live.clone());
+                self.spawn(live);
+            }
+            Err(e) => tracing::error!(release = %id, error = %e, "A queued release cannot start."),
+        }
     }
 
     /// Drives one release until it is over or the daemon stops.

@@ -116,6 +116,7 @@ pub struct Store {
     release_index: sled::Tree,
     active: sled::Tree,
     trains: sled::Tree,
+    queue: sled::Tree,
 }
 
 impl Store {
@@ -138,6 +139,7 @@ impl Store {
             release_index: db.open_tree("release_index")?,
             active: db.open_tree("active")?,
             trains: db.open_tree("trains")?,
+            queue: db.open_tree("queue")?,
             db,
         })
     }

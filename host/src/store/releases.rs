@@ -56,6 +56,21 @@ fn journal_key(id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// `app \0 env \0 created (big-endian) id`: a queue sorts oldest first.
+fn queue_key(spec: &ReleaseSpec) -> Vec<u8> {
+    let mut k = key(&[&spec.application, &spec.environment]);
+    k.push(0);
+    k.extend_from_slice(&spec.created_ms.to_be_bytes());
+    k.extend_from_slice(spec.id.as_bytes());
+    k
+}
+
+fn name_prefix_of(slot: &[u8]) -> Vec<u8> {
+    let mut prefix = slot.to_vec();
+    prefix.push(0);
+    prefix
+}
+
 fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
     Err(ConflictableTransactionError::Abort(e))
 }
@@ -69,39 +84,127 @@ fn flatten(e: TransactionError<Error>) -> Error {
 
 impl Store {
     /// Stores a new release with its first event and takes its
-    /// environment's slot; refused with [`Error::Busy`] when another release
-    /// holds it.
+    /// environment's slot. When another release holds the slot, the release
+    /// is queued behind it if `queue` says so (and `false` returned), or
+    /// refused with [`Error::Busy`].
     pub fn create_release(
         &self,
         spec: &ReleaseSpec,
         first: &Event,
         summary: &ReleaseSummary,
-    ) -> Result<(), Error> {
+        queue: bool,
+    ) -> Result<bool, Error> {
         let slot = key(&[&spec.application, &spec.environment]);
         let spec_bytes = encode(spec);
         let entry = encode(&JournalEntry {
             event: first.clone(),
         });
         let summary_bytes = encode(summary);
+        let queued_summary = encode(&ReleaseSummary {
+            status: Status::Queued,
+            ..summary.clone()
+        });
+        let queue_key = queue_key(spec);
         (
             &self.release_specs,
             &self.journal,
             &self.release_index,
             &self.active,
+            &self.queue,
         )
-            .transaction(|(specs, journal, index, active)| {
+            .transaction(|(specs, journal, index, active, queued)| {
                 if let Some(holder) = active.get(&slot)? {
-                    return abort(Error::Busy {
-                        release: String::from_utf8_lossy(&holder).into_owned(),
-                    });
+                    if !queue {
+                        return abort(Error::Busy {
+                            release: String::from_utf8_lossy(&holder).into_owned(),
+                        });
+                    }
+                    specs.insert(spec.id.as_bytes(), spec_bytes.as_slice())?;
+                    index.insert(spec.id.as_bytes(), queued_summary.as_slice())?;
+                    queued.insert(queue_key.as_slice(), spec.id.as_bytes())?;
+                    return Ok(false);
                 }
                 active.insert(slot.as_slice(), spec.id.as_bytes())?;
                 specs.insert(spec.id.as_bytes(), spec_bytes.as_slice())?;
                 journal.insert(journal_key(&spec.id, 0), entry.as_slice())?;
                 index.insert(spec.id.as_bytes(), summary_bytes.as_slice())?;
-                Ok(())
+                Ok(true)
             })
             .map_err(flatten)
+    }
+
+    /// Starts the oldest release queued for an environment whose slot is
+    /// free: takes the slot and journals `first` (built from the queued
+    /// spec). Returns the started release's id.
+    pub fn start_next_queued(
+        &self,
+        application: &str,
+        environment: &str,
+        first: impl Fn(&ReleaseSpec) -> Event,
+        now_ms: u64,
+    ) -> Result<Option<String>, Error> {
+        let slot = key(&[application, environment]);
+        if self.active.contains_key(&slot)? {
+            return Ok(None);
+        }
+        let Some(entry) = self.queue.scan_prefix(name_prefix_of(&slot)).next() else {
+            return Ok(None);
+        };
+        let (queue_key, id) = entry?;
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let Some(mut spec) = self.release_spec(&id)? else {
+            self.queue.remove(queue_key)?;
+            return Ok(None);
+        };
+        // What runs now is what the release replaces; the slot is free, so
+        // no other release changes it meanwhile.
+        if let Some(env) = self.environment(application, environment)? {
+            spec.previous_version = env.current_version;
+        }
+        let spec_bytes = encode(&spec);
+        let entry = encode(&JournalEntry {
+            event: first(&spec),
+        });
+        let started = (
+            &self.journal,
+            &self.release_index,
+            &self.active,
+            &self.queue,
+            &self.release_specs,
+        )
+            .transaction(|(journal, index, active, queued, specs)| {
+                if active.get(&slot)?.is_some() || queued.remove(&queue_key)?.is_none() {
+                    return Ok(false);
+                }
+                active.insert(slot.as_slice(), id.as_bytes())?;
+                specs.insert(id.as_bytes(), spec_bytes.as_slice())?;
+                journal.insert(journal_key(&id, 0), entry.as_slice())?;
+                if let Some(bytes) = index.get(id.as_bytes())? {
+                    let mut summary: ReleaseSummary =
+                        decode("release_index", id.as_bytes(), &bytes)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                    summary.status = Status::Running;
+                    summary.updated_ms = now_ms;
+                    index.insert(id.as_bytes(), encode(&summary))?;
+                }
+                Ok(true)
+            });
+        Ok(started.map_err(flatten)?.then_some(id))
+    }
+
+    /// The environments with queued releases, as (application, environment).
+    pub fn queued_environments(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut envs: Vec<(String, String)> = Vec::new();
+        for entry in self.queue.iter() {
+            let (k, _) = entry?;
+            let mut parts = k.split(|b| *b == 0);
+            let app = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let env = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            if envs.last() != Some(&(app.clone(), env.clone())) {
+                envs.push((app, env));
+            }
+        }
+        Ok(envs)
     }
 
     /// Appends events to a release's journal from sequence number `seq`,
@@ -255,10 +358,10 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             store
-                .create_release(&spec, &started, &summary(&spec, Status::Running))
+                .create_release(&spec, &started, &summary(&spec, Status::Running), false)
                 .unwrap();
             let other = sample_spec("r2");
-            match store.create_release(&other, &started, &summary(&other, Status::Running)) {
+            match store.create_release(&other, &started, &summary(&other, Status::Running), false) {
                 Err(Error::Busy { release }) => assert_eq!(release, "r1"),
                 other => panic!("expected busy, got {other:?}"),
             }

@@ -66,6 +66,12 @@ impl State {
         now: u64,
     ) -> Result<Event, CommandError> {
         let status = self.status();
+        if status == Status::Queued {
+            return Err(refuse(
+                "release.queued",
+                "the release is queued behind the environment's active release and has not started",
+            ));
+        }
         let gate_command = matches!(command, Command::Approve { .. } | Command::Reject { .. });
         if gate_command && status != Status::WaitingApproval {
             return Err(refuse(

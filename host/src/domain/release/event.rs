@@ -10,6 +10,8 @@ use crate::domain::plugin::{GroupWeight, TargetResult, Verdict};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
+    /// Waiting for the environment's active release to finish.
+    Queued,
     Running,
     WaitingApproval,
     Paused,
@@ -23,7 +25,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
+        Status::Queued,
         Status::Running,
         Status::WaitingApproval,
         Status::Paused,
@@ -37,6 +40,7 @@ impl Status {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Queued => "queued",
             Status::Running => "running",
             Status::WaitingApproval => "waiting-approval",
             Status::Paused => "paused",

@@ -155,7 +155,7 @@ impl State {
     }
 
     pub fn status(&self) -> Status {
-        self.status.unwrap_or(Status::Running)
+        self.status.unwrap_or(Status::Queued)
     }
 
     pub(super) fn place(spec: &ReleaseSpec, pc: usize) -> String {
