@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::domain::flow::{
     Approval, BatchSize, Deploy, Flow, FlowError, OnExpiry, PluginUse, Stage, StageKind, Strategy,
-    WhenBusy, parse_duration_ms,
+    Unhealthy, VerdictLimits, WhenBusy, parse_duration_ms,
 };
 
 #[derive(Deserialize)]
@@ -67,6 +67,11 @@ struct RawStage {
     starter_may_approve: Option<bool>,
     expires_after: Option<String>,
     on_expiry: Option<String>,
+    failure_limit: Option<u32>,
+    error_limit: Option<u32>,
+    retry_after: Option<String>,
+    health_check: Option<RawPlugin>,
+    unhealthy: Option<String>,
 }
 
 impl RawStage {
@@ -95,6 +100,11 @@ impl RawStage {
         add("starter_may_approve", self.starter_may_approve.is_some());
         add("expires_after", self.expires_after.is_some());
         add("on_expiry", self.on_expiry.is_some());
+        add("failure_limit", self.failure_limit.is_some());
+        add("error_limit", self.error_limit.is_some());
+        add("retry_after", self.retry_after.is_some());
+        add("health_check", self.health_check.is_some());
+        add("unhealthy", self.unhealthy.is_some());
         set
     }
 }
@@ -210,7 +220,7 @@ pub fn parse(text: &str) -> Result<Flow, Vec<FlowError>> {
 fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str] {
     match (kind, strategy) {
         ("precheck", _) => &["plugins"],
-        ("verify", _) => &["checks"],
+        ("verify", _) => &["checks", "failure_limit", "error_limit", "retry_after"],
         ("approval", _) => &[
             "roles",
             "approvers",
@@ -226,8 +236,24 @@ fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str]
             "check_interval",
             "checks",
             "policy",
+            "failure_limit",
+            "error_limit",
+            "retry_after",
+            "health_check",
+            "unhealthy",
         ],
-        ("deploy", Some("rolling")) => &["deployer", "strategy", "batch", "checks", "policy"],
+        ("deploy", Some("rolling")) => &[
+            "deployer",
+            "strategy",
+            "batch",
+            "checks",
+            "policy",
+            "failure_limit",
+            "error_limit",
+            "retry_after",
+            "health_check",
+            "unhealthy",
+        ],
         ("deploy", Some("blue-green")) => &[
             "deployer",
             "strategy",
@@ -236,6 +262,11 @@ fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str]
             "traffic",
             "checks",
             "policy",
+            "failure_limit",
+            "error_limit",
+            "retry_after",
+            "health_check",
+            "unhealthy",
         ],
         _ => &["deployer", "strategy", "checks", "policy"],
     }
@@ -307,11 +338,34 @@ fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
                 .policy
                 .as_ref()
                 .map(|p| plugin_use(p, &at("policy"), errors));
+            let health_check = raw
+                .health_check
+                .as_ref()
+                .map(|p| plugin_use(p, &at("health_check"), errors));
+            let unhealthy = match raw.unhealthy.as_deref() {
+                None | Some("block") => Unhealthy::Block,
+                Some("skip") => Unhealthy::Skip,
+                Some(other) => {
+                    errors.push(
+                        at("unhealthy"),
+                        format!("`{other}` is not `skip` or `block`"),
+                    );
+                    Unhealthy::Block
+                }
+            };
+            if raw.unhealthy.is_some() && raw.health_check.is_none() {
+                errors.push(
+                    at("unhealthy"),
+                    "needs a health_check to find unhealthy targets",
+                );
+            }
             StageKind::Deploy(Box::new(Deploy {
                 deployer: deployer?,
                 strategy: strategy?,
                 checks,
                 policy,
+                health_check,
+                unhealthy,
             }))
         }
         other => {
@@ -322,10 +376,17 @@ fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
             return None;
         }
     };
+    let defaults = VerdictLimits::default();
+    let limits = VerdictLimits {
+        failure_limit: raw.failure_limit.unwrap_or(defaults.failure_limit),
+        error_limit: raw.error_limit.unwrap_or(defaults.error_limit),
+        retry_after_ms: errors.duration(&raw.retry_after, at("retry_after")),
+    };
     Some(Stage {
         name,
         kind: stage_kind,
         reversible: raw.reversible.unwrap_or(true),
+        limits,
     })
 }
 

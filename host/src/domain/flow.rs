@@ -137,6 +137,15 @@ pub enum Strategy {
     },
 }
 
+/// What a target found unhealthy before its batch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unhealthy {
+    /// The batch goes on without it; it is recorded.
+    Skip,
+    /// The release pauses before the batch for a human.
+    Block,
+}
+
 /// A deploy stage: the version goes out with a strategy, verified by the
 /// checks after every batch, with the policy deciding what a verdict means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +154,31 @@ pub struct Deploy {
     pub strategy: Strategy,
     pub checks: Vec<PluginUse>,
     pub policy: Option<PluginUse>,
+    /// A check run on each target of a batch before the batch deploys.
+    pub health_check: Option<PluginUse>,
+    pub unhealthy: Unhealthy,
+}
+
+/// How the default verdict policy counts in a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerdictLimits {
+    /// Failed verdicts tolerated before rolling back (default 0).
+    pub failure_limit: u32,
+    /// Consecutive errors of one check tolerated before rolling back
+    /// (default 4).
+    pub error_limit: u32,
+    /// How long to wait before checking again after an error.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Default for VerdictLimits {
+    fn default() -> VerdictLimits {
+        VerdictLimits {
+            failure_limit: 0,
+            error_limit: 4,
+            retry_after_ms: None,
+        }
+    }
 }
 
 /// What a stage does.
@@ -179,6 +213,8 @@ pub struct Stage {
     /// Whether the stage can be undone; automatic rollback stops before a
     /// stage that cannot and asks a human.
     pub reversible: bool,
+    /// How the default policy counts verdicts in deploy and verify stages.
+    pub limits: VerdictLimits,
 }
 
 /// What a second start for a busy application and environment does.
@@ -218,6 +254,9 @@ impl Flow {
                     }
                     for (j, p) in deploy.checks.iter().enumerate() {
                         uses.push((at(&format!("checks[{j}]")), PluginRole::Check, p));
+                    }
+                    if let Some(p) = &deploy.health_check {
+                        uses.push((at("health_check"), PluginRole::Check, p));
                     }
                     if let Some(p) = &deploy.policy {
                         uses.push((at("policy"), PluginRole::RollbackPolicy, p));

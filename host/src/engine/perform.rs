@@ -97,9 +97,55 @@ fn error_verdict(summary: String) -> Verdict {
     }
 }
 
+/// Checks each target on its own, all at once: one verdict per target.
+async fn check_each(
+    registry: &Registry,
+    plugin: &PluginRef,
+    ctx: &crate::domain::plugin::ReleaseContext,
+    targets: &[Target],
+) -> Vec<(String, Verdict)> {
+    let mut set = JoinSet::new();
+    for target in targets.iter().cloned() {
+        let (registry, plugin, ctx) = (registry.clone(), plugin.clone(), ctx.clone());
+        set.spawn(async move {
+            let id = target.id.clone();
+            let targets = vec![target];
+            let verdict = match call(&registry, &plugin, Call::Verify { ctx, targets }).await {
+                Ok(Output::Verdict(v)) => v,
+                Ok(other) => error_verdict(unexpected(&plugin, &other).message),
+                Err(fault) => error_verdict(fault.message),
+            };
+            (id, verdict)
+        });
+    }
+    let mut verdicts = Vec::with_capacity(targets.len());
+    while let Some(joined) = set.join_next().await {
+        if let Ok(v) = joined {
+            verdicts.push(v);
+        }
+    }
+    // A target whose check task died is reported unhealthy.
+    for t in targets {
+        if !verdicts.iter().any(|(id, _)| *id == t.id) {
+            verdicts.push((
+                t.id.clone(),
+                error_verdict("the check's task failed".to_string()),
+            ));
+        }
+    }
+    verdicts.sort_by_key(|(id, _)| targets.iter().position(|t| t.id == *id));
+    verdicts
+}
+
 /// Carries out one piece of plugin work.
 pub async fn perform(registry: &Registry, work: &Work) -> WorkOutcome {
     match work {
+        Work::HealthCheck {
+            plugin,
+            ctx,
+            targets,
+            ..
+        } => WorkOutcome::TargetVerdicts(check_each(registry, plugin, ctx, targets).await),
         Work::Precheck {
             plugin,
             ctx,

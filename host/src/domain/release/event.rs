@@ -90,6 +90,13 @@ pub struct DecisionRecord {
     pub at_ms: u64,
 }
 
+/// A target found unhealthy before its batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnhealthyTarget {
+    pub target: String,
+    pub summary: String,
+}
+
 /// One approval or rejection at a gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
@@ -113,6 +120,13 @@ pub enum Event {
         check: String,
         verdict: Verdict,
         forward_only: bool,
+        at_ms: u64,
+    },
+    /// Each target of a batch was checked before the batch; these were not
+    /// healthy.
+    TargetsChecked {
+        pc: usize,
+        unhealthy: Vec<UnhealthyTarget>,
         at_ms: u64,
     },
     /// Journaled before the deployer is called, with the key it gets.
@@ -251,6 +265,7 @@ impl Event {
         match self {
             Event::Started { .. } => "started",
             Event::PrecheckDone { .. } => "precheck-done",
+            Event::TargetsChecked { .. } => "targets-checked",
             Event::DeployStarted { .. } => "deploy-started",
             Event::Deployed { .. } => "deployed",
             Event::DeployFailed { .. } => "deploy-failed",
@@ -282,6 +297,7 @@ impl Event {
             Event::Decided { decision, .. } => decision.at_ms,
             Event::Started { at_ms, .. }
             | Event::PrecheckDone { at_ms, .. }
+            | Event::TargetsChecked { at_ms, .. }
             | Event::DeployStarted { at_ms, .. }
             | Event::Deployed { at_ms, .. }
             | Event::DeployFailed { at_ms, .. }

@@ -5,7 +5,7 @@
 //! or a clear refusal. Nothing here does IO or
 //! reads a clock: time arrives as arguments and in events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,10 @@ pub struct State {
     pub awaiting_decision: bool,
     /// The verdicts of the latest round.
     pub last_round: Vec<CheckVerdict>,
+    /// The deploy step whose targets were checked before it.
+    pub health_checked: Option<usize>,
+    /// Targets skipped as unhealthy; no later step touches them.
+    pub skipped: BTreeSet<u32>,
     /// The deploy call under way, with its key.
     pub in_flight: Option<(usize, u32, String)>,
     /// Consecutive errors of each check in the current step.
@@ -182,6 +186,7 @@ impl State {
         self.next_check_ms = None;
         self.awaiting_decision = false;
         self.errors.clear();
+        self.health_checked = None;
     }
 
     fn start_rollback(
@@ -302,6 +307,50 @@ impl State {
                             verdict.summary
                         ),
                     ));
+                }
+            }
+            Event::TargetsChecked {
+                pc,
+                unhealthy,
+                at_ms,
+            } => {
+                self.expect_step(*pc, "targets-checked")?;
+                let Step::Deploy {
+                    stage,
+                    batch,
+                    targets,
+                } = self.step(spec, *pc)?
+                else {
+                    return Err(bad(format!("step {pc} is not a deploy")));
+                };
+                let s = &spec.stages[*stage];
+                if unhealthy.is_empty() {
+                    self.health_checked = Some(*pc);
+                } else if s.skip_unhealthy {
+                    for u in unhealthy {
+                        if let Some(i) = spec.targets.iter().position(|t| t.id == u.target) {
+                            self.skipped.insert(i as u32);
+                        }
+                    }
+                    self.health_checked = Some(*pc);
+                    if targets.iter().all(|t| self.skipped.contains(t)) {
+                        self.advance();
+                    }
+                } else {
+                    let list: Vec<String> = unhealthy
+                        .iter()
+                        .map(|u| format!("{} ({})", u.target, u.summary))
+                        .collect();
+                    self.status = Some(Status::Paused);
+                    self.pause = Some(PauseState {
+                        by: "health-check".to_string(),
+                        reason: format!(
+                            "unhealthy before batch {batch} of stage {}: {}",
+                            s.name,
+                            list.join(", ")
+                        ),
+                        at_ms: *at_ms,
+                    });
                 }
             }
             Event::DeployStarted {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::flow::{Flow, FlowError, OnExpiry, PluginUse, StageKind, Strategy};
+use super::flow::{Flow, FlowError, OnExpiry, PluginUse, StageKind, Strategy, Unhealthy};
 use super::plan::{PlannedStep, plan};
 use super::plugin::{Artifact, ReleaseContext, Target};
 
@@ -86,6 +86,12 @@ pub struct StageSpec {
     /// idle group that receives the new version.
     pub live_group: Option<String>,
     pub idle_group: Option<String>,
+    /// A check run on each target of a batch before the batch deploys.
+    #[serde(default)]
+    pub health_check: Option<PluginRef>,
+    /// Whether a target found unhealthy is skipped (or the release pauses).
+    #[serde(default)]
+    pub skip_unhealthy: bool,
 }
 
 /// One step of a release's program. Targets are indices into the release's
@@ -159,6 +165,19 @@ pub struct ReleaseSpec {
 }
 
 impl ReleaseSpec {
+    /// The targets a step names, less those skipped as unhealthy.
+    pub fn targets_except(
+        &self,
+        indices: &[u32],
+        skipped: &std::collections::BTreeSet<u32>,
+    ) -> Vec<Target> {
+        indices
+            .iter()
+            .filter(|i| !skipped.contains(i))
+            .filter_map(|i| self.targets.get(*i as usize).cloned())
+            .collect()
+    }
+
     /// The targets a step names.
     pub fn targets_of(&self, indices: &[u32]) -> Vec<Target> {
         indices
@@ -266,13 +285,15 @@ pub fn compile(
             verification: Verification {
                 checks: Vec::new(),
                 policy: None,
-                failure_limit: 0,
-                error_limit: DEFAULT_ERROR_LIMIT,
-                retry_ms: DEFAULT_RETRY_MS,
+                failure_limit: stage.limits.failure_limit,
+                error_limit: stage.limits.error_limit,
+                retry_ms: stage.limits.retry_after_ms.unwrap_or(DEFAULT_RETRY_MS),
             },
             gate: None,
             live_group: None,
             idle_group: None,
+            health_check: None,
+            skip_unhealthy: false,
         };
         match (&stage.kind, &planned.step) {
             (StageKind::Precheck { plugins }, _) => {
@@ -315,6 +336,12 @@ pub fn compile(
                     .as_ref()
                     .map(|p| pin(at("policy"), p))
                     .transpose()?;
+                spec.health_check = deploy
+                    .health_check
+                    .as_ref()
+                    .map(|p| pin(at("health_check"), p))
+                    .transpose()?;
+                spec.skip_unhealthy = deploy.unhealthy == Unhealthy::Skip;
                 // Emergency releases skip bake periods, never verification.
                 let bake = |ms: u64| if emergency { 0 } else { ms };
                 match (&deploy.strategy, step) {
@@ -326,7 +353,9 @@ pub fn compile(
                             batches, bake_ms, ..
                         },
                     ) => {
-                        spec.verification.retry_ms = (*check_interval_ms).max(1);
+                        if stage.limits.retry_after_ms.is_none() {
+                            spec.verification.retry_ms = (*check_interval_ms).max(1);
+                        }
                         for (b, batch) in batches.iter().enumerate() {
                             let targets = indices(&batch.targets);
                             steps.push(Step::Deploy {

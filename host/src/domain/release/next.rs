@@ -1,7 +1,7 @@
 //! What a release does next, and how the outcome of plugin work becomes
 //! events.
 
-use super::event::{DecisionRecord, Event, RollbackMode, Status};
+use super::event::{DecisionRecord, Event, RollbackMode, Status, UnhealthyTarget};
 use super::machine::{State, Undo};
 use super::policy::{CheckVerdict, Ruling, judge};
 use super::{PluginRef, ReleaseSpec, Step};
@@ -31,6 +31,13 @@ pub enum Work {
         plugin: PluginRef,
         ctx: ReleaseContext,
         artifacts: Vec<Artifact>,
+    },
+    /// Checks each target of a batch, one call per target.
+    HealthCheck {
+        pc: usize,
+        plugin: PluginRef,
+        ctx: ReleaseContext,
+        targets: Vec<Target>,
     },
     Deploy {
         pc: usize,
@@ -89,6 +96,8 @@ pub enum WorkOutcome {
     Precheck(Result<PrecheckResult, String>),
     Targets(Result<Vec<TargetResult>, PluginFault>),
     Verdicts(Vec<CheckVerdict>),
+    /// One verdict per target, by target id.
+    TargetVerdicts(Vec<(String, Verdict)>),
     Decision(Result<Decision, String>),
     Done(Result<(), PluginFault>),
 }
@@ -153,7 +162,7 @@ impl State {
             key,
             ctx: spec.context(*stage, Some(*batch), attempt, &plugin),
             plugin,
-            targets: spec.targets_of(targets),
+            targets: spec.targets_except(targets, &self.skipped),
         })
     }
 
@@ -192,6 +201,21 @@ impl State {
                 ctx: spec.context(*stage, None, self.attempt, plugin),
                 artifacts: spec.artifacts.clone(),
             }),
+            Step::Deploy {
+                stage,
+                batch,
+                targets,
+            } if self.health_checked != Some(pc) && spec.stages[*stage].health_check.is_some() => {
+                let Some(plugin) = spec.stages[*stage].health_check.clone() else {
+                    return Action::Wait(None);
+                };
+                Action::Call(Work::HealthCheck {
+                    pc,
+                    ctx: spec.context(*stage, Some(*batch), self.attempt, &plugin),
+                    plugin,
+                    targets: spec.targets_except(targets, &self.skipped),
+                })
+            }
             Step::Deploy { .. } => Action::Record(Event::DeployStarted {
                 pc,
                 attempt: self.attempt,
@@ -235,7 +259,7 @@ impl State {
                     pc,
                     round: self.round,
                     checks: Self::checks(spec, *stage, *batch, self.round + 1),
-                    targets: spec.targets_of(targets),
+                    targets: spec.targets_except(targets, &self.skipped),
                 })
             }
             Step::Shift { stage, percent } => {
@@ -294,7 +318,7 @@ impl State {
             return Action::Call(Work::RollbackVerify {
                 pcs: pcs.clone(),
                 checks: Self::checks(spec, stage, spec.steps[pcs[0]].batch(), 1),
-                targets: spec.targets_of(&targets),
+                targets: spec.targets_except(&targets, &self.skipped),
             });
         }
         if let Some(at) = rb.not_before_ms
@@ -369,7 +393,7 @@ impl State {
                             key: key.clone(),
                             ctx: spec.context(stage, spec.steps[pcs[0]].batch(), *attempt, &plugin),
                             plugin,
-                            targets: spec.targets_of(&targets),
+                            targets: spec.targets_except(&targets, &self.skipped),
                         })
                     }
                     _ => Action::Record(Event::RollbackBatchStarted {
@@ -409,6 +433,20 @@ impl State {
                     check: plugin.label(),
                     verdict,
                     forward_only,
+                    at_ms: now,
+                }]
+            }
+            (Work::HealthCheck { pc, .. }, WorkOutcome::TargetVerdicts(verdicts)) => {
+                vec![Event::TargetsChecked {
+                    pc: *pc,
+                    unhealthy: verdicts
+                        .into_iter()
+                        .filter(|(_, v)| v.status != VerdictStatus::Pass)
+                        .map(|(target, v)| UnhealthyTarget {
+                            target,
+                            summary: format!("{}: {}", v.status.as_str(), v.summary),
+                        })
+                        .collect(),
                     at_ms: now,
                 }]
             }

@@ -172,6 +172,19 @@ fn targets_outcome(outcome: String, targets: &[Target]) -> WorkOutcome {
 
 fn perform(work: &Work, outcomes: &mut Outcomes) -> WorkOutcome {
     match work {
+        Work::HealthCheck { targets, .. } => {
+            // `ok`, or the id of the one unhealthy target.
+            let sick = outcomes.next("health", "ok");
+            WorkOutcome::TargetVerdicts(
+                targets
+                    .iter()
+                    .map(|t| {
+                        let status = if t.id == sick { "fail" } else { "pass" };
+                        (t.id.clone(), verdict(status))
+                    })
+                    .collect(),
+            )
+        }
         Work::Precheck { .. } => {
             let o = outcomes.next("precheck", "pass");
             let (status, forward_only) = match o.as_str() {
