@@ -99,6 +99,17 @@ async fn a_canary_and_rolling_release_succeeds() {
     assert!(recorder.calls_of("rollback").is_empty());
 
     assert!(decisions(&done).iter().all(|(r, _)| r == "proceed"));
+    // The summary: the canary baked ten minutes; the gate was answered at once.
+    let durations: Vec<&Value> = done["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["duration_ms"])
+        .collect();
+    assert_eq!(
+        durations,
+        [&json!(0), &json!(10 * MINUTE), &json!(0), &json!(0)]
+    );
     assert!(
         done["targets"]
             .as_array()

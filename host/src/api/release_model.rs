@@ -237,6 +237,10 @@ pub struct StageDto {
     pub name: String,
     pub kind: String,
     pub reversible: bool,
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    /// How long the stage took, or has taken so far.
+    pub duration_ms: Option<u64>,
     pub steps: Vec<StepDto>,
 }
 
@@ -361,6 +365,13 @@ impl ReleaseDto {
                 name: stage.name.clone(),
                 kind: stage.kind.clone(),
                 reversible: stage.reversible,
+                started_ms: state.stage_times.get(&i).map(|t| t.started_ms),
+                finished_ms: state.stage_times.get(&i).and_then(|t| t.finished_ms),
+                duration_ms: state.stage_times.get(&i).map(|t| {
+                    t.finished_ms
+                        .unwrap_or(state.updated_ms)
+                        .saturating_sub(t.started_ms)
+                }),
                 steps: spec
                     .steps
                     .iter()

@@ -124,8 +124,17 @@ pub struct State {
     pub started_ms: u64,
     pub updated_ms: u64,
     pub finished_ms: Option<u64>,
+    /// When each stage the release reached started and ended.
+    pub stage_times: BTreeMap<usize, StageTime>,
     /// Events applied.
     pub events: u64,
+}
+
+/// When a stage started and, once the release left it, ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageTime {
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
 }
 
 fn bad(message: impl Into<String>) -> TransitionError {
@@ -769,9 +778,34 @@ impl State {
                 }
             }
         }
+        self.track_stages(spec, event.at_ms());
         self.events += 1;
         self.updated_ms = event.at_ms();
         Ok(())
+    }
+
+    /// Opens the stage the release is in and closes the ones it left.
+    fn track_stages(&mut self, spec: &ReleaseSpec, at: u64) {
+        let status = self.status();
+        let forward = !status.is_terminal()
+            && !matches!(
+                status,
+                Status::RollingBack | Status::Blocked | Status::Queued
+            );
+        let current = forward
+            .then(|| spec.steps.get(self.pc).map(Step::stage))
+            .flatten();
+        for (stage, time) in self.stage_times.iter_mut() {
+            if Some(*stage) != current && time.finished_ms.is_none() {
+                time.finished_ms = Some(at);
+            }
+        }
+        if let Some(stage) = current {
+            self.stage_times.entry(stage).or_insert(StageTime {
+                started_ms: at,
+                finished_ms: None,
+            });
+        }
     }
 
     pub(super) fn observe(
