@@ -471,3 +471,38 @@ async fn a_queueing_flow_starts_the_next_release_when_the_environment_frees() {
         "it replaces what the first one shipped"
     );
 }
+
+#[tokio::test]
+async fn a_rollback_policy_plugin_decides_instead_of_the_defaults() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    let flow = standard_flow(&recorder).replace(
+        "batch = \"25%\"\n",
+        "batch = \"25%\"\npolicy = { plugin = \"policy\" }\n",
+    );
+    apply_flow(&d, &flow).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+    recorder.verdicts("rollout", &["pass fine", "error metrics backend down"]);
+    let id = start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    to_the_gate(&d, &id).await;
+    command(&d, &id, "approve", json!({})).await;
+    let paused = wait_status(&d, &id, "paused").await;
+    let last = paused["decisions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["by"], "policy@1.0.0", "{last:#}");
+    assert_eq!(last["ruling"], "pause");
+    // The fixture policy saw every observation so far and names the check.
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("health@1.0.0 errored at stage rollout, batch 1: metrics backend down"),
+        "{last:#}"
+    );
+    assert!(last["observations"].as_u64().unwrap() >= 4, "{last:#}");
+    assert_eq!(last["inputs"][0]["status"], "error");
+}
