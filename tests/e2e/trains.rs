@@ -61,6 +61,29 @@ async fn a_train_stops_at_its_failing_member_and_unwinds_in_reverse() {
     }
     // db's two batches pass; api's first batch fails.
     recorder.verdicts("rollout", &["pass", "pass", "fail api error rate 9%"]);
+    // Planned first: dependency order, and each member's batches.
+    let (status, plan) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/trains/plan")
+                .json(&json!({
+                    "members": [member("web", &["api"]), member("api", &["db"]), member("db", &[])]
+                })),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let planned: Vec<&str> = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["application"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["db", "api", "web"]);
+    assert_eq!(
+        plan[0]["stages"][0]["batches"],
+        json!([["web-0"], ["web-1"]])
+    );
+    assert!(recorder.calls().is_empty(), "planning runs nothing");
+
     // Listed out of order on purpose: the train orders them.
     let (status, train) = start_train(
         &d,

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/releases/{id}/resume", post(releases::resume))
         .route("/api/v1/releases/{id}/rollback", post(releases::rollback))
         .route("/api/v1/trains", post(trains::start).get(trains::list))
+        .route("/api/v1/trains/plan", post(trains::plan))
         .route("/api/v1/trains/{id}", get(trains::show))
         .route("/api/v1/trains/{id}/rollback", post(trains::rollback))
         .route("/api/v1/events", get(releases::events))

@@ -617,3 +617,14 @@ impl From<crate::engine::TrainView> for TrainDto {
         }
     }
 }
+
+/// One member of a train's plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedMemberDto {
+    pub application: String,
+    pub environment: String,
+    pub version: String,
+    pub flow: String,
+    pub depends_on: Vec<String>,
+    pub stages: Vec<super::model::PlannedStageDto>,
+}

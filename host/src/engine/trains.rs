@@ -77,6 +77,46 @@ impl Engine {
         self.train(&record.id).await
     }
 
+    /// Plans a train without running it: the members in dependency order,
+    /// each with every stage, batch and target its release would take.
+    pub fn plan_train(
+        &self,
+        members: &[Member],
+    ) -> Result<Vec<(usize, crate::domain::plan::Plan)>, Error> {
+        let order = train::order(members).map_err(Error::Invalid)?;
+        let mut plans = Vec::with_capacity(order.len());
+        for i in order {
+            let m = &members[i];
+            let env = self
+                .inner
+                .store
+                .environment(&m.application, &m.environment)?
+                .ok_or_else(|| {
+                    Error::Invalid(vec![FlowError::new(
+                        format!("members[{i}].environment"),
+                        format!(
+                            "no environment `{}` in application `{}`",
+                            m.environment, m.application
+                        ),
+                    )])
+                })?;
+            let plan = self
+                .inner
+                .catalog
+                .plan(
+                    &m.flow,
+                    m.flow_version,
+                    &env.targets,
+                    env.live_group.as_deref(),
+                )
+                .map_err(|e| {
+                    Error::Invalid(vec![FlowError::new(format!("members[{i}]"), e.to_string())])
+                })?;
+            plans.push((i, plan));
+        }
+        Ok(plans)
+    }
+
     fn spawn_train(&self, id: String) {
         let engine = self.clone();
         if let Ok(mut tasks) = self.inner.tasks.lock() {
