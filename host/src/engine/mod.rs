@@ -211,6 +211,8 @@ impl Engine {
     fn spawn(&self, live: Arc<Live>) {
         let engine = self.clone();
         if let Ok(mut tasks) = self.inner.tasks.lock() {
+            // Finished tasks are reaped as new ones start.
+            while tasks.try_join_next().is_some() {}
             tasks.spawn(async move { engine.drive(live).await });
         }
     }
@@ -361,14 +363,30 @@ impl Engine {
         Ok(all)
     }
 
+    /// A release in memory, or loaded from the store. Finished releases are
+    /// not kept in memory: reading one loads it afresh.
     async fn live(&self, id: &str) -> Result<Arc<Live>, Error> {
         let mut releases = self.inner.releases.lock().await;
         if let Some(live) = releases.get(id) {
             return Ok(live.clone());
         }
         let live = Arc::new(self.load(id)?);
-        releases.insert(id.to_string(), live.clone());
+        if !live.state.lock().await.status().is_terminal() {
+            releases.insert(id.to_string(), live.clone());
+        }
         Ok(live)
+    }
+
+    /// Forgets a finished release, unless a command revived it meanwhile.
+    async fn retire(&self, live: &Arc<Live>) {
+        let mut releases = self.inner.releases.lock().await;
+        let finished = live.state.lock().await.status().is_terminal();
+        let same = releases
+            .get(&live.spec.id)
+            .is_some_and(|held| Arc::ptr_eq(held, live));
+        if finished && same {
+            releases.remove(&live.spec.id);
+        }
     }
 
     /// Applies a human's command to a release.
@@ -378,7 +396,24 @@ impl Engine {
         actor: &Actor,
         command: Command,
     ) -> Result<(Arc<ReleaseSpec>, State), Error> {
-        let live = self.live(id).await?;
+        // A finished release is not in memory; it is loaded and held under
+        // the lock, so that no second copy of it can be loaded while a
+        // command revives it.
+        let mut releases = self.inner.releases.lock().await;
+        let live = match releases.get(id) {
+            Some(live) => live.clone(),
+            None => {
+                let live = Arc::new(self.load(id)?);
+                releases.insert(id.to_string(), live.clone());
+                live
+            }
+        };
+        let held = if live.state.lock().await.status().is_terminal() {
+            Some(releases)
+        } else {
+            drop(releases);
+            None
+        };
         let succeeded = live.state.lock().await.status() == Status::Succeeded;
         if succeeded && matches!(command, Command::Rollback { .. }) {
             // Only what runs now can be rolled back: a later release of the
@@ -416,6 +451,7 @@ impl Engine {
         if was_terminal && !state.status().is_terminal() {
             self.spawn(live.clone());
         }
+        drop(held);
         live.wake.notify_one();
         Ok((live.spec.clone(), state))
     }
@@ -504,8 +540,10 @@ impl Engine {
             self.publish(spec, seq + i as u64, status, event);
         }
         if slot == Slot::Free {
-            self.start_queued(&spec.application, &spec.environment)
-                .await;
+            // In its own task: the caller may hold locks the start needs.
+            let engine = self.clone();
+            let (application, environment) = (spec.application.clone(), spec.environment.clone());
+            tokio::spawn(async move { engine.start_queued(&application, &environment).await });
         }
         Ok(())
     }
@@ -561,7 +599,10 @@ impl Engine {
             let now = self.inner.clock.now_ms();
             let action = live.state.lock().await.next(&live.spec, now);
             let result = match action {
-                Action::Done => return,
+                Action::Done => {
+                    self.retire(&live).await;
+                    return;
+                }
                 Action::Record(event) => self.commit(&live, vec![event]).await,
                 Action::Call(work) => {
                     let outcome = perform::perform(&self.inner.registry, &work).await;
