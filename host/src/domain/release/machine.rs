@@ -691,6 +691,12 @@ impl State {
             Event::RollbackBatchStarted {
                 pcs, attempt, key, ..
             } => {
+                let pending = |pc: &usize| self.undo.contains(&Undo::Deploy { pc: *pc });
+                if pcs.is_empty() || !pcs.iter().all(pending) {
+                    return Err(bad(format!(
+                        "rollback-batch-started for steps {pcs:?}, which are not deployed"
+                    )));
+                }
                 let rb = self.expect_rollback("rollback-batch-started")?;
                 if *attempt != rb.attempt {
                     return Err(bad(format!("rollback attempt {attempt} does not fit")));
