@@ -68,11 +68,14 @@ impl Daemon {
             engine: engine.clone(),
         });
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await?;
             engine.stopped().await;
             store.flush()?;
             Ok(())
@@ -119,6 +122,7 @@ fn bootstrap_admin(store: &Store, config: &Config, clock: &dyn Clock) -> anyhow:
             role: Role::Admin,
             created_at_ms: clock.now_ms(),
             revoked: false,
+            created_by: None,
         },
     )?;
     store.flush()?;

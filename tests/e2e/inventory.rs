@@ -2,13 +2,12 @@
 //! listed, replaced and deleted, every refusal names its field, and a
 //! release is planned over an environment by name.
 
-use std::process::Command;
 
 use greenlight::store::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, assert_refused, binary};
+use crate::support::{Daemon, assert_refused, cli};
 
 const PROD: &str = "/api/v1/apps/shop/envs/prod";
 
@@ -143,20 +142,6 @@ async fn only_admins_change_the_inventory() {
     let (status, env) = d.send(as_manager(Method::GET)).await;
     assert_eq!(status, 200, "{env}");
     assert_eq!(env["targets"].as_array().unwrap().len(), 2);
-}
-
-fn cli(d: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary())
-        .args(args)
-        .env("GREENLIGHT_SERVER", &d.base)
-        .env("GREENLIGHT_TOKEN", &d.token)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

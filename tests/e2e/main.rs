@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod flows;
+mod identity;
 mod inventory;
 mod registry;
 mod release_cli;

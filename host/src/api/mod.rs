@@ -1,5 +1,6 @@
 //! The HTTP API: the only module that knows HTTP and JSON.
 
+mod audit;
 mod auth;
 mod error;
 mod flows;
@@ -8,6 +9,7 @@ pub mod model;
 mod plugins;
 pub mod release_model;
 mod releases;
+mod tokens;
 mod trains;
 
 use axum::Router;
@@ -16,6 +18,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 
+pub use audit::AuditEntryDto;
 pub use auth::{Caller, token_hash};
 pub use error::ApiError;
 
@@ -53,7 +56,7 @@ fn created_status(created: bool) -> axum::http::StatusCode {
 }
 
 /// Bodies other than plugin uploads are small JSON documents.
-const JSON_BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Every route of the daemon.
 pub fn router(state: AppState) -> Router {
@@ -93,6 +96,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/trains/plan", post(trains::plan))
         .route("/api/v1/trains/{id}", get(trains::show))
         .route("/api/v1/trains/{id}/rollback", post(trains::rollback))
+        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
+        .route(
+            "/api/v1/tokens/{name}",
+            axum::routing::delete(tokens::revoke),
+        )
+        .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/events", get(releases::events))
         .route(
             "/api/v1/clock",
@@ -107,6 +116,10 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(uploads)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

@@ -867,3 +867,42 @@ pub fn applications(environments: &[Environment]) -> Vec<ApplicationDto> {
         })
         .collect()
 }
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// `admin`, `release-manager`, `plugin-author`, `scheduler` or `viewer`.
+    pub role: String,
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenDto {
+    pub name: String,
+    pub role: String,
+    pub created_at_ms: u64,
+    pub created_by: Option<String>,
+    pub revoked: bool,
+}
+
+impl From<crate::store::TokenRecord> for TokenDto {
+    fn from(r: crate::store::TokenRecord) -> TokenDto {
+        TokenDto {
+            name: r.name,
+            role: r.role.as_str().to_string(),
+            created_at_ms: r.created_at_ms,
+            created_by: r.created_by,
+            revoked: r.revoked,
+        }
+    }
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedTokenDto {
+    #[serde(flatten)]
+    pub info: TokenDto,
+    pub token: String,
+}

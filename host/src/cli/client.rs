@@ -98,6 +98,10 @@ impl Client {
         self.http.post(self.url(path))
     }
 
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.delete(self.url(path)).bearer_auth(&self.token)
+    }
+
     pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.put(self.url(path))
     }

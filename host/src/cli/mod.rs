@@ -8,6 +8,7 @@ mod plugin;
 mod release;
 mod serve;
 mod sse;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,11 @@ enum Command {
     /// Start, follow, approve and roll back releases.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// Create, list and revoke API tokens (admins).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Read the audit log.
+    Audit(token::AuditArgs),
     /// Start a daemon on a temporary data directory, upload the bundled
     /// example plugins and run them through the sandbox.
     Demo(demo::DemoArgs),
@@ -49,6 +55,8 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Flow(cmd) => flow::run(cmd).await,
         Command::Inventory(cmd) => inventory::run(cmd).await,
         Command::Release(cmd) => release::run(cmd).await,
+        Command::Token(cmd) => token::run(cmd).await,
+        Command::Audit(args) => token::audit(args).await,
         Command::Demo(args) => demo::demo(args).await,
     }
 }

@@ -1,7 +1,7 @@
 //! `greenlight release …`: start, list, show and watch releases, and the
 //! human commands: approve, reject, pause, resume, roll back.
 
-mod view;
+pub(super) mod view;
 
 use std::path::PathBuf;
 

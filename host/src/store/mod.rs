@@ -4,6 +4,7 @@
 //! so a later release can read what an earlier one wrote. Keys that are
 //! scanned in order are built from length-safe parts separated by `\0`.
 
+mod audit;
 mod flows;
 mod inventory;
 mod plugins;
@@ -16,6 +17,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use audit::{AuditEntry, AuditFilter};
 pub use flows::FlowRecord;
 pub use plugins::{PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
@@ -109,6 +111,8 @@ pub struct Store {
     grants: sled::Tree,
     plugin_kv: sled::Tree,
     tokens: sled::Tree,
+    token_names: sled::Tree,
+    audit: sled::Tree,
     flows: sled::Tree,
     inventory: sled::Tree,
     release_specs: sled::Tree,
@@ -132,6 +136,8 @@ impl Store {
             grants: db.open_tree("grants")?,
             plugin_kv: db.open_tree("plugin_kv")?,
             tokens: db.open_tree("tokens")?,
+            token_names: db.open_tree("token_names")?,
+            audit: db.open_tree("audit")?,
             flows: db.open_tree("flows")?,
             inventory: db.open_tree("inventory")?,
             release_specs: db.open_tree("release_specs")?,

@@ -135,6 +135,7 @@ impl Daemon {
                         role,
                         created_at_ms: 0,
                         revoked: false,
+                        created_by: None,
                     },
                 )
                 .unwrap();
@@ -244,6 +245,22 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the CLI against a daemon with its admin token; returns whether it
+/// succeeded, its stdout and its stderr.
+pub fn cli(d: &Daemon, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .env("GREENLIGHT_SERVER", &d.base)
+        .env("GREENLIGHT_TOKEN", &d.token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Asserts an API refusal: its status, its code, and a message that

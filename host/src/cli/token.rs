@@ -1,0 +1,144 @@
+//! `greenlight token …` and `greenlight audit`: tokens (admins only) and the
+//! audit log.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::client::{Client, ServerArgs};
+use super::release::view::{date_time, table};
+use crate::api::model::{CreatedTokenDto, TokenDto};
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once and never again.
+    Create {
+        /// A unique name: it identifies the caller in approvals and the audit log.
+        #[arg(long)]
+        name: String,
+        /// admin, release-manager, plugin-author, scheduler or viewer.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a token at once.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create { name, role, server } => {
+            let client = Client::new(&server)?;
+            let created: CreatedTokenDto = client
+                .send(
+                    client
+                        .post("/api/v1/tokens")
+                        .json(&json!({"name": name, "role": role})),
+                )
+                .await?;
+            println!(
+                "Created token `{}` ({}). Keep it now; it is not shown again:",
+                created.info.name, created.info.role
+            );
+            println!("{}", created.token);
+            Ok(())
+        }
+        TokenCommand::List { server } => {
+            let client = Client::new(&server)?;
+            let tokens: Vec<TokenDto> = client.send(client.get("/api/v1/tokens")).await?;
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.name.clone(),
+                        t.role.clone(),
+                        date_time(t.created_at_ms),
+                        t.created_by.clone().unwrap_or_else(|| "-".into()),
+                        if t.revoked { "revoked" } else { "active" }.to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(&["NAME", "ROLE", "CREATED", "BY", "STATE"], &rows)
+            );
+            Ok(())
+        }
+        TokenCommand::Revoke { name, server } => {
+            let client = Client::new(&server)?;
+            let revoked: TokenDto = client
+                .send(client.delete(&format!("/api/v1/tokens/{name}")))
+                .await?;
+            println!("Revoked token `{}`.", revoked.name);
+            Ok(())
+        }
+    }
+}
+
+/// `greenlight audit`: who did what, newest first.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only entries about this release.
+    #[arg(long)]
+    release: Option<String>,
+    /// Only entries by this token name.
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only entries at or after this instant (ms since the epoch).
+    #[arg(long)]
+    since_ms: Option<u64>,
+    /// Only entries at or before this instant (ms since the epoch).
+    #[arg(long)]
+    until_ms: Option<u64>,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.server)?;
+    let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
+    if let Some(r) = args.release {
+        query.push(("release", r));
+    }
+    if let Some(a) = args.actor {
+        query.push(("actor", a));
+    }
+    if let Some(t) = args.since_ms {
+        query.push(("since_ms", t.to_string()));
+    }
+    if let Some(t) = args.until_ms {
+        query.push(("until_ms", t.to_string()));
+    }
+    let entries: Vec<crate::api::AuditEntryDto> = client
+        .send(client.get("/api/v1/audit").query(&query))
+        .await?;
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                date_time(e.at_ms),
+                e.actor.clone(),
+                e.action.clone(),
+                format!("{} {}", e.status, e.outcome),
+                e.comment.clone().or(e.code.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["WHEN", "WHO", "WHAT", "OUTCOME", "COMMENT / CODE"], &rows)
+    );
+    Ok(())
+}

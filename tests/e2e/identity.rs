@@ -1,0 +1,198 @@
+//! Tokens and the audit log: admins create and revoke tokens whose secret
+//! is shown once; every state-changing request, allowed or not, is audited
+//! with who, what, from where, how it ended and the comment given.
+
+use serde_json::{Value, json};
+
+use crate::support::releases::{
+    Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow, start_release,
+    wait_for, wait_status,
+};
+use crate::support::{Daemon, assert_refused, cli};
+
+async fn create_token(d: &Daemon, name: &str, role: &str) -> (u16, Value) {
+    d.send(
+        d.request(reqwest::Method::POST, "/api/v1/tokens")
+            .json(&json!({"name": name, "role": role})),
+    )
+    .await
+}
+
+fn with_token(
+    d: &Daemon,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, d.url(path))
+        .bearer_auth(token)
+}
+
+#[tokio::test]
+async fn tokens_are_created_used_revoked_and_every_change_is_audited() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+
+    let (status, alice) = create_token(&d, "alice", "release-manager").await;
+    assert_eq!(status, 201, "{alice}");
+    let alice = alice["token"].as_str().unwrap().to_string();
+    assert!(alice.starts_with("glt_"));
+    let (_, viewer) = create_token(&d, "vic", "viewer").await;
+    let viewer = viewer["token"].as_str().unwrap().to_string();
+    let (status, body) = create_token(&d, "alice", "viewer").await;
+    assert_refused(
+        status,
+        &body,
+        (409, "token.exists"),
+        "`alice` already exists",
+    );
+    let (status, body) = create_token(&d, "bob", "superuser").await;
+    assert_refused(status, &body, (400, "token.invalid"), "role: `superuser`");
+    let (status, body) = d
+        .send(
+            with_token(&d, &viewer, reqwest::Method::POST, "/api/v1/tokens")
+                .json(&json!({"name": "x", "role": "admin"})),
+        )
+        .await;
+    assert_refused(status, &body, (403, "auth.forbidden"), "viewer");
+    let (_, listed) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/tokens"))
+        .await;
+    assert!(
+        !listed.to_string().contains("glt_"),
+        "secrets never listed: {listed}"
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+
+    // Alice approves a gate; the viewer may not.
+    let id = start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    wait_for(&d, &id, "the bake", |r| !r["next_check_ms"].is_null()).await;
+    advance(&d, 600_000).await;
+    wait_status(&d, &id, "waiting-approval").await;
+    let approve = |token: &str| {
+        with_token(
+            &d,
+            token,
+            reqwest::Method::POST,
+            &format!("/api/v1/releases/{id}/approve"),
+        )
+        .json(&json!({"comment": "dashboards are green"}))
+    };
+    let (status, body) = d.send(approve(&viewer)).await;
+    assert_refused(status, &body, (403, "auth.forbidden"), "viewer");
+    let (status, body) = d.send(approve(&alice)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["approvals"][0]["by"], "alice");
+
+    // Revoked, alice's token no longer works; an admin cannot revoke itself.
+    let (status, body) = d
+        .send(d.request(reqwest::Method::DELETE, "/api/v1/tokens/alice"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked"], true);
+    let (status, body) = d.send(approve(&alice)).await;
+    assert_refused(status, &body, (401, "auth.unauthorized"), "revoked");
+    let (status, body) = d
+        .send(d.request(reqwest::Method::DELETE, "/api/v1/tokens/admin"))
+        .await;
+    assert_refused(status, &body, (409, "token.self_revoke"), "itself");
+
+    let (status, log) = d
+        .send(d.request(reqwest::Method::GET, &format!("/api/v1/audit?release={id}")))
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let entries: Vec<(String, String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let approve_action = "POST /api/v1/releases/{id}/{action}".to_string();
+    assert_eq!(
+        entries,
+        [
+            (
+                "alice".to_string(),
+                approve_action.clone(),
+                "denied".to_string()
+            ),
+            (
+                "alice".to_string(),
+                approve_action.clone(),
+                "allowed".to_string()
+            ),
+            ("vic".to_string(), approve_action, "denied".to_string()),
+            (
+                "admin".to_string(),
+                "POST /api/v1/releases".to_string(),
+                "allowed".to_string()
+            ),
+        ],
+        "newest first: {log:#}"
+    );
+    assert_eq!(log[1]["comment"], "dashboards are green");
+    assert_eq!(
+        log[1]["from"].as_str().map(|f| f.starts_with("127.0.0.1:")),
+        Some(true)
+    );
+    assert_eq!(log[0]["code"], "auth.unauthorized");
+    let (_, by_vic) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/audit?actor=vic"))
+        .await;
+    assert_eq!(by_vic.as_array().unwrap().len(), 2, "{by_vic:#}");
+    let (status, body) = d
+        .send(with_token(
+            &d,
+            &viewer,
+            reqwest::Method::GET,
+            "/api/v1/audit",
+        ))
+        .await;
+    assert_refused(status, &body, (403, "auth.forbidden"), "viewer");
+}
+
+#[tokio::test]
+async fn tokens_and_the_audit_log_from_the_command_line() {
+    let d = Daemon::start().await;
+    let (ok, out, err) = cli(
+        &d,
+        &["token", "create", "--name", "ci", "--role", "scheduler"],
+    );
+    assert!(ok, "{out}{err}");
+    let secret = out.lines().last().unwrap().trim().to_string();
+    assert!(secret.starts_with("glt_"), "{out}");
+    let (status, _) = d
+        .send(with_token(
+            &d,
+            &secret,
+            reqwest::Method::GET,
+            "/api/v1/releases",
+        ))
+        .await;
+    assert_eq!(status, 200, "the new token works");
+    let (ok, out, _) = cli(&d, &["token", "list"]);
+    assert!(
+        ok && out.contains("ci") && out.contains("scheduler") && !out.contains("glt_"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&d, &["token", "create", "--name", "ci", "--role", "viewer"]);
+    assert!(!ok && err.contains("token.exists"), "{err}");
+    let (ok, out, err) = cli(&d, &["token", "revoke", "ci"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cli(&d, &["audit", "--actor", "admin"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("DELETE /api/v1/tokens/{name}"), "{out}");
+    assert!(
+        out.contains("409 refused") && out.contains("token.exists"),
+        "{out}"
+    );
+}
