@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod flowfile;
+pub mod metrics;
 pub mod plugins;
 pub mod registry;
 pub mod server;

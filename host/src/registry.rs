@@ -56,6 +56,7 @@ pub struct Registry {
     /// Compiling uses every core; one compile at a time keeps the daemon
     /// responsive while a large component compiles.
     compiles: Arc<Semaphore>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Checks a plugin name: 1 to 64 of `a-z 0-9 - _ .`, starting with a letter or digit.
@@ -98,7 +99,13 @@ impl Registry {
             loaded: Default::default(),
             grants: Default::default(),
             compiles: Arc::new(Semaphore::new(1)),
+            metrics: Arc::default(),
         }
+    }
+
+    /// The daemon's metrics, which every invocation feeds.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The runtime plugins run in.
@@ -295,7 +302,14 @@ impl Registry {
             None => self.loaded(&self.version(name, version)?).await?,
         };
         let grant = self.grant(name)?;
-        Ok(self.runtime.invoke(&plugin, name, grant, call).await)
+        let result = self.runtime.invoke(&plugin, name, grant, call).await;
+        let (outcome, duration) = match &result {
+            Ok(invocation) => ("ok", invocation.duration),
+            Err(e) => (e.kind.code(), e.duration),
+        };
+        self.metrics
+            .invocation(name, outcome, duration.as_secs_f64());
+        Ok(result)
     }
 }
 

@@ -2,7 +2,6 @@
 //! listed, replaced and deleted, every refusal names its field, and a
 //! release is planned over an environment by name.
 
-
 use greenlight::store::Role;
 use reqwest::Method;
 use serde_json::{Value, json};

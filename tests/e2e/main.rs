@@ -6,6 +6,7 @@ mod demo;
 mod flows;
 mod identity;
 mod inventory;
+mod observability;
 mod registry;
 mod release_cli;
 mod releases;

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod error;
 mod flows;
+mod health;
 mod inventory;
 pub mod model;
 mod plugins;
@@ -69,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(upload_limit));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .route("/api/v1/runtime", get(plugins::runtime))
         .route("/api/v1/flows", post(flows::apply).get(flows::list))
         .route("/api/v1/flows/{name}", get(flows::show))

@@ -182,6 +182,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Whether the engine is serving (not shutting down).
+    pub fn running(&self) -> bool {
+        !*self.inner.shutdown.borrow()
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
@@ -472,6 +477,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let before = state.status();
         let seq = state.events;
+        let stages_before = state.stage_times.clone();
         let mut accepted = Vec::with_capacity(events.len());
         for event in events {
             match state.apply(spec, &event) {
@@ -538,6 +544,16 @@ impl Engine {
         self.inner.store.sync().await?;
         for (i, (event, status)) in accepted.into_iter().enumerate() {
             self.publish(spec, seq + i as u64, status, event);
+        }
+        for (stage, time) in &state.stage_times {
+            let newly_done = stages_before
+                .get(stage)
+                .is_none_or(|t| t.finished_ms.is_none());
+            if let (Some(end), true) = (time.finished_ms, newly_done) {
+                let kind = spec.stages.get(*stage).map_or("?", |s| s.kind.as_str());
+                let seconds = end.saturating_sub(time.started_ms) as f64 / 1000.0;
+                self.inner.registry.metrics().stage(kind, seconds);
+            }
         }
         if slot == Slot::Free {
             // In its own task: the caller may hold locks the start needs.
