@@ -1,9 +1,11 @@
 //! End-to-end tests: the real `greenlight` binary, driven over HTTP and from
 //! its command line, running real plugins built from `plugins/fixtures`.
 
+mod authz;
 mod cli;
 mod demo;
 mod flows;
+mod fuzz;
 mod identity;
 mod inventory;
 mod observability;
