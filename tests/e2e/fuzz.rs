@@ -228,3 +228,86 @@ async fn thousands_of_malformed_requests_never_get_a_5xx() {
     let (status, _) = d.send(d.request(Method::GET, "/api/v1/plugins")).await;
     assert_eq!(status, 200);
 }
+
+/// Each class of bad input gets a 4xx with exactly `{code, message}`.
+#[tokio::test]
+async fn every_class_of_bad_input_gets_the_error_shape() {
+    let d = Daemon::start().await;
+    let json = |body: &str| {
+        d.request(Method::PUT, "/api/v1/apps/shop/envs/prod")
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            json("{\"targets\": ["),
+            400,
+            "request.bad_json",
+        ),
+        (
+            "an unknown field",
+            json("{\"targets\": [], \"colour\": 1}"),
+            400,
+            "inventory.invalid",
+        ),
+        (
+            "a wrong type",
+            d.request(Method::POST, "/api/v1/releases/x/rollback")
+                .json(&serde_json::json!({"force": "yes"})),
+            400,
+            "request.bad_json",
+        ),
+        (
+            "an oversized body",
+            // Its own client: the daemon closes a connection whose body it
+            // refuses to read.
+            reqwest::Client::new()
+                .post(d.url("/api/v1/releases"))
+                .bearer_auth(&d.token)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 2 * 1024 * 1024]),
+            413,
+            "request.too_large",
+        ),
+        (
+            "a bad query",
+            d.request(Method::GET, "/api/v1/audit?limit=many"),
+            400,
+            "request.bad_query",
+        ),
+        (
+            "an unknown route",
+            d.request(Method::GET, "/api/v1/nothing"),
+            404,
+            "not_found",
+        ),
+        (
+            "a wrong method",
+            d.request(Method::DELETE, "/api/v1/releases"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "a missing token",
+            reqwest::Client::new().get(d.url("/api/v1/releases")),
+            401,
+            "auth.unauthorized",
+        ),
+        (
+            "a path parameter that is not UTF-8",
+            d.request(Method::GET, "/api/v1/releases/%00%ff"),
+            400,
+            "request.invalid",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let response = request.send().await.expect(what);
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let body: serde_json::Value = response.json().await.expect(what);
+        let keys: Vec<&String> = body.as_object().expect(what).keys().collect();
+        assert_eq!(keys, ["code", "message"], "{what}: {body}");
+        assert_eq!(body["code"], code, "{what}: {body}");
+        assert!(!body["message"].as_str().unwrap().is_empty(), "{what}");
+    }
+}

@@ -100,3 +100,45 @@ impl From<store::Error> for ApiError {
         }
     }
 }
+
+/// Gives every error answer the `{code, message}` shape, including the
+/// plain-text refusals of the HTTP layer (a path parameter that is not
+/// UTF-8, say), which keep their text as the message.
+pub async fn uniform(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status.as_u16() {
+        400 => "request.invalid",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "request.too_large",
+        415 => "request.unsupported_media_type",
+        422 => "request.unprocessable",
+        s if s >= 500 => "internal",
+        _ => "request.refused",
+    };
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() || status.is_server_error() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request was refused")
+            .to_string()
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
+}

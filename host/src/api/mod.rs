@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(uploads)
+        .layer(axum::middleware::from_fn(error::uniform))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record,
@@ -128,6 +129,13 @@ pub fn router(state: AppState) -> Router {
                 axum::http::StatusCode::NOT_FOUND,
                 "not_found",
                 "no such route",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
             )
         })
         .with_state(state)
