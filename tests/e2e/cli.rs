@@ -32,7 +32,7 @@ async fn push_then_list_through_the_cli() {
     // CLI is fine.
     let d = Daemon::start().await;
     let env = [
-        ("GREENLIGHT_SERVER", d.base.as_str()),
+        ("GREENLIGHT_URL", d.base.as_str()),
         ("GREENLIGHT_TOKEN", d.token.as_str()),
     ];
     let check = fixture_path("fixture_check");

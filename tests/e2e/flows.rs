@@ -142,7 +142,7 @@ async fn flows_are_applied_from_the_cli() {
     let out = std::process::Command::new(binary())
         .args(["flow", "apply"])
         .arg(&file)
-        .env("GREENLIGHT_SERVER", &d.base)
+        .env("GREENLIGHT_URL", &d.base)
         .env("GREENLIGHT_TOKEN", &d.token)
         .output()
         .unwrap();
@@ -159,7 +159,7 @@ async fn flows_are_applied_from_the_cli() {
     let out = std::process::Command::new(binary())
         .args(["flow", "apply"])
         .arg(&bad)
-        .env("GREENLIGHT_SERVER", &d.base)
+        .env("GREENLIGHT_URL", &d.base)
         .env("GREENLIGHT_TOKEN", &d.token)
         .output()
         .unwrap();

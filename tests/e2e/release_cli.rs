@@ -30,7 +30,7 @@ fn command(d: &Daemon, args: &[&str]) -> Command {
     command
         .arg("release")
         .args(args)
-        .env("GREENLIGHT_SERVER", &d.base)
+        .env("GREENLIGHT_URL", &d.base)
         .env("GREENLIGHT_TOKEN", &d.token)
         .kill_on_drop(true);
     command

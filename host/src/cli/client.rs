@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 pub struct ServerArgs {
     /// The daemon's base URL.
     #[arg(
-        long,
-        env = "GREENLIGHT_SERVER",
+        long = "url",
+        alias = "server",
+        env = "GREENLIGHT_URL",
         default_value = "http://127.0.0.1:7878",
         global = true
     )]

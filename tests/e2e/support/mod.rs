@@ -252,7 +252,7 @@ impl Drop for Daemon {
 pub fn cli(d: &Daemon, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(binary())
         .args(args)
-        .env("GREENLIGHT_SERVER", &d.base)
+        .env("GREENLIGHT_URL", &d.base)
         .env("GREENLIGHT_TOKEN", &d.token)
         .output()
         .unwrap();
