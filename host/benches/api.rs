@@ -1,0 +1,210 @@
+//! API reads under load: `GET /api/v1/releases/{id}` from concurrent
+//! clients, first while 50 releases wait at an approval gate (the unloaded
+//! baseline), then while the same 50 run rolling batches through real
+//! plugins. Both phases run in one process against one daemon, so machine
+//! noise hits them alike. Prints p50, p99 and requests per second for each,
+//! and the ratio of the loaded p99 to the baseline p99 (target ≤ 3).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use greenlight::config::Config;
+use greenlight::server::{ADMIN_TOKEN_FILE, Daemon};
+use serde_json::{Value, json};
+
+const RELEASES: usize = 50;
+const TARGETS: usize = 40;
+const CLIENTS: usize = 8;
+const PHASE: Duration = Duration::from_secs(4);
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("GREENLIGHT_PLUGINS_DIR")).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request.bearer_auth(&self.token).send().await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(status.is_success(), "{status}: {body}");
+        Ok(body)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Load: `CLIENTS` tasks reading release states round-robin for `PHASE`.
+async fn load(api: &Api, ids: &[String]) -> (Vec<Duration>, f64) {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let http = api.http.clone();
+        let token = api.token.clone();
+        let urls: Vec<String> = ids
+            .iter()
+            .map(|id| api.url(&format!("/api/v1/releases/{id}")))
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = c;
+            while started.elapsed() < PHASE {
+                let t = Instant::now();
+                let ok = http
+                    .get(&urls[i % urls.len()])
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success());
+                if matches!(ok, Ok(true)) {
+                    latencies.push(t.elapsed());
+                }
+                i += CLIENTS;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    let rps = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (all, rps)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: scratch.path().to_path_buf(),
+        manual_clock_ms: Some(1_800_000_000_000),
+        ..Config::default()
+    };
+    let daemon = Daemon::start(config).await?;
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", daemon.addr),
+        token: std::fs::read_to_string(scratch.path().join(ADMIN_TOKEN_FILE))?
+            .trim()
+            .to_string(),
+    };
+    for (name, file) in [("agent", "fixture_deployer"), ("health", "fixture_check")] {
+        let url = api.url(&format!("/api/v1/plugins?name={name}&version=1.0.0"));
+        api.send(api.http.post(url).body(fixture(file))).await?;
+    }
+    // Each check takes 20 ms of real time, so the releases stay busy for
+    // the whole loaded phase.
+    let flow = r#"
+name = "busy"
+version = 1
+
+[[stages]]
+name = "go-ahead"
+kind = "approval"
+starter_may_approve = true
+
+[[stages]]
+name = "rollout"
+kind = "deploy"
+strategy = "rolling"
+deployer = { plugin = "agent" }
+batch = 1
+checks = [{ plugin = "health", params = { mode = "sleep", ms = "20" } }]
+"#;
+    api.send(
+        api.http
+            .post(api.url("/api/v1/flows"))
+            .header("content-type", "application/toml")
+            .body(flow),
+    )
+    .await?;
+    let mut ids = Vec::new();
+    for r in 0..RELEASES {
+        let targets: Vec<Value> = (0..TARGETS)
+            .map(|i| json!({"id": format!("t{i}"), "address": format!("10.0.{r}.{i}:80")}))
+            .collect();
+        api.send(
+            api.http
+                .put(api.url(&format!("/api/v1/apps/app{r}/envs/prod")))
+                .json(&json!({ "targets": targets })),
+        )
+        .await?;
+        let started = api
+            .send(api.http.post(api.url("/api/v1/releases")).json(&json!({
+                "application": format!("app{r}"), "environment": "prod",
+                "version": "2.0.0", "flow": "busy"
+            })))
+            .await?;
+        ids.push(started["id"].as_str().unwrap_or_default().to_string());
+    }
+    let (baseline, baseline_rps) = load(&api, &ids).await;
+    for id in &ids {
+        api.send(
+            api.http
+                .post(api.url(&format!("/api/v1/releases/{id}/approve")))
+                .json(&json!({})),
+        )
+        .await?;
+    }
+    let (loaded, loaded_rps) = load(&api, &ids).await;
+    let mut still_running = 0;
+    for id in &ids {
+        let r = api
+            .send(api.http.get(api.url(&format!("/api/v1/releases/{id}"))))
+            .await?;
+        if r["status"] == "running" {
+            still_running += 1;
+        }
+    }
+    println!(
+        "API reads of a release's state, {CLIENTS} clients, {} s per phase",
+        PHASE.as_secs()
+    );
+    println!(
+        "  {:<34} {:>9} {:>9} {:>9}",
+        "phase", "p50 ms", "p99 ms", "req/s"
+    );
+    println!(
+        "  {:<34} {:>9.2} {:>9.2} {:>9.0}",
+        format!("{RELEASES} releases idle at a gate"),
+        pct(&baseline, 0.5),
+        pct(&baseline, 0.99),
+        baseline_rps
+    );
+    println!(
+        "  {:<34} {:>9.2} {:>9.2} {:>9.0}",
+        format!("{RELEASES} releases running"),
+        pct(&loaded, 0.5),
+        pct(&loaded, 0.99),
+        loaded_rps
+    );
+    println!(
+        "  loaded p99 / baseline p99 = {:.2} (target <= 3); {still_running} of {RELEASES} still running at the end",
+        pct(&loaded, 0.99) / pct(&baseline, 0.99)
+    );
+    daemon.stop().await
+}
