@@ -142,6 +142,7 @@ checks = [{ plugin = "health", params = { mode = "sleep", ms = "20" } }]
             .body(flow),
     )
     .await?;
+    eprintln!("plugins and flow in place");
     let mut ids = Vec::new();
     for r in 0..RELEASES {
         let targets: Vec<Value> = (0..TARGETS)
@@ -161,6 +162,7 @@ checks = [{ plugin = "health", params = { mode = "sleep", ms = "20" } }]
             .await?;
         ids.push(started["id"].as_str().unwrap_or_default().to_string());
     }
+    eprintln!("{RELEASES} releases at their gate; measuring the baseline");
     let (baseline, baseline_rps) = load(&api, &ids).await;
     for id in &ids {
         api.send(
@@ -170,6 +172,7 @@ checks = [{ plugin = "health", params = { mode = "sleep", ms = "20" } }]
         )
         .await?;
     }
+    eprintln!("approved; measuring under load");
     let (loaded, loaded_rps) = load(&api, &ids).await;
     let mut still_running = 0;
     for id in &ids {

@@ -9,6 +9,7 @@ mod flows;
 mod inventory;
 mod plugins;
 mod releases;
+mod sync;
 mod tokens;
 mod trains;
 
@@ -121,6 +122,7 @@ pub struct Store {
     active: sled::Tree,
     trains: sled::Tree,
     queue: sled::Tree,
+    syncer: std::sync::Arc<sync::Syncer>,
 }
 
 impl Store {
@@ -146,6 +148,7 @@ impl Store {
             active: db.open_tree("active")?,
             trains: db.open_tree("trains")?,
             queue: db.open_tree("queue")?,
+            syncer: sync::new(),
             db,
         })
     }

@@ -276,12 +276,6 @@ impl Store {
             .map_err(flatten)
     }
 
-    /// Makes everything written so far durable.
-    pub async fn sync(&self) -> Result<(), Error> {
-        self.db.flush_async().await?;
-        Ok(())
-    }
-
     pub fn release_spec(&self, id: &str) -> Result<Option<ReleaseSpec>, Error> {
         self.release_specs
             .get(id.as_bytes())?
