@@ -7,6 +7,7 @@ mod flows;
 mod identity;
 mod inventory;
 mod observability;
+mod openapi;
 mod registry;
 mod release_cli;
 mod releases;
