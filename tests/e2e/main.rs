@@ -9,6 +9,7 @@ mod fuzz;
 mod identity;
 mod inventory;
 mod observability;
+mod openapi;
 mod registry;
 mod release_cli;
 mod releases;

@@ -12,7 +12,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState, Caller, JSON_BODY_LIMIT, token_hash};
 use crate::store::{AuditEntry, AuditFilter, Role};
 
@@ -149,18 +151,24 @@ fn append(state: &AppState, entry: &AuditEntry) {
 }
 
 /// Filters of `GET /api/v1/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Only entries about this release.
     release: Option<String>,
+    /// Only entries made with this token name.
     actor: Option<String>,
+    /// Only entries at or after this time (milliseconds since the epoch).
     since_ms: Option<u64>,
+    /// Only entries at or before this time (milliseconds since the epoch).
     until_ms: Option<u64>,
+    /// At most this many entries (1 to 1,000; 100 by default).
     limit: Option<usize>,
 }
 
 /// One audit entry as served.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntryDto {
     pub seq: u64,
     pub at_ms: u64,
@@ -195,8 +203,25 @@ impl From<AuditEntry> for AuditEntryDto {
     }
 }
 
+/// Reads the audit log.
+///
 /// `GET /api/v1/audit?release=&actor=&since_ms=&until_ms=&limit=`: newest
 /// first (at most 1,000, default 100). Admins and release managers.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "list_audit",
+    tag = "audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The matching entries, newest first.", body = Vec<AuditEntryDto>),
+        (status = 400, description = "A bad query.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Neither an admin nor a release manager.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

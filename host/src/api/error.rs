@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::plugins;
 use crate::registry;
@@ -19,9 +20,14 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"code": "not_found", "message": "no token named `ci`"}))]
+pub struct ErrorBody<'a> {
+    /// A stable code, such as `not_found`, `auth.unauthorized` or
+    /// `plugin.world_mismatch`.
     code: &'a str,
+    /// What went wrong, for a human.
     message: &'a str,
 }
 
@@ -51,7 +57,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(Body {
+        let body = Json(ErrorBody {
             code: self.code,
             message: &self.message,
         });

@@ -5,6 +5,7 @@ use axum::extract::rejection::{JsonRejection, StringRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::error::ErrorBody;
 use super::model::{
     AppliedFlowDto, FlowDto, PlanRequest, PlanScope, PlannedStageDto, StageSummaryDto,
 };
@@ -25,8 +26,32 @@ impl From<catalog::Error> for ApiError {
     }
 }
 
+/// Applies a flow file.
+///
 /// `POST /api/v1/flows` with a flow file (TOML) as the body: 201 when a new
 /// version is stored, 200 when the same text was already applied.
+#[utoipa::path(
+    post,
+    path = "/api/v1/flows",
+    operation_id = "apply_flow",
+    tag = "flows",
+    request_body(
+        description = "A flow file.",
+        content = String,
+        content_type = "application/toml"
+    ),
+    responses(
+        (status = 201, description = "A new flow version was stored.", body = AppliedFlowDto),
+        (status = 200, description = "The same text was already applied.", body = AppliedFlowDto),
+        (status = 400, description = "The file is not UTF-8 or not a valid flow; every problem is named.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not apply flows.", body = ErrorBody),
+        (status = 409, description = "Other text was applied under this version.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
@@ -60,7 +85,21 @@ pub async fn apply(
     ))
 }
 
+/// Lists flows.
+///
 /// `GET /api/v1/flows`: every applied flow version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/flows",
+    operation_id = "list_flows",
+    tag = "flows",
+    responses(
+        (status = 200, description = "Every applied flow version.", body = Vec<FlowDto>),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -70,7 +109,23 @@ pub async fn list(
     ))
 }
 
+/// Shows a flow.
+///
 /// `GET /api/v1/flows/{name}`: every version of one flow, with its source.
+#[utoipa::path(
+    get,
+    path = "/api/v1/flows/{name}",
+    operation_id = "show_flow",
+    tag = "flows",
+    params(("name" = String, Path, description = "The flow's name.")),
+    responses(
+        (status = 200, description = "Every version of the flow, oldest first.", body = Vec<FlowDto>),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such flow.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -86,9 +141,29 @@ pub async fn show(
     ))
 }
 
+/// Plans a release of a flow without running it.
+///
 /// `POST /api/v1/flows/{name}/plan`: every stage, batch and target of a
 /// release of this flow over the given targets, or over an environment of
 /// the inventory, without running anything.
+#[utoipa::path(
+    post,
+    path = "/api/v1/flows/{name}/plan",
+    operation_id = "plan_flow",
+    tag = "flows",
+    params(("name" = String, Path, description = "The flow's name.")),
+    request_body = PlanRequest,
+    responses(
+        (status = 200, description = "Every stage of the release, in order.", body = Vec<PlannedStageDto>),
+        (status = 400, description = "A bad body, or targets the flow cannot plan over.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such flow, flow version or environment.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn plan(
     State(state): State<AppState>,
     _caller: Caller,

@@ -6,6 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::error::ErrorBody;
 use super::model::{
     ApplicationDto, EnvironmentDto, EnvironmentRequest, PutEnvironmentDto, applications,
 };
@@ -37,8 +38,32 @@ pub fn find(
         .ok_or_else(|| not_found(application, environment))
 }
 
+/// Creates or replaces an environment.
+///
 /// `PUT /api/v1/apps/{app}/envs/{env}`: creates (201) or replaces (200) an
 /// environment. Replacing keeps the version running there.
+#[utoipa::path(
+    put,
+    path = "/api/v1/apps/{app}/envs/{env}",
+    operation_id = "put_environment",
+    tag = "inventory",
+    params(
+        ("app" = String, Path, description = "The application."),
+        ("env" = String, Path, description = "The environment."),
+    ),
+    request_body = EnvironmentRequest,
+    responses(
+        (status = 201, description = "The environment was created.", body = PutEnvironmentDto),
+        (status = 200, description = "The environment was replaced.", body = PutEnvironmentDto),
+        (status = 400, description = "A bad body or environment; the field at fault is named.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,7 +93,21 @@ pub async fn put(
     ))
 }
 
+/// Lists applications.
+///
 /// `GET /api/v1/apps`: every application with a summary of its environments.
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps",
+    operation_id = "list_applications",
+    tag = "inventory",
+    responses(
+        (status = 200, description = "Every application, by name.", body = Vec<ApplicationDto>),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -76,7 +115,26 @@ pub async fn list(
     Ok(Json(applications(&state.store.environments()?)))
 }
 
+/// Shows an environment.
+///
 /// `GET /api/v1/apps/{app}/envs/{env}`: one environment with its targets.
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps/{app}/envs/{env}",
+    operation_id = "show_environment",
+    tag = "inventory",
+    params(
+        ("app" = String, Path, description = "The application."),
+        ("env" = String, Path, description = "The environment."),
+    ),
+    responses(
+        (status = 200, description = "The environment.", body = EnvironmentDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such environment.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -85,7 +143,27 @@ pub async fn show(
     Ok(Json(find(&state, &application, &name)?.into()))
 }
 
+/// Deletes an environment.
+///
 /// `DELETE /api/v1/apps/{app}/envs/{env}`: 204, or 404 if there was none.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/apps/{app}/envs/{env}",
+    operation_id = "delete_environment",
+    tag = "inventory",
+    params(
+        ("app" = String, Path, description = "The application."),
+        ("env" = String, Path, description = "The environment."),
+    ),
+    responses(
+        (status = 204, description = "The environment was deleted."),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such environment.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,6 +7,7 @@ mod flows;
 mod health;
 mod inventory;
 pub mod model;
+pub mod openapi;
 mod plugins;
 pub mod release_model;
 mod releases;
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodFilter, on};
 
 pub use audit::AuditEntryDto;
 pub use auth::{Caller, token_hash};
@@ -59,66 +60,88 @@ fn created_status(created: bool) -> axum::http::StatusCode {
 /// Bodies other than plugin uploads are small JSON documents.
 pub(crate) const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
+/// Declares every route once, as `METHOD "path" => handler`, in groups that
+/// share a body limit: `routes()` lists them and `groups()` builds them, so
+/// the router serves exactly the routes listed, and a test in `openapi`
+/// checks that the document describes exactly those.
+macro_rules! routes {
+    ($($group:ident { $($method:ident $path:literal => $handler:path,)* })*) => {
+        /// Every route of the daemon as `(method, path)`, with path
+        /// parameters in braces as both axum and OpenAPI write them.
+        pub fn routes() -> &'static [(&'static str, &'static str)] {
+            &[$($((stringify!($method), $path),)*)*]
+        }
+
+        /// The routes of each group, before their layers.
+        struct Groups {
+            $($group: Router<AppState>,)*
+        }
+
+        fn groups() -> Groups {
+            Groups {
+                $($group: Router::new()
+                    $(.route($path, on(MethodFilter::$method, $handler)))*,)*
+            }
+        }
+    };
+}
+
+routes! {
+    // Small JSON documents (and flow files).
+    json {
+        GET "/healthz" => health::alive,
+        GET "/readyz" => health::ready,
+        GET "/metrics" => health::metrics,
+        GET "/api/v1/openapi.json" => openapi::document,
+        GET "/api/v1/runtime" => plugins::runtime,
+        GET "/api/v1/plugins" => plugins::list,
+        GET "/api/v1/plugins/{name}" => plugins::detail,
+        PUT "/api/v1/plugins/{name}/grant" => plugins::set_grant,
+        GET "/api/v1/plugins/{name}/{version}" => plugins::show,
+        POST "/api/v1/plugins/{name}/{version}/invoke" => plugins::invoke,
+        POST "/api/v1/flows" => flows::apply,
+        GET "/api/v1/flows" => flows::list,
+        GET "/api/v1/flows/{name}" => flows::show,
+        POST "/api/v1/flows/{name}/plan" => flows::plan,
+        GET "/api/v1/apps" => inventory::list,
+        PUT "/api/v1/apps/{app}/envs/{env}" => inventory::put,
+        GET "/api/v1/apps/{app}/envs/{env}" => inventory::show,
+        DELETE "/api/v1/apps/{app}/envs/{env}" => inventory::delete,
+        POST "/api/v1/releases" => releases::start,
+        GET "/api/v1/releases" => releases::list,
+        GET "/api/v1/releases/{id}" => releases::show,
+        GET "/api/v1/releases/{id}/journal" => releases::journal,
+        POST "/api/v1/releases/{id}/{action}" => releases::comment_command,
+        POST "/api/v1/releases/{id}/resume" => releases::resume,
+        POST "/api/v1/releases/{id}/rollback" => releases::rollback,
+        GET "/api/v1/events" => releases::events,
+        GET "/api/v1/clock" => releases::clock,
+        POST "/api/v1/clock" => releases::move_clock,
+        POST "/api/v1/trains" => trains::start,
+        GET "/api/v1/trains" => trains::list,
+        POST "/api/v1/trains/plan" => trains::plan,
+        GET "/api/v1/trains/{id}" => trains::show,
+        POST "/api/v1/trains/{id}/rollback" => trains::rollback,
+        POST "/api/v1/tokens" => tokens::create,
+        GET "/api/v1/tokens" => tokens::list,
+        DELETE "/api/v1/tokens/{name}" => tokens::revoke,
+        GET "/api/v1/audit" => audit::list,
+    }
+    // Plugin uploads, as large as the runtime accepts.
+    uploads {
+        POST "/api/v1/plugins" => plugins::upload,
+    }
+}
+
 /// Every route of the daemon.
 pub fn router(state: AppState) -> Router {
     // Uploads may be as large as the runtime accepts, plus room to say so
     // clearly instead of cutting the connection.
     let upload_limit =
         (state.registry.runtime().options().max_upload_bytes as usize).saturating_add(1024 * 1024);
-    let uploads = Router::new()
-        .route("/api/v1/plugins", post(plugins::upload).get(plugins::list))
-        .layer(DefaultBodyLimit::max(upload_limit));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v1/runtime", get(plugins::runtime))
-        .route("/api/v1/flows", post(flows::apply).get(flows::list))
-        .route("/api/v1/flows/{name}", get(flows::show))
-        .route("/api/v1/flows/{name}/plan", post(flows::plan))
-        .route("/api/v1/apps", get(inventory::list))
-        .route(
-            "/api/v1/apps/{app}/envs/{env}",
-            put(inventory::put)
-                .get(inventory::show)
-                .delete(inventory::delete),
-        )
-        .route(
-            "/api/v1/releases",
-            post(releases::start).get(releases::list),
-        )
-        .route("/api/v1/releases/{id}", get(releases::show))
-        .route("/api/v1/releases/{id}/journal", get(releases::journal))
-        .route(
-            "/api/v1/releases/{id}/{action}",
-            post(releases::comment_command),
-        )
-        .route("/api/v1/releases/{id}/resume", post(releases::resume))
-        .route("/api/v1/releases/{id}/rollback", post(releases::rollback))
-        .route("/api/v1/trains", post(trains::start).get(trains::list))
-        .route("/api/v1/trains/plan", post(trains::plan))
-        .route("/api/v1/trains/{id}", get(trains::show))
-        .route("/api/v1/trains/{id}/rollback", post(trains::rollback))
-        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
-        .route(
-            "/api/v1/tokens/{name}",
-            axum::routing::delete(tokens::revoke),
-        )
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/events", get(releases::events))
-        .route(
-            "/api/v1/clock",
-            get(releases::clock).post(releases::move_clock),
-        )
-        .route("/api/v1/plugins/{name}", get(plugins::detail))
-        .route("/api/v1/plugins/{name}/grant", put(plugins::set_grant))
-        .route("/api/v1/plugins/{name}/{version}", get(plugins::show))
-        .route(
-            "/api/v1/plugins/{name}/{version}/invoke",
-            post(plugins::invoke),
-        )
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .merge(uploads)
+    let Groups { json, uploads } = groups();
+    json.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .merge(uploads.layer(DefaultBodyLimit::max(upload_limit)))
         .layer(axum::middleware::from_fn(error::uniform))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

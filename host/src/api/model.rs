@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::grant::{Grant, LimitOverrides, Origin};
 use crate::domain::inventory::Environment;
@@ -12,7 +13,7 @@ use crate::plugins::{Invocation, InvokeError, LogLine};
 use crate::store::PluginRecord;
 
 /// A plugin version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PluginDto {
     pub name: String,
     pub version: String,
@@ -40,7 +41,7 @@ impl From<PluginRecord> for PluginDto {
 }
 
 /// The answer to an upload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UploadDto {
     /// False when the same bytes were already stored under this version.
     pub created: bool,
@@ -48,7 +49,7 @@ pub struct UploadDto {
 }
 
 /// Limits a grant sets; unset fields take the daemon's defaults.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,7 +63,7 @@ pub struct LimitsDto {
 }
 
 /// A grant as an admin sets it. Secrets are write-only.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantDto {
     /// Origins the plugin may call: `scheme://host[:port]`.
@@ -100,7 +101,7 @@ impl GrantDto {
 }
 
 /// A grant as shown: secret values never leave the daemon, only their names.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GrantView {
     pub allowed_hosts: Vec<String>,
     pub config: BTreeMap<String, String>,
@@ -125,7 +126,7 @@ impl From<&Grant> for GrantView {
 }
 
 /// A plugin with all its versions and its grant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PluginDetailDto {
     pub name: String,
     pub versions: Vec<PluginDto>,
@@ -133,7 +134,7 @@ pub struct PluginDetailDto {
 }
 
 /// Runtime counters.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RuntimeDto {
     pub artifact_cache_hits: u64,
     pub artifact_cache_misses: u64,
@@ -141,7 +142,7 @@ pub struct RuntimeDto {
 }
 
 /// A target, as given to a plugin.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetDto {
     pub id: String,
@@ -176,7 +177,7 @@ impl From<d::Target> for TargetDto {
 }
 
 /// The release context given to a plugin.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContextDto {
     pub release_id: String,
@@ -206,7 +207,9 @@ impl Default for ContextDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A file handed to a precheck.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InvokeArtifactDto)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactDto {
     pub kind: String,
@@ -214,21 +217,25 @@ pub struct ArtifactDto {
     pub content: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The share of traffic a group receives.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InvokeWeightDto)]
 #[serde(deny_unknown_fields)]
 pub struct WeightDto {
     pub group: String,
     pub percent: u8,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricDto {
     pub name: String,
     pub value: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A check's verdict, as a plugin gives or receives it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InvokeVerdictDto)]
 #[serde(deny_unknown_fields)]
 pub struct VerdictDto {
     pub status: String,
@@ -237,7 +244,9 @@ pub struct VerdictDto {
     pub metrics: Vec<MetricDto>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A verdict observed earlier, as given to a rollback policy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InvokeObservationDto)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationDto {
     pub check: String,
@@ -249,7 +258,9 @@ pub struct ObservationDto {
     pub at_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The release event given to a notifier.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InvokeEventDto)]
 #[serde(deny_unknown_fields)]
 pub struct EventDto {
     pub kind: String,
@@ -261,7 +272,7 @@ pub struct EventDto {
 
 /// One call into a plugin: the body of `POST .../invoke` and the input file
 /// of `greenlight plugin test`. Only the fields the function uses matter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct InvokeRequest {
     /// The export to call; defaults to the kind's main one (`verify`,
@@ -411,27 +422,29 @@ impl InvokeRequest {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FaultDto {
     pub message: String,
     pub retryable: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TargetResultDto {
     pub target_id: String,
     pub ok: bool,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A rollback policy's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = InvokeDecisionDto)]
 pub struct DecisionDto {
     pub kind: String,
     pub reason: String,
 }
 
 /// A result a plugin reports: `{"ok": …}` or `{"fault": {…}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reported<T> {
     Ok(T),
@@ -448,7 +461,7 @@ impl<T> Reported<T> {
 }
 
 /// What a plugin returned.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputDto {
     Verdict(VerdictDto),
@@ -458,6 +471,8 @@ pub enum OutputDto {
     },
     Targets(Reported<Vec<TargetResultDto>>),
     Weights(Reported<Vec<WeightDto>>),
+    /// `{"ok": null}`, or a fault.
+    #[schema(value_type = Reported<serde_json::Value>)]
     Done(Reported<()>),
     Decision(DecisionDto),
 }
@@ -518,7 +533,7 @@ impl From<d::Output> for OutputDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogLineDto {
     pub level: String,
     pub message: String,
@@ -536,7 +551,7 @@ fn logs_dto(logs: Vec<LogLine>) -> Vec<LogLineDto> {
 }
 
 /// How a plugin invocation failed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InvokeErrorDto {
     pub code: String,
     pub message: String,
@@ -545,7 +560,7 @@ pub struct InvokeErrorDto {
 }
 
 /// The result of an invocation: a plugin's failure is data, not an HTTP error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InvokeResponse {
     /// `ok` or `failed`.
     pub status: String,
@@ -590,14 +605,14 @@ impl From<Result<Invocation, InvokeError>> for InvokeResponse {
 }
 
 /// A stage, in a flow's summary.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StageSummaryDto {
     pub name: String,
     pub kind: String,
 }
 
 /// The answer to applying a flow.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AppliedFlowDto {
     /// False when the same text was already applied under this version.
     pub created: bool,
@@ -607,7 +622,7 @@ pub struct AppliedFlowDto {
 }
 
 /// An applied flow version with its source.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FlowDto {
     pub name: String,
     pub version: u32,
@@ -630,7 +645,7 @@ impl From<crate::store::FlowRecord> for FlowDto {
 
 /// A request to plan a release without running it, over the given
 /// targets or over an environment of the inventory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// The flow version; the latest when absent.
@@ -692,7 +707,7 @@ impl PlanRequest {
 }
 
 /// One stage of a plan: what it does, to which targets, with which plugins.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlannedStageDto {
     pub name: String,
     pub kind: String,
@@ -780,7 +795,7 @@ impl From<crate::domain::plan::PlannedStage> for PlannedStageDto {
 
 /// An environment as an admin puts it; its application and name come from
 /// the path.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentRequest {
     pub targets: Vec<TargetDto>,
@@ -802,7 +817,7 @@ impl EnvironmentRequest {
 }
 
 /// An environment with its targets.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EnvironmentDto {
     pub application: String,
     pub name: String,
@@ -824,7 +839,7 @@ impl From<Environment> for EnvironmentDto {
 }
 
 /// The answer to putting an environment.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PutEnvironmentDto {
     /// False when an environment of that name was replaced.
     pub created: bool,
@@ -832,7 +847,7 @@ pub struct PutEnvironmentDto {
 }
 
 /// An environment, in the list of applications.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EnvironmentSummaryDto {
     pub name: String,
     pub targets: usize,
@@ -842,7 +857,7 @@ pub struct EnvironmentSummaryDto {
 }
 
 /// An application with its environments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApplicationDto {
     pub name: String,
     pub environments: Vec<EnvironmentSummaryDto>,
@@ -869,7 +884,7 @@ pub fn applications(environments: &[Environment]) -> Vec<ApplicationDto> {
 }
 
 /// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub name: String,
@@ -878,7 +893,7 @@ pub struct CreateTokenRequest {
 }
 
 /// A token as listed: never its secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenDto {
     pub name: String,
     pub role: String,
@@ -900,7 +915,7 @@ impl From<crate::store::TokenRecord> for TokenDto {
 }
 
 /// A token just created: the only time its secret is shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedTokenDto {
     #[serde(flatten)]
     pub info: TokenDto,

@@ -6,7 +6,9 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::model::{
     GrantDto, GrantView, InvokeRequest, InvokeResponse, PluginDetailDto, PluginDto, RuntimeDto,
     UploadDto,
@@ -14,21 +16,60 @@ use super::model::{
 use super::{ApiError, AppState, Caller};
 use crate::store::{PutOutcome, Role};
 
-#[derive(Deserialize)]
+/// The query of an upload.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
+    /// The plugin's name.
     name: String,
+    /// The version, a semantic version.
     version: String,
 }
+
+// Only describes, in the API document, the body `upload` reads as raw bytes.
+/// A WebAssembly component's bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary, content_media_type = "application/wasm")]
+#[expect(dead_code, reason = "describes a body read as raw bytes")]
+pub struct ComponentBytes(Vec<u8>);
 
 fn query_error(e: QueryRejection) -> ApiError {
     ApiError::bad_request("request.bad_query", e.body_text())
 }
 
+/// Uploads a plugin version.
+///
 /// `POST /api/v1/plugins?name=N&version=V` with the component's bytes. Waits
 /// for the compile (on a blocking thread) and answers 201, or 200 when the
 /// same bytes were already stored. An upload whose declared length is above
 /// the limit is refused before its body is read.
+#[utoipa::path(
+    post,
+    path = "/api/v1/plugins",
+    operation_id = "upload_plugin",
+    tag = "plugins",
+    params(UploadQuery),
+    request_body(
+        description = "The WebAssembly component's bytes.",
+        content(
+            (ComponentBytes = "application/wasm"),
+            (ComponentBytes = "application/octet-stream")
+        )
+    ),
+    responses(
+        (status = 201, description = "Validated, compiled and stored.", body = UploadDto),
+        (status = 200, description = "The same bytes were already stored under this version.", body = UploadDto),
+        (status = 400, description = "A bad query, name or version.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not upload plugins.", body = ErrorBody),
+        (status = 409, description = "Other bytes are stored under this version.", body = ErrorBody),
+        (status = 413, description = "The upload is larger than the limit.", body = ErrorBody),
+        (status = 422, description = "Not a valid plugin component.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,7 +112,21 @@ pub async fn upload(
     ))
 }
 
+/// Lists plugins.
+///
 /// `GET /api/v1/plugins`: every plugin version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins",
+    operation_id = "list_plugins",
+    tag = "plugins",
+    responses(
+        (status = 200, description = "Every plugin version.", body = Vec<PluginDto>),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -80,7 +135,23 @@ pub async fn list(
     Ok(Json(records.into_iter().map(Into::into).collect()))
 }
 
+/// Shows a plugin.
+///
 /// `GET /api/v1/plugins/{name}`: the versions and the grant.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins/{name}",
+    operation_id = "show_plugin",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name.")),
+    responses(
+        (status = 200, description = "The plugin's versions and grant.", body = PluginDetailDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such plugin.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn detail(
     State(state): State<AppState>,
     _caller: Caller,
@@ -95,7 +166,26 @@ pub async fn detail(
     }))
 }
 
+/// Shows a plugin version.
+///
 /// `GET /api/v1/plugins/{name}/{version}`; `latest` names the highest version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins/{name}/{version}",
+    operation_id = "show_plugin_version",
+    tag = "plugins",
+    params(
+        ("name" = String, Path, description = "The plugin's name."),
+        ("version" = String, Path, description = "A semantic version, or `latest`."),
+    ),
+    responses(
+        (status = 200, description = "The plugin version.", body = PluginDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such plugin version.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -104,7 +194,28 @@ pub async fn show(
     Ok(Json(state.registry.version(&name, &version)?.into()))
 }
 
+/// Replaces a plugin's grant.
+///
 /// `PUT /api/v1/plugins/{name}/grant`: replaces the grant (admin only).
+#[utoipa::path(
+    put,
+    path = "/api/v1/plugins/{name}/grant",
+    operation_id = "set_grant",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name.")),
+    request_body = GrantDto,
+    responses(
+        (status = 200, description = "The grant now in force, without secret values.", body = GrantView),
+        (status = 400, description = "A bad body or grant.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such plugin.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn set_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -120,9 +231,33 @@ pub async fn set_grant(
     Ok(Json(GrantView::from(&*grant)))
 }
 
+/// Invokes a plugin version.
+///
 /// `POST /api/v1/plugins/{name}/{version}/invoke`: runs one call through the
 /// real sandbox; a plugin's failure is reported in the body, not as an
 /// HTTP error.
+#[utoipa::path(
+    post,
+    path = "/api/v1/plugins/{name}/{version}/invoke",
+    operation_id = "invoke_plugin",
+    tag = "plugins",
+    params(
+        ("name" = String, Path, description = "The plugin's name."),
+        ("version" = String, Path, description = "A semantic version, or `latest`."),
+    ),
+    request_body = InvokeRequest,
+    responses(
+        (status = 200, description = "The call ran; a plugin's failure is reported in the body.", body = InvokeResponse),
+        (status = 400, description = "A bad body, or input the function cannot take.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not invoke plugins.", body = ErrorBody),
+        (status = 404, description = "No such plugin version.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn invoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,7 +278,21 @@ pub async fn invoke(
     Ok(Json(result.into()))
 }
 
+/// Reads the plugin runtime's counters.
+///
 /// `GET /api/v1/runtime`: runtime counters.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runtime",
+    operation_id = "runtime",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The runtime's counters.", body = RuntimeDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn runtime(State(state): State<AppState>, _caller: Caller) -> Json<RuntimeDto> {
     let s = state.registry.runtime().stats();
     Json(RuntimeDto {

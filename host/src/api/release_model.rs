@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::plugin::{Observation, Verdict};
 use crate::domain::release::machine::Undo;
@@ -15,7 +16,7 @@ use crate::domain::release::{
 use crate::store::ReleaseSummary;
 
 /// `POST /api/v1/releases`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartReleaseRequest {
     pub application: String,
@@ -33,7 +34,7 @@ pub struct StartReleaseRequest {
     pub artifacts: Vec<ArtifactDto>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactDto {
     pub kind: String,
@@ -42,7 +43,7 @@ pub struct ArtifactDto {
 }
 
 /// Approve, reject, pause and resume bodies.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     #[serde(default)]
@@ -50,7 +51,7 @@ pub struct CommentRequest {
 }
 
 /// `POST /api/v1/releases/{id}/rollback`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     #[serde(default)]
@@ -74,7 +75,7 @@ impl RollbackRequest {
 }
 
 /// One release in a listing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReleaseSummaryDto {
     pub id: String,
     pub application: String,
@@ -109,7 +110,7 @@ impl From<ReleaseSummary> for ReleaseSummaryDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VerdictDto {
     pub check: String,
     pub status: String,
@@ -130,7 +131,7 @@ fn verdict_dto(check: &str, v: &Verdict) -> VerdictDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ObservationDto {
     pub stage: String,
     pub batch: Option<u32>,
@@ -150,7 +151,7 @@ impl From<&Observation> for ObservationDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DecisionDto {
     /// `proceed`, `retry`, `pause` or `rollback`.
     pub ruling: String,
@@ -186,7 +187,7 @@ impl From<&DecisionRecord> for DecisionDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalDto {
     pub stage: String,
     pub by: String,
@@ -207,7 +208,7 @@ impl From<&ApprovalRecord> for ApprovalDto {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GateDto {
     pub stage: String,
     pub roles: Vec<String>,
@@ -219,7 +220,7 @@ pub struct GateDto {
     pub approvals: Vec<ApprovalDto>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepDto {
     pub index: usize,
     /// `precheck`, `deploy`, `verify`, `shift` or `approval`.
@@ -232,7 +233,7 @@ pub struct StepDto {
     pub state: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StageDto {
     pub name: String,
     pub kind: String,
@@ -244,7 +245,7 @@ pub struct StageDto {
     pub steps: Vec<StepDto>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TargetStateDto {
     pub id: String,
     pub address: String,
@@ -253,20 +254,20 @@ pub struct TargetStateDto {
     pub state: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WeightDto {
     pub group: String,
     pub percent: u8,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PauseDto {
     pub by: String,
     pub reason: String,
     pub at_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RollbackDto {
     pub by: String,
     pub reason: String,
@@ -275,7 +276,7 @@ pub struct RollbackDto {
 }
 
 /// The full state of a release.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReleaseDto {
     pub id: String,
     pub application: String,
@@ -481,7 +482,7 @@ impl ReleaseDto {
 }
 
 /// One journaled event, as listed and streamed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EventDto {
     pub release: String,
     pub seq: u64,
@@ -492,6 +493,7 @@ pub struct EventDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// The event's fields, as journaled.
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
@@ -511,13 +513,13 @@ impl EventDto {
 }
 
 /// `GET/POST /api/v1/clock`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClockDto {
     pub now_ms: u64,
     pub manual: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClockRequest {
     #[serde(default)]
@@ -527,7 +529,7 @@ pub struct ClockRequest {
 }
 
 /// One member of `POST /api/v1/trains`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainMemberRequest {
     pub application: String,
@@ -542,7 +544,7 @@ pub struct TrainMemberRequest {
 }
 
 /// `POST /api/v1/trains`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartTrainRequest {
     #[serde(default)]
@@ -551,7 +553,7 @@ pub struct StartTrainRequest {
 }
 
 /// One member of a train as shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TrainMemberDto {
     pub application: String,
     pub environment: String,
@@ -564,7 +566,7 @@ pub struct TrainMemberDto {
 }
 
 /// A train.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TrainDto {
     pub id: String,
     pub name: String,
@@ -619,7 +621,7 @@ impl From<crate::engine::TrainView> for TrainDto {
 }
 
 /// One member of a train's plan.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlannedMemberDto {
     pub application: String,
     pub environment: String,

@@ -12,7 +12,9 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast;
+use utoipa::IntoParams;
 
+use super::error::ErrorBody;
 use super::release_model::{
     ClockDto, ClockRequest, CommentRequest, EventDto, ReleaseDto, ReleaseSummaryDto,
     RollbackRequest, StartReleaseRequest,
@@ -49,7 +51,28 @@ pub(super) fn actor(caller: &Caller) -> Actor {
     }
 }
 
+/// Starts a release.
+///
 /// `POST /api/v1/releases`: starts a release; 201 with its state.
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases",
+    operation_id = "start_release",
+    tag = "releases",
+    request_body = StartReleaseRequest,
+    responses(
+        (status = 201, description = "The release started, or was queued behind the environment's active release.", body = ReleaseDto),
+        (status = 400, description = "A bad body, or a release the flow cannot make.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not start releases, or an emergency release by a non-admin.", body = ErrorBody),
+        (status = 404, description = "No such flow, flow version or environment.", body = ErrorBody),
+        (status = 409, description = "The environment is busy and the flow does not queue.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,15 +103,35 @@ pub async fn start(
 }
 
 /// Filters of `GET /api/v1/releases`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only releases of this application.
     application: Option<String>,
+    /// Only releases to this environment.
     environment: Option<String>,
+    /// Only releases with this status, such as `running` or `succeeded`.
     status: Option<String>,
 }
 
+/// Lists releases.
+///
 /// `GET /api/v1/releases`: newest first, optionally filtered.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases",
+    operation_id = "list_releases",
+    tag = "releases",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The releases, newest first.", body = Vec<ReleaseSummaryDto>),
+        (status = 400, description = "A bad query.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -111,7 +154,23 @@ pub async fn list(
     ))
 }
 
+/// Shows a release.
+///
 /// `GET /api/v1/releases/{id}`: the full state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{id}",
+    operation_id = "show_release",
+    tag = "releases",
+    params(("id" = String, Path, description = "The release's id.")),
+    responses(
+        (status = 200, description = "The release's full state.", body = ReleaseDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -121,7 +180,23 @@ pub async fn show(
     Ok(Json(ReleaseDto::new(&spec, &release)))
 }
 
+/// Reads a release's journal.
+///
 /// `GET /api/v1/releases/{id}/journal`: every event, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases/{id}/journal",
+    operation_id = "release_journal",
+    tag = "releases",
+    params(("id" = String, Path, description = "The release's id.")),
+    responses(
+        (status = 200, description = "Every event, oldest first.", body = Vec<EventDto>),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn journal(
     State(state): State<AppState>,
     _caller: Caller,
@@ -157,8 +232,36 @@ fn comment(body: Result<Json<CommentRequest>, JsonRejection>) -> Result<String, 
     }
 }
 
+/// Approves, rejects or pauses a release.
+///
 /// `POST /api/v1/releases/{id}/approve`, `…/reject` (a comment saying why
 /// is required) and `…/pause`, each with `{"comment": "…"}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/{action}",
+    operation_id = "command_release",
+    tag = "releases",
+    params(
+        ("id" = String, Path, description = "The release's id."),
+        ("action" = String, Path, description = "`approve`, `reject` or `pause`.", pattern = "^(approve|reject|pause)$"),
+    ),
+    request_body(
+        content = ref("#/components/schemas/CommentRequest"),
+        content_type = "application/json",
+        description = "A comment; an empty body is an empty comment."
+    ),
+    responses(
+        (status = 200, description = "The release's state after the command.", body = ReleaseDto),
+        (status = 400, description = "A bad body.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not command releases, or not this one.", body = ErrorBody),
+        (status = 404, description = "No such release or action.", body = ErrorBody),
+        (status = 409, description = "The release refuses the command in its state; the code says why.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn comment_command(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,7 +286,25 @@ pub async fn comment_command(
     self::command(&state, &caller, &id, command).await
 }
 
+/// Resumes a paused release.
+///
 /// `POST /api/v1/releases/{id}/resume`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/resume",
+    operation_id = "resume_release",
+    tag = "releases",
+    params(("id" = String, Path, description = "The release's id.")),
+    responses(
+        (status = 200, description = "The release's state after the command.", body = ReleaseDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not command releases, or not this one.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = 409, description = "The release refuses the command in its state; the code says why.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,8 +313,33 @@ pub async fn resume(
     command(&state, &caller, &id, Command::Resume).await
 }
 
+/// Rolls a release back.
+///
 /// `POST /api/v1/releases/{id}/rollback`: regular or emergency, with force
 /// to pass steps that cannot be undone.
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/rollback",
+    operation_id = "rollback_release",
+    tag = "releases",
+    params(("id" = String, Path, description = "The release's id.")),
+    request_body(
+        content = ref("#/components/schemas/RollbackRequest"),
+        content_type = "application/json",
+        description = "How to roll back; an empty body is a regular rollback."
+    ),
+    responses(
+        (status = 200, description = "The release's state after the command.", body = ReleaseDto),
+        (status = 400, description = "A bad body or mode.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not command releases, or not this one.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = 409, description = "The release refuses the command in its state; the code says why.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,14 +363,37 @@ pub async fn rollback(
 }
 
 /// Filter of `GET /api/v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
+    /// Only the events of this release.
     release: Option<String>,
 }
 
+/// Streams release events.
+///
 /// `GET /api/v1/events`: server-sent events, one per journaled event,
 /// optionally for one release.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "release_events",
+    tag = "releases",
+    params(EventsQuery),
+    responses(
+        (
+            status = 200,
+            description = "Server-sent events: for each journaled event, `event:` its kind, `id:` `{release}:{seq}` and `data:` an `EventDto` as JSON with the release's status; a slow client gets a `lagged` event whose data is how many events it missed.",
+            body = String,
+            content_type = "text/event-stream"
+        ),
+        (status = 400, description = "A bad query.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn events(
     State(state): State<AppState>,
     _caller: Caller,
@@ -260,7 +429,21 @@ pub async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+/// Reads the release clock.
+///
 /// `GET /api/v1/clock`: the release clock.
+#[utoipa::path(
+    get,
+    path = "/api/v1/clock",
+    operation_id = "show_clock",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The release clock.", body = ClockDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn clock(State(state): State<AppState>, _caller: Caller) -> Json<ClockDto> {
     let clock = state.engine.clock();
     Json(ClockDto {
@@ -269,7 +452,27 @@ pub async fn clock(State(state): State<AppState>, _caller: Caller) -> Json<Clock
     })
 }
 
+/// Moves a manual release clock.
+///
 /// `POST /api/v1/clock`: moves a manual clock forward (admins only).
+#[utoipa::path(
+    post,
+    path = "/api/v1/clock",
+    operation_id = "move_clock",
+    tag = "operations",
+    request_body = ClockRequest,
+    responses(
+        (status = 200, description = "The release clock after the move.", body = ClockDto),
+        (status = 400, description = "A bad body.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "The clock is the machine's, not a manual one.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn move_clock(
     State(state): State<AppState>,
     caller: Caller,

@@ -6,6 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::error::ErrorBody;
 use super::model::{CreateTokenRequest, CreatedTokenDto, TokenDto};
 use super::{ApiError, AppState, Caller};
 use crate::store::{self, Role, TokenRecord};
@@ -17,7 +18,27 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
 }
 
+/// Creates a token.
+///
 /// `POST /api/v1/tokens`: 201 with the new token's secret.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "The token, with its secret; the only time the secret is shown.", body = CreatedTokenDto),
+        (status = 400, description = "A bad body, name or role.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 409, description = "A token of that name exists.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,7 +92,22 @@ pub async fn create(
     ))
 }
 
+/// Lists tokens.
+///
 /// `GET /api/v1/tokens`: every token, without secrets.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "Every token, without secrets.", body = Vec<TokenDto>),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,7 +118,25 @@ pub async fn list(
     ))
 }
 
+/// Revokes a token.
+///
 /// `DELETE /api/v1/tokens/{name}`: revokes a token at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{name}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    params(("name" = String, Path, description = "The token's name.")),
+    responses(
+        (status = 200, description = "The token, now revoked.", body = TokenDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such token.", body = ErrorBody),
+        (status = 409, description = "A token cannot revoke itself.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

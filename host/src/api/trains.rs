@@ -5,6 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::error::ErrorBody;
 use super::release_model::{PlannedMemberDto, StartTrainRequest, TrainDto};
 use super::releases::actor;
 use super::{ApiError, AppState, Caller};
@@ -26,8 +27,26 @@ fn members(request: StartTrainRequest) -> Vec<Member> {
         .collect()
 }
 
+/// Plans a train without starting it.
+///
 /// `POST /api/v1/trains/plan`: the members in dependency order, each with
 /// its release's plan, without starting anything.
+#[utoipa::path(
+    post,
+    path = "/api/v1/trains/plan",
+    operation_id = "plan_train",
+    tag = "trains",
+    request_body = StartTrainRequest,
+    responses(
+        (status = 200, description = "The members in dependency order, each with its plan.", body = Vec<PlannedMemberDto>),
+        (status = 400, description = "A bad body, a dependency cycle, or a member that cannot be planned; the member is named.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn plan(
     State(state): State<AppState>,
     _caller: Caller,
@@ -54,7 +73,26 @@ pub async fn plan(
     ))
 }
 
+/// Starts a train.
+///
 /// `POST /api/v1/trains`: starts the members in dependency order; 201.
+#[utoipa::path(
+    post,
+    path = "/api/v1/trains",
+    operation_id = "start_train",
+    tag = "trains",
+    request_body = StartTrainRequest,
+    responses(
+        (status = 201, description = "The train started.", body = TrainDto),
+        (status = 400, description = "A bad body, a dependency cycle, or a member naming no environment or flow; the member is named.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not start trains.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,7 +109,21 @@ pub async fn start(
     Ok((StatusCode::CREATED, Json(view.into())))
 }
 
+/// Lists trains.
+///
 /// `GET /api/v1/trains`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trains",
+    operation_id = "list_trains",
+    tag = "trains",
+    responses(
+        (status = 200, description = "Every train, newest first.", body = Vec<TrainDto>),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
@@ -80,7 +132,23 @@ pub async fn list(
     Ok(Json(trains.into_iter().map(Into::into).collect()))
 }
 
+/// Shows a train.
+///
 /// `GET /api/v1/trains/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trains/{id}",
+    operation_id = "show_train",
+    tag = "trains",
+    params(("id" = String, Path, description = "The train's id.")),
+    responses(
+        (status = 200, description = "The train and its members.", body = TrainDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "No such train.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -89,8 +157,26 @@ pub async fn show(
     Ok(Json(state.engine.train(&id).await?.into()))
 }
 
+/// Rolls a train back.
+///
 /// `POST /api/v1/trains/{id}/rollback`: unwinds every member, dependents
 /// first.
+#[utoipa::path(
+    post,
+    path = "/api/v1/trains/{id}/rollback",
+    operation_id = "rollback_train",
+    tag = "trains",
+    params(("id" = String, Path, description = "The train's id.")),
+    responses(
+        (status = 200, description = "The train after the request.", body = TrainDto),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "The token's role may not roll trains back.", body = ErrorBody),
+        (status = 404, description = "No such train.", body = ErrorBody),
+        (status = 409, description = "The train has already rolled back.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,0 +1,362 @@
+//! The OpenAPI document of the API, built from the handlers' `#[utoipa::path]`
+//! annotations and the DTOs' `ToSchema` derives, and served at
+//! `GET /api/v1/openapi.json`.
+
+use std::sync::LazyLock;
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::error::ErrorBody;
+use super::{
+    audit, flows, health, inventory, model, plugins, release_model, releases, tokens, trains,
+};
+
+/// The name of the security scheme operations that need a token refer to.
+pub const BEARER: &str = "bearer";
+
+/// Every route and every body of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Greenlight",
+        version = env!("CARGO_PKG_VERSION"),
+        description = "A release platform whose every decision point is a sandboxed WebAssembly plugin. \
+            Every refusal is a 4xx (and an internal failure a 500) with an `ErrorBody`: \
+            a stable `code` and a `message`."
+    ),
+    paths(
+        health::alive,
+        health::ready,
+        health::metrics,
+        document,
+        plugins::runtime,
+        plugins::upload,
+        plugins::list,
+        plugins::detail,
+        plugins::show,
+        plugins::set_grant,
+        plugins::invoke,
+        flows::apply,
+        flows::list,
+        flows::show,
+        flows::plan,
+        inventory::list,
+        inventory::put,
+        inventory::show,
+        inventory::delete,
+        releases::start,
+        releases::list,
+        releases::show,
+        releases::journal,
+        releases::comment_command,
+        releases::resume,
+        releases::rollback,
+        releases::events,
+        releases::clock,
+        releases::move_clock,
+        trains::plan,
+        trains::start,
+        trains::list,
+        trains::show,
+        trains::rollback,
+        tokens::create,
+        tokens::list,
+        tokens::revoke,
+        audit::list,
+    ),
+    components(schemas(
+        ErrorBody,
+        health::ReadinessDto,
+        plugins::ComponentBytes,
+        model::PluginDto,
+        model::UploadDto,
+        model::LimitsDto,
+        model::GrantDto,
+        model::GrantView,
+        model::PluginDetailDto,
+        model::RuntimeDto,
+        model::TargetDto,
+        model::ContextDto,
+        model::ArtifactDto,
+        model::WeightDto,
+        model::MetricDto,
+        model::VerdictDto,
+        model::ObservationDto,
+        model::EventDto,
+        model::InvokeRequest,
+        model::FaultDto,
+        model::TargetResultDto,
+        model::DecisionDto,
+        model::OutputDto,
+        model::LogLineDto,
+        model::InvokeErrorDto,
+        model::InvokeResponse,
+        model::StageSummaryDto,
+        model::AppliedFlowDto,
+        model::FlowDto,
+        model::PlanRequest,
+        model::PlannedStageDto,
+        model::EnvironmentRequest,
+        model::EnvironmentDto,
+        model::PutEnvironmentDto,
+        model::EnvironmentSummaryDto,
+        model::ApplicationDto,
+        model::CreateTokenRequest,
+        model::TokenDto,
+        model::CreatedTokenDto,
+        release_model::StartReleaseRequest,
+        release_model::ArtifactDto,
+        release_model::CommentRequest,
+        release_model::RollbackRequest,
+        release_model::ReleaseSummaryDto,
+        release_model::VerdictDto,
+        release_model::ObservationDto,
+        release_model::DecisionDto,
+        release_model::ApprovalDto,
+        release_model::GateDto,
+        release_model::StepDto,
+        release_model::StageDto,
+        release_model::TargetStateDto,
+        release_model::WeightDto,
+        release_model::PauseDto,
+        release_model::RollbackDto,
+        release_model::ReleaseDto,
+        release_model::EventDto,
+        release_model::ClockDto,
+        release_model::ClockRequest,
+        release_model::TrainMemberRequest,
+        release_model::StartTrainRequest,
+        release_model::TrainMemberDto,
+        release_model::TrainDto,
+        release_model::PlannedMemberDto,
+        audit::AuditEntryDto,
+    )),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "plugins", description = "Upload, list, show, grant and invoke plugins."),
+        (name = "flows", description = "Apply, list, show and plan flows."),
+        (name = "inventory", description = "Applications, their environments and targets."),
+        (name = "releases", description = "Start releases, follow them, and command them: approve, reject, pause, resume, roll back."),
+        (name = "trains", description = "Releases of several applications in dependency order."),
+        (name = "tokens", description = "API tokens (admins only)."),
+        (name = "audit", description = "The log of every state-changing request."),
+        (name = "operations", description = "Liveness, readiness, metrics, the runtime's counters, the release clock and this document."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-token scheme the operations refer to.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some(
+            "`Authorization: Bearer TOKEN`; the first admin token is written to the data \
+             directory's `admin-token` file."
+                .to_string(),
+        );
+        components.add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
+
+/// Built once: it only depends on the code.
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// Reads this document.
+///
+/// `GET /api/v1/openapi.json`: the OpenAPI document of the API; no token
+/// is needed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document.", body = Object))
+)]
+pub async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(&DOCUMENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+
+    fn document() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    /// Every operation of the document: method (upper case), path, operation.
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut found = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                if let Some(op) = item.get(method) {
+                    found.push((method.to_uppercase(), path.clone(), op.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_operation_is_routed() {
+        let listed = crate::api::routes();
+        let routes: BTreeSet<(String, String)> = listed
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(routes.len(), listed.len(), "a route is listed twice");
+        let documented: BTreeSet<(String, String)> = operations(&document())
+            .into_iter()
+            .map(|(m, p, _)| (m, p))
+            .collect();
+        let undocumented: Vec<_> = routes.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routes).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes without a documented operation: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "documented operations without a route: {unrouted:?}"
+        );
+    }
+
+    #[test]
+    fn errors_are_answered_with_the_error_body() {
+        let doc = document();
+        let error_body = serde_json::json!({
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+        });
+        let mut client_errors = 0;
+        for (method, path, op) in operations(&doc) {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status == "500" {
+                    client_errors += usize::from(status.starts_with('4'));
+                    assert_eq!(
+                        response["content"], error_body,
+                        "{method} {path} answers {status} without the error body"
+                    );
+                }
+            }
+        }
+        assert!(client_errors > 0);
+    }
+
+    #[test]
+    fn operations_that_need_a_token_say_so() {
+        let doc = document();
+        assert_eq!(
+            doc["components"]["securitySchemes"][BEARER],
+            serde_json::json!({
+                "type": "http",
+                "scheme": "bearer",
+                "description": doc["components"]["securitySchemes"][BEARER]["description"],
+            })
+        );
+        let mut open = BTreeSet::new();
+        for (method, path, op) in operations(&doc) {
+            let secured = op["security"] == serde_json::json!([{ BEARER: [] }]);
+            assert!(
+                secured || op.get("security").is_none(),
+                "{method} {path} has another security requirement: {}",
+                op["security"]
+            );
+            assert_eq!(
+                secured,
+                op["responses"].get("401").is_some(),
+                "{method} {path}: a token is needed exactly when a 401 can be answered"
+            );
+            if !secured {
+                open.insert(path);
+            }
+        }
+        assert_eq!(
+            open,
+            BTreeSet::from(["/healthz", "/readyz", "/api/v1/openapi.json"].map(String::from))
+        );
+    }
+
+    #[test]
+    fn operations_name_their_path_parameters_tags_and_ids() {
+        let doc = document();
+        let tags: BTreeSet<&str> = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        let mut ids = BTreeSet::new();
+        for (method, path, op) in operations(&doc) {
+            let in_path: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .collect();
+            let declared: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(in_path, declared, "{method} {path}: path parameters");
+            let op_tags = op["tags"].as_array().unwrap();
+            assert!(
+                op_tags.len() == 1 && tags.contains(op_tags[0].as_str().unwrap()),
+                "{method} {path}: one declared tag, not {op_tags:?}"
+            );
+            let id = op["operationId"].as_str().unwrap().to_string();
+            assert!(ids.insert(id.clone()), "operation id {id} is used twice");
+            assert!(op["summary"].is_string(), "{method} {path}: no summary");
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        found.push(r);
+                    }
+                    map.values().for_each(|v| refs(v, found));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r} is not a schema"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} names no schema"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_names_the_daemon_and_its_version() {
+        let doc = document();
+        assert_eq!(doc["info"]["title"], "Greenlight");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    }
+}
