@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::{Daemon, binary};
+use crate::support::{Daemon, binary, cli};
 
 /// A daemon with the plugins the sample flows name.
 async fn daemon_with_plugins() -> Daemon {
@@ -155,6 +155,26 @@ async fn flows_are_applied_from_the_cli() {
     assert!(stdout.contains("Applied standard@1"), "{stdout}");
     assert!(stdout.contains("3. go-ahead (approval)"), "{stdout}");
 
+    let (ok, out, err) = cli(&d, &["flow", "list", "--json"]);
+    assert!(ok, "{err}");
+    let flows: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "{flows:#}");
+    assert_eq!(
+        (
+            &flows[0]["name"],
+            &flows[0]["version"],
+            &flows[0]["applied_by"]
+        ),
+        (&json!("standard"), &json!(1), &json!("admin")),
+        "{flows:#}"
+    );
+    assert!(
+        flows[0]["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("name = \"standard\"")),
+        "{flows:#}"
+    );
+
     let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/flows/batch-over-half.toml");
     let out = std::process::Command::new(binary())
         .args(["flow", "apply"])
@@ -168,6 +188,12 @@ async fn flows_are_applied_from_the_cli() {
     assert!(
         stderr.contains("flow.invalid (400): stages[0].batch: 60% is not allowed"),
         "{stderr}"
+    );
+    let (ok, out, err) = cli(&d, &["flow", "apply", bad.to_str().unwrap(), "--json"]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains("flow.invalid (400): stages[0].batch: 60% is not allowed"),
+        "{err}"
     );
 }
 

@@ -186,6 +186,61 @@ async fn tokens_and_the_audit_log_from_the_command_line() {
     );
     let (ok, _, err) = cli(&d, &["token", "create", "--name", "ci", "--role", "viewer"]);
     assert!(!ok && err.contains("token.exists"), "{err}");
+
+    // Scripts read the same answers as JSON, the new secret included.
+    let (ok, out, err) = cli(
+        &d,
+        &[
+            "token", "create", "--name", "ops", "--role", "viewer", "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        (&created["name"], &created["role"]),
+        (&json!("ops"), &json!("viewer"))
+    );
+    assert!(
+        created["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("glt_")),
+        "{created:#}"
+    );
+    let (ok, out, err) = cli(&d, &["token", "list", "--json"]);
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let mut tokens: Vec<(&str, &str, &Value, &Value)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                t["role"].as_str().unwrap(),
+                &t["created_by"],
+                &t["revoked"],
+            )
+        })
+        .collect();
+    tokens.sort_by_key(|t| t.0);
+    assert_eq!(
+        tokens,
+        [
+            ("admin", "admin", &Value::Null, &json!(false)),
+            ("ci", "scheduler", &json!("admin"), &json!(false)),
+            ("ops", "viewer", &json!("admin"), &json!(false)),
+        ],
+        "{listed:#}"
+    );
+    assert!(!out.contains("glt_"), "secrets never listed: {out}");
+    let (ok, out, err) = cli(
+        &d,
+        &[
+            "token", "create", "--name", "ci", "--role", "viewer", "--json",
+        ],
+    );
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("token.exists (409)"), "{err}");
     let (ok, out, err) = cli(&d, &["token", "revoke", "ci"]);
     assert!(ok, "{out}{err}");
     let (ok, out, err) = cli(&d, &["audit", "--actor", "admin"]);
@@ -194,5 +249,13 @@ async fn tokens_and_the_audit_log_from_the_command_line() {
     assert!(
         out.contains("409 refused") && out.contains("token.exists"),
         "{out}"
+    );
+    let (ok, out, err) = cli(&d, &["audit", "--actor", "admin", "--limit", "1", "--json"]);
+    assert!(ok, "{err}");
+    let newest: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(newest.as_array().map(Vec::len), Some(1), "{newest:#}");
+    assert_eq!(
+        newest[0]["action"], "DELETE /api/v1/tokens/{name}",
+        "{newest:#}"
     );
 }

@@ -172,6 +172,23 @@ targets = [{ id = "beta-1", address = "10.0.1.1:8080" }]
     assert!(out.contains("Created shop/prod (2 targets)"), "{out}");
     let (ok, out, _) = cli(&d, &["inventory", "apply", path]);
     assert!(ok && out.contains("Replaced shop/prod"), "{out}");
+    let (ok, out, err) = cli(&d, &["inventory", "apply", path, "--json"]);
+    assert!(ok, "{err}");
+    let put: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let put: Vec<(&Value, &Value)> = put
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (&p["created"], &p["environment"]["name"]))
+        .collect();
+    assert_eq!(
+        put,
+        [
+            (&json!(false), &json!("beta")),
+            (&json!(false), &json!("prod"))
+        ],
+        "one document for the whole file: {out}"
+    );
 
     let (ok, out, err) = cli(&d, &["inventory", "show", "shop", "prod"]);
     assert!(ok, "{err}");
@@ -180,6 +197,21 @@ targets = [{ id = "beta-1", address = "10.0.1.1:8080" }]
     for needle in ["10.0.0.1:8080", "blue", "zone=eu-1"] {
         assert!(web1.contains(needle), "`{needle}` missing from `{web1}`");
     }
+    let (ok, out, err) = cli(&d, &["inventory", "show", "shop", "prod", "--json"]);
+    assert!(ok, "{err}");
+    let env: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        (&env["application"], &env["name"], &env["live_group"]),
+        (&json!("shop"), &json!("prod"), &json!("blue")),
+        "{env:#}"
+    );
+    assert_eq!(
+        env["targets"][0],
+        json!({"id": "web-1", "address": "10.0.0.1:8080", "group": "blue", "labels": {"zone": "eu-1"}}),
+        "{env:#}"
+    );
+    assert_eq!(env["targets"][1]["id"], "web-2", "{env:#}");
+    assert!(env["current_version"].is_null(), "{env:#}");
     let (ok, out, _) = cli(&d, &["inventory", "list"]);
     assert!(ok);
     assert!(

@@ -5,6 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -59,6 +60,27 @@ async fn ok(d: &Daemon, args: &[&str]) -> String {
         out.stderr
     );
     out.stdout
+}
+
+/// Runs a command with `--json` that must succeed and returns the one
+/// JSON document it printed.
+async fn json(d: &Daemon, args: &[&str]) -> Value {
+    let args = [args, &["--json"]].concat();
+    let out = ok(d, &args).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "`greenlight release {}` printed no JSON document ({e}):\n{out}",
+            args.join(" ")
+        )
+    })
+}
+
+/// The events `watch --json` printed, one JSON object a line.
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("`{l}` is not JSON: {e}")))
+        .collect()
 }
 
 /// The line of a table or listing that mentions `needle`.
@@ -284,4 +306,130 @@ async fn a_release_is_started_approved_watched_and_rolled_back_from_the_cli() {
         "{shown}"
     );
     assert!(shown.contains("Targets (4): 4 rolled-back"), "{shown}");
+}
+
+#[tokio::test]
+async fn scripts_read_releases_and_their_events_as_json() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 2, &[]).await;
+
+    // An emergency release skips its bake and its gate, so it runs to the
+    // end on its own while `watch` follows it.
+    let started = json(
+        &d,
+        &[
+            "start",
+            "--app",
+            "shop",
+            "--env",
+            "prod",
+            "--version",
+            "2.0.0",
+            "--flow",
+            "standard",
+            "--emergency",
+        ],
+    )
+    .await;
+    let id = started["id"].as_str().expect("a release id").to_string();
+    assert_eq!(started["emergency"], true, "{started:#}");
+    assert_eq!(started["stages"][3]["name"], "rollout", "{started:#}");
+
+    let watched = release_cli(&d, &["watch", &id, "--json"]).await;
+    assert!(watched.ok, "watch failed: {}", watched.stderr);
+    let events = json_lines(&watched.stdout);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (0..events.len() as u64).collect::<Vec<_>>(),
+        "every event once, in order: {}",
+        watched.stdout
+    );
+    assert!(events.iter().all(|e| e["release"] == id.as_str()));
+    assert_eq!(events[0]["kind"], "started", "{}", watched.stdout);
+    assert!(
+        events.iter().any(|e| e["kind"] == "gate-skipped"),
+        "{}",
+        watched.stdout
+    );
+    let last = events.last().unwrap();
+    assert_eq!(
+        (&last["kind"], &last["detail"]["status"]),
+        (&Value::from("finished"), &Value::from("succeeded")),
+        "{}",
+        watched.stdout
+    );
+
+    let listed = json(&d, &["list"]).await;
+    let row = listed
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("{id} is not listed: {listed:#}"));
+    for (field, want) in [
+        ("application", "shop"),
+        ("environment", "prod"),
+        ("version", "2.0.0"),
+        ("status", "succeeded"),
+        ("started_by", "admin"),
+    ] {
+        assert_eq!(row[field], want, "{field}: {row:#}");
+    }
+    let none = json(&d, &["list", "--status", "running"]).await;
+    assert_eq!(none, Value::Array(Vec::new()));
+
+    let shown = json(&d, &["show", &id]).await;
+    assert_eq!(shown["status"], "succeeded", "{shown:#}");
+    assert_eq!(shown["events"], events.len(), "{shown:#}");
+    let steps: Vec<&Value> = shown["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|stage| stage["steps"].as_array().unwrap())
+        .collect();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s["state"] == "done"),
+        "{shown:#}"
+    );
+    let targets: Vec<&str> = shown["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["verified", "verified"], "{shown:#}");
+
+    // Errors stay on stderr, as the daemon's code and message.
+    let refused = release_cli(&d, &["approve", &id, "--json"]).await;
+    assert!(!refused.ok);
+    assert_eq!(refused.stdout, "");
+    assert!(
+        refused
+            .stderr
+            .contains("release.not_waiting (409): the release is succeeded"),
+        "{}",
+        refused.stderr
+    );
+
+    // A release that ends otherwise fails the watch in JSON too.
+    let rolling = json(&d, &["rollback", &id, "--comment", "bad build"]).await;
+    assert_eq!(rolling["status"], "rolling-back", "{rolling:#}");
+    let watched = release_cli(&d, &["watch", &id, "--json"]).await;
+    assert!(!watched.ok, "a rolled-back release fails the watch");
+    let events = json_lines(&watched.stdout);
+    let last = events.last().unwrap();
+    assert_eq!(
+        (&last["kind"], &last["detail"]["status"]),
+        (&Value::from("finished"), &Value::from("rolled-back")),
+        "{}",
+        watched.stdout
+    );
+    assert!(
+        watched.stderr.contains(&format!(
+            "release {id} ended rolled-back: admin rolled the release back: bad build"
+        )),
+        "{}",
+        watched.stderr
+    );
 }

@@ -3,6 +3,8 @@
 use anyhow::{Context, bail};
 use serde::de::DeserializeOwned;
 
+use super::output::{Answer, Output};
+
 /// Where the daemon is and how to authenticate.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
@@ -21,6 +23,10 @@ pub struct ServerArgs {
     /// A file holding the API token (such as DATA/admin-token).
     #[arg(long, env = "GREENLIGHT_TOKEN_FILE", global = true)]
     pub token_file: Option<std::path::PathBuf>,
+    /// Print the daemon's answers as JSON instead of tables and summaries
+    /// (`release watch`: one event per line).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// An authenticated connection to the daemon.
@@ -28,6 +34,7 @@ pub struct Client {
     base: String,
     token: String,
     http: reqwest::Client,
+    output: Output,
 }
 
 impl Client {
@@ -46,7 +53,19 @@ impl Client {
             base: args.server.trim_end_matches('/').to_string(),
             token,
             http: reqwest::Client::new(),
+            output: Output::new(args.json),
         })
+    }
+
+    /// How this command prints.
+    pub fn output(&self) -> Output {
+        self.output
+    }
+
+    /// Prints an answer: the daemon's JSON with `--json`, otherwise what
+    /// `human` makes of it.
+    pub fn print<T>(&self, answer: &Answer<T>, human: impl FnOnce(&T)) -> anyhow::Result<()> {
+        self.output.print(answer, human)
     }
 
     fn url(&self, path: &str) -> String {
@@ -81,14 +100,25 @@ impl Client {
         }
     }
 
+    /// Sends a request and returns the answer as sent and decoded, turning
+    /// API errors into their `code (status): message`.
+    pub async fn fetch<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<Answer<T>> {
+        let body = self.response(request).await?.bytes().await?;
+        let json = serde_json::from_slice(&body)
+            .context("the daemon's answer is not what this CLI expects")?;
+        Answer::decode(json)
+    }
+
     /// Sends a request and decodes the JSON answer, turning API errors into
     /// their `code (status): message`.
     pub async fn send<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
-        let body = self.response(request).await?.bytes().await?;
-        serde_json::from_slice(&body).context("the daemon's answer is not what this CLI expects")
+        Ok(self.fetch(request).await?.value)
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {

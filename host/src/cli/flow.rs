@@ -36,49 +36,54 @@ pub async fn run(cmd: FlowCommand) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let client = Client::new(&server)?;
-            let applied: AppliedFlowDto = client
-                .send(
+            let applied = client
+                .fetch::<AppliedFlowDto>(
                     client
                         .post("/api/v1/flows")
                         .header("content-type", "application/toml")
                         .body(text),
                 )
                 .await?;
-            let what = if applied.created {
-                "Applied"
-            } else {
-                "Already applied:"
-            };
-            println!("{what} {}@{}", applied.name, applied.version);
-            for (i, stage) in applied.stages.iter().enumerate() {
-                println!("  {}. {} ({})", i + 1, stage.name, stage.kind);
-            }
-            Ok(())
+            client.print(&applied, |applied| {
+                let what = if applied.created {
+                    "Applied"
+                } else {
+                    "Already applied:"
+                };
+                println!("{what} {}@{}", applied.name, applied.version);
+                for (i, stage) in applied.stages.iter().enumerate() {
+                    println!("  {}. {} ({})", i + 1, stage.name, stage.kind);
+                }
+            })
         }
         FlowCommand::List { server } => {
             let client = Client::new(&server)?;
-            let flows: Vec<FlowDto> = client.send(client.get("/api/v1/flows")).await?;
-            if flows.is_empty() {
-                println!("No flows yet. Apply one with `greenlight flow apply FLOW.toml`.");
-                return Ok(());
-            }
-            println!("{:<24} {:>7}  APPLIED BY", "NAME", "VERSION");
-            for f in flows {
-                println!("{:<24} {:>7}  {}", f.name, f.version, f.applied_by);
-            }
-            Ok(())
+            let flows = client
+                .fetch::<Vec<FlowDto>>(client.get("/api/v1/flows"))
+                .await?;
+            client.print(&flows, |flows| {
+                if flows.is_empty() {
+                    println!("No flows yet. Apply one with `greenlight flow apply FLOW.toml`.");
+                    return;
+                }
+                println!("{:<24} {:>7}  APPLIED BY", "NAME", "VERSION");
+                for f in flows {
+                    println!("{:<24} {:>7}  {}", f.name, f.version, f.applied_by);
+                }
+            })
         }
         FlowCommand::Show { name, server } => {
             let client = Client::new(&server)?;
-            let versions: Vec<FlowDto> = client
-                .send(client.get(&format!("/api/v1/flows/{name}")))
+            let versions = client
+                .fetch::<Vec<FlowDto>>(client.get(&format!("/api/v1/flows/{name}")))
                 .await?;
-            let list: Vec<String> = versions.iter().map(|f| f.version.to_string()).collect();
-            println!("{name}: versions {}", list.join(", "));
-            if let Some(latest) = versions.last() {
-                println!("\n{}", latest.source);
-            }
-            Ok(())
+            client.print(&versions, |versions| {
+                let list: Vec<String> = versions.iter().map(|f| f.version.to_string()).collect();
+                println!("{name}: versions {}", list.join(", "));
+                if let Some(latest) = versions.last() {
+                    println!("\n{}", latest.source);
+                }
+            })
         }
     }
 }

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use serde::Deserialize;
 
 use super::client::{Client, ServerArgs};
+use super::output::Answer;
 use crate::api::model::{ApplicationDto, EnvironmentDto, EnvironmentRequest, PutEnvironmentDto};
 use crate::domain::inventory::check_name;
 
@@ -81,50 +82,72 @@ pub async fn run(cmd: InventoryCommand) -> anyhow::Result<()> {
             let inventory = read_file(&file)?;
             let client = Client::new(&server)?;
             let app = &inventory.application;
+            // Environments are put one by one; when one is refused, those
+            // put before it are still reported, then the refusal.
+            let mut put = Vec::new();
+            let mut refused = None;
             for (name, request) in &inventory.environments {
-                let put: PutEnvironmentDto = client
-                    .send(
+                let answer = client
+                    .fetch::<PutEnvironmentDto>(
                         client
                             .put(&format!("/api/v1/apps/{app}/envs/{name}"))
                             .json(request),
                     )
                     .await
-                    .with_context(|| format!("{}: environment `{name}`", file.display()))?;
-                let what = if put.created { "Created" } else { "Replaced" };
-                println!(
-                    "{what} {app}/{name} ({} targets)",
-                    put.environment.targets.len()
-                );
+                    .with_context(|| format!("{}: environment `{name}`", file.display()));
+                match answer {
+                    Ok(answer) => put.push(answer),
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
             }
-            Ok(())
+            let put: Answer<Vec<PutEnvironmentDto>> = put.into_iter().collect();
+            client.print(&put, |put| {
+                for p in put {
+                    let what = if p.created { "Created" } else { "Replaced" };
+                    let env = &p.environment;
+                    println!(
+                        "{what} {}/{} ({} targets)",
+                        env.application,
+                        env.name,
+                        env.targets.len()
+                    );
+                }
+            })?;
+            refused.map_or(Ok(()), Err)
         }
         InventoryCommand::List { server } => {
             let client = Client::new(&server)?;
-            let apps: Vec<ApplicationDto> = client.send(client.get("/api/v1/apps")).await?;
-            if apps.is_empty() {
-                println!(
-                    "No applications yet. Describe one with `greenlight inventory apply INVENTORY.toml`."
-                );
-                return Ok(());
-            }
-            println!(
-                "{:<20} {:<16} {:>7}  {:<16} {:<8} VERSION",
-                "APPLICATION", "ENVIRONMENT", "TARGETS", "GROUPS", "LIVE"
-            );
-            for app in apps {
-                for env in app.environments {
+            let apps = client
+                .fetch::<Vec<ApplicationDto>>(client.get("/api/v1/apps"))
+                .await?;
+            client.print(&apps, |apps| {
+                if apps.is_empty() {
                     println!(
-                        "{:<20} {:<16} {:>7}  {:<16} {:<8} {}",
-                        app.name,
-                        env.name,
-                        env.targets,
-                        or_dash(&env.groups.join(",")),
-                        env.live_group.as_deref().unwrap_or("-"),
-                        env.current_version.as_deref().unwrap_or("-"),
+                        "No applications yet. Describe one with `greenlight inventory apply INVENTORY.toml`."
                     );
+                    return;
                 }
-            }
-            Ok(())
+                println!(
+                    "{:<20} {:<16} {:>7}  {:<16} {:<8} VERSION",
+                    "APPLICATION", "ENVIRONMENT", "TARGETS", "GROUPS", "LIVE"
+                );
+                for app in apps {
+                    for env in &app.environments {
+                        println!(
+                            "{:<20} {:<16} {:>7}  {:<16} {:<8} {}",
+                            app.name,
+                            env.name,
+                            env.targets,
+                            or_dash(&env.groups.join(",")),
+                            env.live_group.as_deref().unwrap_or("-"),
+                            env.current_version.as_deref().unwrap_or("-"),
+                        );
+                    }
+                }
+            })
         }
         InventoryCommand::Show {
             application,
@@ -132,28 +155,31 @@ pub async fn run(cmd: InventoryCommand) -> anyhow::Result<()> {
             server,
         } => {
             let client = Client::new(&server)?;
-            let env: EnvironmentDto = client
-                .send(client.get(&format!("/api/v1/apps/{application}/envs/{environment}")))
+            let env = client
+                .fetch::<EnvironmentDto>(
+                    client.get(&format!("/api/v1/apps/{application}/envs/{environment}")),
+                )
                 .await?;
-            println!("{}/{}", env.application, env.name);
-            println!(
-                "  version:    {}",
-                env.current_version.as_deref().unwrap_or("-")
-            );
-            println!("  live group: {}", env.live_group.as_deref().unwrap_or("-"));
-            println!("\n{:<16} {:<24} {:<8} LABELS", "ID", "ADDRESS", "GROUP");
-            for t in env.targets {
-                let labels: Vec<String> =
-                    t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            client.print(&env, |env| {
+                println!("{}/{}", env.application, env.name);
                 println!(
-                    "{:<16} {:<24} {:<8} {}",
-                    t.id,
-                    t.address,
-                    or_dash(&t.group),
-                    or_dash(&labels.join(","))
+                    "  version:    {}",
+                    env.current_version.as_deref().unwrap_or("-")
                 );
-            }
-            Ok(())
+                println!("  live group: {}", env.live_group.as_deref().unwrap_or("-"));
+                println!("\n{:<16} {:<24} {:<8} LABELS", "ID", "ADDRESS", "GROUP");
+                for t in &env.targets {
+                    let labels: Vec<String> =
+                        t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "{:<16} {:<24} {:<8} {}",
+                        t.id,
+                        t.address,
+                        or_dash(&t.group),
+                        or_dash(&labels.join(","))
+                    );
+                }
+            })
         }
     }
 }

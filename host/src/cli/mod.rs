@@ -4,6 +4,7 @@ mod client;
 mod demo;
 mod flow;
 mod inventory;
+mod output;
 mod plugin;
 mod release;
 mod serve;

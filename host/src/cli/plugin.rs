@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use super::client::{Client, ServerArgs};
+use super::output::{Answer, Output};
 use crate::api::model::{
     GrantDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OutputDto, PluginDetailDto,
     PluginDto, UploadDto,
@@ -69,9 +70,6 @@ pub enum PluginCommand {
         /// The invocation input (JSON: context, targets, …).
         #[arg(long)]
         input: Option<PathBuf>,
-        /// Print the raw JSON answer.
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -124,65 +122,70 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 file.display(),
                 bytes.len()
             );
-            let up: UploadDto = client
-                .send(
+            let up = client
+                .fetch::<UploadDto>(
                     client
                         .post("/api/v1/plugins")
                         .query(&[("name", &name), ("version", &version)])
                         .body(bytes),
                 )
                 .await?;
-            let p = up.plugin;
-            let what = if up.created {
-                "Uploaded"
-            } else {
-                "Already there:"
-            };
-            println!(
-                "{what} {}@{} ({} plugin, {})",
-                p.name, p.version, p.kind, p.digest
-            );
-            Ok(())
+            client.print(&up, |up| {
+                let p = &up.plugin;
+                let what = if up.created {
+                    "Uploaded"
+                } else {
+                    "Already there:"
+                };
+                println!(
+                    "{what} {}@{} ({} plugin, {})",
+                    p.name, p.version, p.kind, p.digest
+                );
+            })
         }
         PluginCommand::List { server } => {
             let client = Client::new(&server)?;
-            let plugins: Vec<PluginDto> = client.send(client.get("/api/v1/plugins")).await?;
-            if plugins.is_empty() {
+            let plugins = client
+                .fetch::<Vec<PluginDto>>(client.get("/api/v1/plugins"))
+                .await?;
+            client.print(&plugins, |plugins| {
+                if plugins.is_empty() {
+                    println!(
+                        "No plugins yet. Upload one with `greenlight plugin push FILE.wasm --name NAME --version 0.1.0`."
+                    );
+                    return;
+                }
                 println!(
-                    "No plugins yet. Upload one with `greenlight plugin push FILE.wasm --name NAME --version 0.1.0`."
+                    "{:<24} {:<10} {:<16} {:>10}  DIGEST",
+                    "NAME", "VERSION", "KIND", "SIZE"
                 );
-                return Ok(());
-            }
-            println!(
-                "{:<24} {:<10} {:<16} {:>10}  DIGEST",
-                "NAME", "VERSION", "KIND", "SIZE"
-            );
-            for p in plugins {
-                println!(
-                    "{:<24} {:<10} {:<16} {:>10}  {}",
-                    p.name,
-                    p.version,
-                    p.kind,
-                    p.size_bytes,
-                    p.digest.get(..19).unwrap_or(&p.digest)
-                );
-            }
-            Ok(())
+                for p in plugins {
+                    println!(
+                        "{:<24} {:<10} {:<16} {:>10}  {}",
+                        p.name,
+                        p.version,
+                        p.kind,
+                        p.size_bytes,
+                        p.digest.get(..19).unwrap_or(&p.digest)
+                    );
+                }
+            })
         }
         PluginCommand::Show { name, server } => {
             let client = Client::new(&server)?;
-            let d: PluginDetailDto = client
-                .send(client.get(&format!("/api/v1/plugins/{name}")))
+            let detail = client
+                .fetch::<PluginDetailDto>(client.get(&format!("/api/v1/plugins/{name}")))
                 .await?;
-            println!("{}", d.name);
-            for v in &d.versions {
-                println!(
-                    "  {}  {}  {}  uploaded by {}",
-                    v.version, v.kind, v.digest, v.uploaded_by
-                );
-            }
-            print_grant(&d.grant);
-            Ok(())
+            client.print(&detail, |d| {
+                println!("{}", d.name);
+                for v in &d.versions {
+                    println!(
+                        "  {}  {}  {}  uploaded by {}",
+                        v.version, v.kind, v.digest, v.uploaded_by
+                    );
+                }
+                print_grant(&d.grant);
+            })
         }
         PluginCommand::Grant {
             name,
@@ -207,34 +210,34 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                     max_outbound_requests,
                 },
             };
-            let g: GrantView = client
-                .send(
+            let grant = client
+                .fetch::<GrantView>(
                     client
                         .put(&format!("/api/v1/plugins/{name}/grant"))
                         .json(&dto),
                 )
                 .await?;
-            println!("Grant of {name} replaced.");
-            print_grant(&g);
-            Ok(())
+            client.print(&grant, |g| {
+                println!("Grant of {name} replaced.");
+                print_grant(g);
+            })
         }
         PluginCommand::Invoke {
             plugin,
             input,
-            json,
             server,
         } => {
             let (name, version) = plugin.split_once('@').unwrap_or((&plugin, "latest"));
             let request: InvokeRequest = read_json(input.as_ref())?;
             let client = Client::new(&server)?;
-            let r: InvokeResponse = client
-                .send(
+            let answer = client
+                .fetch::<InvokeResponse>(
                     client
                         .post(&format!("/api/v1/plugins/{name}/{version}/invoke"))
                         .json(&request),
                 )
                 .await?;
-            report(&r, json)
+            report(client.output(), &answer)
         }
         PluginCommand::Test {
             file,
@@ -268,7 +271,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "plugin".into());
             let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
-            report(&result.into(), json)
+            report(Output::new(json), &Answer::local(result.into())?)
         }
     }
 }
@@ -301,10 +304,8 @@ fn print_grant(g: &GrantView) {
 }
 
 /// Prints an invocation's result; a failed invocation is an error exit.
-fn report(r: &InvokeResponse, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(r)?);
-    } else {
+fn report(output: Output, answer: &Answer<InvokeResponse>) -> anyhow::Result<()> {
+    output.print(answer, |r| {
         for line in &r.logs {
             let fields: Vec<String> = line
                 .fields
@@ -327,8 +328,8 @@ fn report(r: &InvokeResponse, json: bool) -> anyhow::Result<()> {
             "({:.2} ms, {} HTTP requests)",
             r.duration_ms, r.http_requests
         );
-    }
-    if let Some(e) = &r.error {
+    })?;
+    if let Some(e) = &answer.value.error {
         bail!("the plugin failed: {}", e.code);
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! `greenlight release …`: start, list, show and watch releases, and the
 //! human commands: approve, reject, pause, resume, roll back.
 
+mod progress;
 pub(super) mod view;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -10,10 +12,10 @@ use clap::Subcommand;
 use clap::builder::PossibleValuesParser;
 
 use super::client::{Client, ServerArgs};
-use super::sse;
+use super::output::{Answer, Output};
 use crate::api::release_model::{
-    ArtifactDto, ClockDto, CommentRequest, EventDto, ReleaseDto, ReleaseSummaryDto,
-    RollbackRequest, StartReleaseRequest,
+    ArtifactDto, ClockDto, CommentRequest, ReleaseDto, ReleaseSummaryDto, RollbackRequest,
+    StartReleaseRequest,
 };
 use crate::domain::release::Status;
 
@@ -105,8 +107,8 @@ pub enum ReleaseCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Print a release's events as they happen until it is over; exits
-    /// with failure unless it succeeded.
+    /// Print a release's events as they happen until it is over, under a
+    /// progress bar on a terminal; exits with failure unless it succeeded.
     Watch {
         id: String,
         #[command(flatten)]
@@ -176,11 +178,10 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 emergency,
                 artifacts,
             };
-            let started: ReleaseDto = client
-                .send(client.post("/api/v1/releases").json(&request))
+            let started = client
+                .fetch::<ReleaseDto>(client.post("/api/v1/releases").json(&request))
                 .await?;
-            println!("{}", view::plan(&started));
-            Ok(())
+            client.print(&started, |r| println!("{}", view::plan(r)))
         }
         ReleaseCommand::List {
             application,
@@ -197,37 +198,44 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
-            let releases: Vec<ReleaseSummaryDto> = client
-                .send(client.get("/api/v1/releases").query(&query))
+            let releases = client
+                .fetch::<Vec<ReleaseSummaryDto>>(client.get("/api/v1/releases").query(&query))
                 .await?;
-            if releases.is_empty() {
-                println!(
-                    "No releases{}. Start one with `greenlight release start`.",
-                    if query.is_empty() { " yet" } else { " match" }
-                );
-                return Ok(());
-            }
             // Ages are measured on the daemon's release clock, which tests
-            // and demos move by hand.
-            let clock: ClockDto = client.send(client.get("/api/v1/clock")).await?;
-            println!("{}", view::release_table(&releases, clock.now_ms));
-            Ok(())
+            // and demos move by hand; only the table shows them.
+            let now_ms = if client.output() == Output::Human && !releases.value.is_empty() {
+                client
+                    .send::<ClockDto>(client.get("/api/v1/clock"))
+                    .await?
+                    .now_ms
+            } else {
+                0
+            };
+            client.print(&releases, |releases| {
+                if releases.is_empty() {
+                    println!(
+                        "No releases{}. Start one with `greenlight release start`.",
+                        if query.is_empty() { " yet" } else { " match" }
+                    );
+                } else {
+                    println!("{}", view::release_table(releases, now_ms));
+                }
+            })
         }
         ReleaseCommand::Show { id, server } => {
             let client = Client::new(&server)?;
-            let release: ReleaseDto = client
-                .send(client.get(&format!("/api/v1/releases/{id}")))
+            let release = client
+                .fetch::<ReleaseDto>(client.get(&format!("/api/v1/releases/{id}")))
                 .await?;
-            println!("{}", view::summary(&release));
-            Ok(())
+            client.print(&release, |r| println!("{}", view::summary(r)))
         }
         ReleaseCommand::Approve {
             id,
             comment,
             server,
         } => {
-            let r = comment_command(&server, &id, "approve", comment).await?;
-            match &r.gate {
+            let (client, r) = comment_command(&server, &id, "approve", comment).await?;
+            client.print(&r, |r| match &r.gate {
                 Some(gate) if r.status == "waiting-approval" => println!(
                     "Approved release {id} at {}: {} of {} approvals.",
                     gate.stage,
@@ -235,8 +243,7 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                     gate.approvers_needed
                 ),
                 _ => println!("Approved release {id}; it is now {}.", r.status),
-            }
-            Ok(())
+            })
         }
         ReleaseCommand::Reject {
             id,
@@ -246,26 +253,29 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             if comment.trim().is_empty() {
                 bail!("a rejection needs --comment saying why");
             }
-            let r = comment_command(&server, &id, "reject", comment).await?;
-            println!("Rejected release {id}; it is now {}.", r.status);
-            Ok(())
+            let (client, r) = comment_command(&server, &id, "reject", comment).await?;
+            client.print(&r, |r| {
+                println!("Rejected release {id}; it is now {}.", r.status);
+            })
         }
         ReleaseCommand::Pause {
             id,
             comment,
             server,
         } => {
-            let r = comment_command(&server, &id, "pause", comment).await?;
-            println!("Paused release {id}; it is now {}.", r.status);
-            Ok(())
+            let (client, r) = comment_command(&server, &id, "pause", comment).await?;
+            client.print(&r, |r| {
+                println!("Paused release {id}; it is now {}.", r.status);
+            })
         }
         ReleaseCommand::Resume { id, server } => {
             let client = Client::new(&server)?;
-            let r: ReleaseDto = client
-                .send(client.post(&format!("/api/v1/releases/{id}/resume")))
+            let r = client
+                .fetch::<ReleaseDto>(client.post(&format!("/api/v1/releases/{id}/resume")))
                 .await?;
-            println!("Resumed release {id}; it is now {}.", r.status);
-            Ok(())
+            client.print(&r, |r| {
+                println!("Resumed release {id}; it is now {}.", r.status);
+            })
         }
         ReleaseCommand::Rollback {
             id,
@@ -281,155 +291,43 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 mode: Some(mode.to_string()),
                 force,
             };
-            let r: ReleaseDto = client
-                .send(
+            let r = client
+                .fetch::<ReleaseDto>(
                     client
                         .post(&format!("/api/v1/releases/{id}/rollback"))
                         .json(&request),
                 )
                 .await?;
-            println!(
-                "Rolling release {id} back ({mode}{}); it is now {}.",
-                if force { ", forced" } else { "" },
-                r.status
-            );
-            println!("Follow it with `greenlight release watch {id}`.");
-            Ok(())
+            client.print(&r, |r| {
+                println!(
+                    "Rolling release {id} back ({mode}{}); it is now {}.",
+                    if force { ", forced" } else { "" },
+                    r.status
+                );
+                println!("Follow it with `greenlight release watch {id}`.");
+            })
         }
-        ReleaseCommand::Watch { id, server } => watch(&Client::new(&server)?, &id).await,
+        ReleaseCommand::Watch { id, server } => watch::watch(&Client::new(&server)?, &id).await,
     }
 }
 
+/// Sends a human's command with a comment; returns the client, to print
+/// the answer with, and the release after the command.
 async fn comment_command(
     server: &ServerArgs,
     id: &str,
     action: &str,
     comment: String,
-) -> anyhow::Result<ReleaseDto> {
+) -> anyhow::Result<(Client, Answer<ReleaseDto>)> {
     let client = Client::new(server)?;
-    client
-        .send(
+    let answer = client
+        .fetch(
             client
                 .post(&format!("/api/v1/releases/{id}/{action}"))
                 .json(&CommentRequest { comment }),
         )
-        .await
-}
-
-/// Follows a release to its end: past events from the journal, then new
-/// ones from the event stream, each printed once and in order.
-async fn watch(client: &Client, id: &str) -> anyhow::Result<()> {
-    // Subscribing first and reading the journal after leaves no gap: an
-    // event is journaled before it is streamed, so whatever the stream
-    // misses the journal holds, and the sequence numbers drop the overlap.
-    let mut stream = client
-        .response(
-            client
-                .get("/api/v1/events")
-                .query(&[("release", id)])
-                .header("accept", "text/event-stream"),
-        )
         .await?;
-    let release: ReleaseDto = client
-        .send(client.get(&format!("/api/v1/releases/{id}")))
-        .await?;
-    let places = view::Places::new(&release);
-    let mut watcher = Watcher {
-        client,
-        id,
-        places,
-        printed: 0,
-        last: None,
-    };
-    watcher.catch_up().await?;
-    let mut parser = sse::Parser::default();
-    while watcher.ending().is_none() {
-        let Some(chunk) = stream.chunk().await.context("the event stream broke off")? else {
-            bail!("the daemon closed the event stream before release {id} finished");
-        };
-        for message in parser.push(&chunk) {
-            if message.event == "lagged" {
-                // Events were dropped for this slow reader; the journal
-                // still has them.
-                watcher.catch_up().await?;
-                continue;
-            }
-            let event: EventDto = serde_json::from_str(&message.data)
-                .with_context(|| format!("the daemon streamed an unreadable {}", message.event))?;
-            if event.release != id {
-                continue;
-            }
-            if event.seq > watcher.printed {
-                watcher.catch_up().await?;
-            }
-            if event.seq == watcher.printed {
-                watcher.print(&event);
-            }
-            if watcher.ending().is_some() {
-                break;
-            }
-        }
-    }
-    let (status, reason) = watcher.ending().unwrap_or_default();
-    let release: ReleaseDto = client
-        .send(client.get(&format!("/api/v1/releases/{id}")))
-        .await?;
-    let reason = release.outcome.unwrap_or(reason);
-    if status == Status::Succeeded.as_str() {
-        println!("Release {id} succeeded: {reason}");
-        Ok(())
-    } else {
-        bail!("release {id} ended {status}: {reason}")
-    }
-}
-
-/// What `watch` has printed so far.
-struct Watcher<'a> {
-    client: &'a Client,
-    id: &'a str,
-    places: view::Places,
-    /// Events printed, which is the sequence number of the next one.
-    printed: u64,
-    /// The last event printed.
-    last: Option<EventDto>,
-}
-
-impl Watcher<'_> {
-    /// Prints the journaled events not printed yet.
-    async fn catch_up(&mut self) -> anyhow::Result<()> {
-        let journal: Vec<EventDto> = self
-            .client
-            .send(
-                self.client
-                    .get(&format!("/api/v1/releases/{}/journal", self.id)),
-            )
-            .await?;
-        for event in journal.into_iter().skip(self.printed as usize) {
-            self.print(&event);
-        }
-        Ok(())
-    }
-
-    fn print(&mut self, event: &EventDto) {
-        println!("{}", view::event_line(event, &self.places));
-        if event.kind == "blocked" {
-            println!(
-                "          a human must act: `greenlight release rollback {} --force` passes the step",
-                self.id
-            );
-        }
-        self.printed = event.seq + 1;
-        self.last = Some(event.clone());
-    }
-
-    /// The final status and reason, once the release is over. Only
-    /// `finished` ends a release, and only a new rollback follows it, so
-    /// the release is over exactly when that is the last event.
-    fn ending(&self) -> Option<(String, String)> {
-        let last = self.last.as_ref().filter(|e| e.kind == "finished")?;
-        let field = |name: &str| last.detail[name].as_str().unwrap_or_default().to_string();
-        Some((field("status"), field("reason")))
-    }
+    Ok((client, answer))
 }
 
 #[cfg(test)]

@@ -32,34 +32,46 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.listen = listen;
     }
     let daemon = Daemon::start(config).await?;
+    // Whoever reads the address may stop the daemon at once, so the signal
+    // handlers are in place before it is printed.
+    let signal = shutdown_signal();
     // Tests and scripts read the bound address from this line.
     println!("listening on http://{}", daemon.addr);
     let stop = daemon.shutdown_handle();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         tracing::info!("Shutting down.");
         let _ = stop.send(true);
     });
     daemon.wait().await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. On Unix the handlers are installed by the
+/// call, not when the future is first polled; a handler that cannot be
+/// installed never fires.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn received(signal: Option<Signal>) {
+            match signal {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            tokio::select! {
+                _ = received(interrupt) => {},
+                _ = received(terminate) => {},
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -38,48 +38,53 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { name, role, server } => {
             let client = Client::new(&server)?;
-            let created: CreatedTokenDto = client
-                .send(
+            let created = client
+                .fetch::<CreatedTokenDto>(
                     client
                         .post("/api/v1/tokens")
                         .json(&json!({"name": name, "role": role})),
                 )
                 .await?;
-            println!(
-                "Created token `{}` ({}). Keep it now; it is not shown again:",
-                created.info.name, created.info.role
-            );
-            println!("{}", created.token);
-            Ok(())
+            client.print(&created, |created| {
+                println!(
+                    "Created token `{}` ({}). Keep it now; it is not shown again:",
+                    created.info.name, created.info.role
+                );
+                println!("{}", created.token);
+            })
         }
         TokenCommand::List { server } => {
             let client = Client::new(&server)?;
-            let tokens: Vec<TokenDto> = client.send(client.get("/api/v1/tokens")).await?;
-            let rows: Vec<Vec<String>> = tokens
-                .iter()
-                .map(|t| {
-                    vec![
-                        t.name.clone(),
-                        t.role.clone(),
-                        date_time(t.created_at_ms),
-                        t.created_by.clone().unwrap_or_else(|| "-".into()),
-                        if t.revoked { "revoked" } else { "active" }.to_string(),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(&["NAME", "ROLE", "CREATED", "BY", "STATE"], &rows)
-            );
-            Ok(())
+            let tokens = client
+                .fetch::<Vec<TokenDto>>(client.get("/api/v1/tokens"))
+                .await?;
+            client.print(&tokens, |tokens| {
+                let rows: Vec<Vec<String>> = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.role.clone(),
+                            date_time(t.created_at_ms),
+                            t.created_by.clone().unwrap_or_else(|| "-".into()),
+                            if t.revoked { "revoked" } else { "active" }.to_string(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(&["NAME", "ROLE", "CREATED", "BY", "STATE"], &rows)
+                );
+            })
         }
         TokenCommand::Revoke { name, server } => {
             let client = Client::new(&server)?;
-            let revoked: TokenDto = client
-                .send(client.delete(&format!("/api/v1/tokens/{name}")))
+            let revoked = client
+                .fetch::<TokenDto>(client.delete(&format!("/api/v1/tokens/{name}")))
                 .await?;
-            println!("Revoked token `{}`.", revoked.name);
-            Ok(())
+            client.print(&revoked, |revoked| {
+                println!("Revoked token `{}`.", revoked.name);
+            })
         }
     }
 }
@@ -121,24 +126,25 @@ pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
     if let Some(t) = args.until_ms {
         query.push(("until_ms", t.to_string()));
     }
-    let entries: Vec<crate::api::AuditEntryDto> = client
-        .send(client.get("/api/v1/audit").query(&query))
+    let entries = client
+        .fetch::<Vec<crate::api::AuditEntryDto>>(client.get("/api/v1/audit").query(&query))
         .await?;
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
-            vec![
-                date_time(e.at_ms),
-                e.actor.clone(),
-                e.action.clone(),
-                format!("{} {}", e.status, e.outcome),
-                e.comment.clone().or(e.code.clone()).unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table(&["WHEN", "WHO", "WHAT", "OUTCOME", "COMMENT / CODE"], &rows)
-    );
-    Ok(())
+    client.print(&entries, |entries| {
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    date_time(e.at_ms),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    format!("{} {}", e.status, e.outcome),
+                    e.comment.clone().or(e.code.clone()).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(&["WHEN", "WHO", "WHAT", "OUTCOME", "COMMENT / CODE"], &rows)
+        );
+    })
 }
