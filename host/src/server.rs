@@ -27,7 +27,15 @@ pub struct Daemon {
 
 impl Daemon {
     /// Opens the data directory, loads plugins and starts serving.
-    pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+    pub async fn start(mut config: Config) -> anyhow::Result<Daemon> {
+        // A relative data directory is taken from where the daemon starts;
+        // everything below it is then addressed absolutely.
+        config.data_dir = std::path::absolute(&config.data_dir).with_context(|| {
+            format!(
+                "cannot resolve the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
         let clock: Arc<dyn Clock> = match config.manual_clock_ms {
             Some(start) => Arc::new(ManualClock::new(start)),
             None => Arc::new(SystemClock),

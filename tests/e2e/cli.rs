@@ -114,3 +114,34 @@ fn plugin_test_runs_a_component_locally_in_the_same_sandbox() {
     assert!(!ok);
     assert!(err.contains("contxt"), "the unknown field is named: {err}");
 }
+
+#[test]
+fn the_daemon_starts_on_a_relative_data_directory() {
+    use std::io::{BufRead, BufReader};
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "greenlight-data",
+        ])
+        .current_dir(cwd.path())
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next();
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let line = first.and_then(Result::ok).unwrap_or_default();
+    assert!(
+        line.starts_with("listening on "),
+        "the daemon did not start: {line}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(cwd.path().join("greenlight-data/admin-token").exists());
+}
