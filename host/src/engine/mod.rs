@@ -69,6 +69,9 @@ pub struct Published {
     pub event: Event,
 }
 
+/// The most recorded events one commit takes after its own.
+const MAX_FOLLOWING: usize = 16;
+
 /// A release the engine holds in memory.
 struct Live {
     spec: Arc<ReleaseSpec>,
@@ -383,7 +386,7 @@ impl Engine {
                 .map_err(Error::Refused)?
         };
         let was_terminal = live.state.lock().await.status().is_terminal();
-        self.commit(&live, vec![event]).await?;
+        self.commit(&live, vec![event], false).await?;
         let state = live.state.lock().await.clone();
         if was_terminal && !state.status().is_terminal() {
             self.spawn(live.clone());
@@ -393,8 +396,11 @@ impl Engine {
     }
 
     /// Applies events to a release and journals the ones that fit, durably,
-    /// before anything else happens to it.
-    async fn commit(&self, live: &Live, events: Vec<Event>) -> Result<(), Error> {
+    /// before anything else happens to it. With `follow`, the events the
+    /// release records next without calling anything (a deploy's start, a
+    /// gate opening, the end) join the same write, so they cost no flush of
+    /// their own; they are still durable before any plugin is called.
+    async fn commit(&self, live: &Live, events: Vec<Event>, follow: bool) -> Result<(), Error> {
         let spec = &live.spec;
         let mut state = live.state.lock().await;
         let before = state.status();
@@ -408,6 +414,20 @@ impl Engine {
                 // it back, say); the stale outcome is dropped.
                 Err(e) => tracing::info!(release = %spec.id, event = event.name(), reason = %e,
                     "An event no longer fits the release and is dropped."),
+            }
+        }
+        if follow && !accepted.is_empty() {
+            let now = self.inner.clock.now_ms();
+            // A handful at most follow one another; the bound only guards
+            // against a state machine that kept asking to record.
+            for _ in 0..MAX_FOLLOWING {
+                let Action::Record(event) = state.next(spec, now) else {
+                    break;
+                };
+                if state.apply(spec, &event).is_err() {
+                    break;
+                }
+                accepted.push(event);
             }
         }
         if accepted.is_empty() {
@@ -475,7 +495,7 @@ impl Engine {
             let action = live.state.lock().await.next(&live.spec, now);
             let result = match action {
                 Action::Done => return,
-                Action::Record(event) => self.commit(&live, vec![event]).await,
+                Action::Record(event) => self.commit(&live, vec![event], true).await,
                 Action::Call(work) => {
                     let outcome = perform::perform(&self.inner.registry, &work).await;
                     let now = self.inner.clock.now_ms();
@@ -484,7 +504,7 @@ impl Engine {
                         .lock()
                         .await
                         .conclude(&live.spec, &work, outcome, now);
-                    self.commit(&live, events).await
+                    self.commit(&live, events, true).await
                 }
                 Action::Wait(until) => {
                     let sleep = until.map(|at| self.inner.clock.sleep_until(at));

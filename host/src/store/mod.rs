@@ -113,6 +113,7 @@ pub struct Store {
     journal: sled::Tree,
     release_index: sled::Tree,
     active: sled::Tree,
+    syncs: std::sync::Arc<releases::Syncs>,
 }
 
 impl Store {
@@ -134,6 +135,7 @@ impl Store {
             journal: db.open_tree("journal")?,
             release_index: db.open_tree("release_index")?,
             active: db.open_tree("active")?,
+            syncs: Default::default(),
             db,
         })
     }
