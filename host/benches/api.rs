@@ -13,7 +13,7 @@ use greenlight::server::{ADMIN_TOKEN_FILE, Daemon};
 use serde_json::{Value, json};
 
 const RELEASES: usize = 50;
-const TARGETS: usize = 40;
+const TARGETS: usize = 100;
 const CLIENTS: usize = 8;
 const PHASE: Duration = Duration::from_secs(4);
 
@@ -116,7 +116,7 @@ async fn run() -> anyhow::Result<()> {
         let url = api.url(&format!("/api/v1/plugins?name={name}&version=1.0.0"));
         api.send(api.http.post(url).body(fixture(file))).await?;
     }
-    // Each check takes 20 ms of real time, so the releases stay busy for
+    // Each check takes 50 ms of real time, so the releases stay busy for
     // the whole loaded phase.
     let flow = r#"
 name = "busy"
@@ -133,7 +133,7 @@ kind = "deploy"
 strategy = "rolling"
 deployer = { plugin = "agent" }
 batch = 1
-checks = [{ plugin = "health", params = { mode = "sleep", ms = "20" } }]
+checks = [{ plugin = "health", params = { mode = "sleep", ms = "50" } }]
 "#;
     api.send(
         api.http

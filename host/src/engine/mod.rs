@@ -74,11 +74,55 @@ pub struct Published {
     pub event: Event,
 }
 
+/// The most recorded events one commit takes after its own.
+const MAX_FOLLOWING: usize = 16;
+
 /// A release the engine holds in memory.
 struct Live {
     spec: Arc<ReleaseSpec>,
     state: Mutex<State>,
     wake: Notify,
+    /// The state as last read. A commit holds `state` until its events are
+    /// durable, so every state read under the lock is durable; readers that
+    /// find the lock taken are served this copy instead of waiting for the
+    /// flush.
+    last_read: std::sync::Mutex<Option<Arc<State>>>,
+}
+
+impl Live {
+    fn new(spec: ReleaseSpec, state: State) -> Live {
+        Live {
+            spec: Arc::new(spec),
+            state: Mutex::new(state),
+            wake: Notify::new(),
+            last_read: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The release's durable state, without waiting for a commit in flight
+    /// when an earlier reading exists.
+    async fn read(&self) -> Arc<State> {
+        let copy = |state: &State| Arc::new(state.clone());
+        let fresh = match self.state.try_lock() {
+            Ok(guard) => copy(&guard),
+            Err(_) => {
+                let last = self
+                    .last_read
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone();
+                match last {
+                    Some(last) => return last,
+                    None => copy(&*self.state.lock().await),
+                }
+            }
+        };
+        *self
+            .last_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(fresh.clone());
+        fresh
+    }
 }
 
 struct Inner {
@@ -206,11 +250,7 @@ impl Engine {
                 problem: e.to_string(),
             })
         })?;
-        Ok(Live {
-            spec: Arc::new(spec),
-            state: Mutex::new(state),
-            wake: Notify::new(),
-        })
+        Ok(Live::new(spec, state))
     }
 
     fn spawn(&self, live: Arc<Live>) {
@@ -321,11 +361,7 @@ impl Engine {
         }
         tracing::info!(release = %spec.id, application = %spec.application,
             environment = %spec.environment, version = %spec.version, "Release started.");
-        let live = Arc::new(Live {
-            spec: Arc::new(spec),
-            state: Mutex::new(state.clone()),
-            wake: Notify::new(),
-        });
+        let live = Arc::new(Live::new(spec, state.clone()));
         self.publish(&live.spec, 0, Status::Running, first);
         self.inner
             .releases
@@ -349,8 +385,8 @@ impl Engine {
     /// A release's spec and current state.
     pub async fn release(&self, id: &str) -> Result<(Arc<ReleaseSpec>, State), Error> {
         let live = self.live(id).await?;
-        let state = live.state.lock().await.clone();
-        Ok((live.spec.clone(), state))
+        let state = live.read().await;
+        Ok((live.spec.clone(), (*state).clone()))
     }
 
     /// A release's journal, oldest first.
@@ -449,7 +485,7 @@ impl Engine {
             .command(&live.spec, actor, command, self.inner.clock.now_ms())
             .map_err(Error::Refused)?;
         let was_terminal = guard.status().is_terminal();
-        self.commit_locked(&live.spec, &mut guard, vec![event])
+        self.commit_locked(&live.spec, &mut guard, vec![event], false)
             .await?;
         let state = guard.clone();
         drop(guard);
@@ -462,10 +498,14 @@ impl Engine {
     }
 
     /// Applies events to a release and journals the ones that fit, durably,
-    /// before anything else happens to it.
-    async fn commit(&self, live: &Live, events: Vec<Event>) -> Result<(), Error> {
+    /// before anything else happens to it. With `follow`, the events the
+    /// release records next without calling anything (a deploy's start, a
+    /// gate opening, the end) join the same write, so they cost no flush of
+    /// their own; they are still durable before any plugin is called.
+    async fn commit(&self, live: &Live, events: Vec<Event>, follow: bool) -> Result<(), Error> {
         let mut state = live.state.lock().await;
-        self.commit_locked(&live.spec, &mut state, events).await
+        self.commit_locked(&live.spec, &mut state, events, follow)
+            .await
     }
 
     /// [`Self::commit`] on a state already locked.
@@ -474,6 +514,7 @@ impl Engine {
         spec: &ReleaseSpec,
         state: &mut State,
         events: Vec<Event>,
+        follow: bool,
     ) -> Result<(), Error> {
         let before = state.status();
         let seq = state.events;
@@ -486,6 +527,20 @@ impl Engine {
                 // it back, say); the stale outcome is dropped.
                 Err(e) => tracing::info!(release = %spec.id, event = event.name(), reason = %e,
                     "An event no longer fits the release and is dropped."),
+            }
+        }
+        if follow && !accepted.is_empty() {
+            let now = self.inner.clock.now_ms();
+            // A handful at most follow one another; the bound only guards
+            // against a state machine that kept asking to record.
+            for _ in 0..MAX_FOLLOWING {
+                let Action::Record(event) = state.next(spec, now) else {
+                    break;
+                };
+                if state.apply(spec, &event).is_err() {
+                    break;
+                }
+                accepted.push((event, state.status()));
             }
         }
         if accepted.is_empty() {
@@ -619,7 +674,7 @@ impl Engine {
                     self.retire(&live).await;
                     return;
                 }
-                Action::Record(event) => self.commit(&live, vec![event]).await,
+                Action::Record(event) => self.commit(&live, vec![event], true).await,
                 Action::Call(work) => {
                     let outcome = perform::perform(&self.inner.registry, &work).await;
                     let now = self.inner.clock.now_ms();
@@ -628,7 +683,7 @@ impl Engine {
                         .lock()
                         .await
                         .conclude(&live.spec, &work, outcome, now);
-                    self.commit(&live, events).await
+                    self.commit(&live, events, true).await
                 }
                 Action::Wait(until) => {
                     let sleep = until.map(|at| self.inner.clock.sleep_until(at));

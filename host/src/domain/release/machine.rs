@@ -374,7 +374,8 @@ impl State {
                     return Err(bad(format!("step {pc} is not a deploy")));
                 }
                 self.in_flight = Some((*pc, *attempt, key.clone()));
-                if !self.undo.contains(&Undo::Deploy { pc: *pc }) {
+                // A retried attempt finds its step already on top.
+                if self.undo.last() != Some(&Undo::Deploy { pc: *pc }) {
                     self.undo.push(Undo::Deploy { pc: *pc });
                 }
             }
@@ -691,8 +692,7 @@ impl State {
             Event::RollbackBatchStarted {
                 pcs, attempt, key, ..
             } => {
-                let pending = |pc: &usize| self.undo.contains(&Undo::Deploy { pc: *pc });
-                if pcs.is_empty() || !pcs.iter().all(pending) {
+                if pcs.is_empty() || self.undo_top(pcs.len()) != *pcs {
                     return Err(bad(format!(
                         "rollback-batch-started for steps {pcs:?}, which are not deployed"
                     )));
@@ -721,8 +721,12 @@ impl State {
                         if rb.mode == RollbackMode::Regular {
                             rb.verify_pending = Some(pcs.clone());
                         }
-                        self.undo
-                            .retain(|u| !matches!(u, Undo::Deploy { pc } if pcs.contains(pc)));
+                        if self.undo_top(pcs.len()) == *pcs {
+                            self.undo.truncate(self.undo.len() - pcs.len());
+                        } else {
+                            self.undo
+                                .retain(|u| !matches!(u, Undo::Deploy { pc } if pcs.contains(pc)));
+                        }
                     }
                     Err(failed) => {
                         let reason = format!("rollback failed on {failed}");
@@ -831,6 +835,20 @@ impl State {
                 at_ms: at,
             });
         }
+    }
+
+    /// The steps of the newest `n` deploy entries of the undo stack, newest
+    /// first.
+    fn undo_top(&self, n: usize) -> Vec<usize> {
+        self.undo
+            .iter()
+            .rev()
+            .take(n)
+            .filter_map(|u| match u {
+                Undo::Deploy { pc } => Some(*pc),
+                Undo::Traffic { .. } => None,
+            })
+            .collect()
     }
 
     fn finish_call(&mut self, pc: usize, attempt: u32, event: &str) -> Result<(), TransitionError> {
