@@ -99,6 +99,18 @@ impl Live {
         }
     }
 
+    /// After a commit is durable: brings the last reading up to date, if
+    /// anyone reads this release (a release nobody reads costs no copy).
+    fn refresh(&self, state: &State) {
+        let mut last = self
+            .last_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some() {
+            *last = Some(Arc::new(state.clone()));
+        }
+    }
+
     /// The release's durable state, without waiting for a commit in flight
     /// when an earlier reading exists.
     async fn read(&self) -> Arc<State> {
@@ -485,7 +497,7 @@ impl Engine {
             .command(&live.spec, actor, command, self.inner.clock.now_ms())
             .map_err(Error::Refused)?;
         let was_terminal = guard.status().is_terminal();
-        self.commit_locked(&live.spec, &mut guard, vec![event], false)
+        self.commit_locked(&live, &mut guard, vec![event], false)
             .await?;
         let state = guard.clone();
         drop(guard);
@@ -504,18 +516,18 @@ impl Engine {
     /// their own; they are still durable before any plugin is called.
     async fn commit(&self, live: &Live, events: Vec<Event>, follow: bool) -> Result<(), Error> {
         let mut state = live.state.lock().await;
-        self.commit_locked(&live.spec, &mut state, events, follow)
-            .await
+        self.commit_locked(live, &mut state, events, follow).await
     }
 
     /// [`Self::commit`] on a state already locked.
     async fn commit_locked(
         &self,
-        spec: &ReleaseSpec,
+        live: &Live,
         state: &mut State,
         events: Vec<Event>,
         follow: bool,
     ) -> Result<(), Error> {
+        let spec = &live.spec;
         let before = state.status();
         let seq = state.events;
         let stages_before = state.stage_times.clone();
@@ -597,6 +609,8 @@ impl Engine {
             });
         }
         self.inner.store.sync().await?;
+        // Whoever reads the release when told of these events sees them.
+        live.refresh(state);
         for (i, (event, status)) in accepted.into_iter().enumerate() {
             self.publish(spec, seq + i as u64, status, event);
         }

@@ -159,8 +159,10 @@ impl Engine {
         let mut statuses = Vec::with_capacity(record.releases.len());
         for release in &record.releases {
             statuses.push(match release {
-                Some(id) => match self.release(id).await {
-                    Ok((_, state)) => Some(state.status()),
+                // The status under the release's lock, never an earlier
+                // reading: the train acts on it.
+                Some(id) => match self.live(id).await {
+                    Ok(live) => Some(live.state.lock().await.status()),
                     // A release that cannot be read counts as failed, so the
                     // train unwinds rather than waits forever.
                     Err(_) => Some(Status::Failed),
