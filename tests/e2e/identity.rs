@@ -259,3 +259,36 @@ async fn tokens_and_the_audit_log_from_the_command_line() {
         "{newest:#}"
     );
 }
+
+#[tokio::test]
+async fn emergency_releases_are_for_admins_and_always_audited() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+    let (_, manager) = create_token(&d, "rita", "release-manager").await;
+    let manager = manager["token"].as_str().unwrap().to_string();
+    let body = json!({"application": "shop", "environment": "prod", "version": "2.0.1",
+                      "flow": "standard", "emergency": true, "comment": "hotfix for the outage"});
+    let (status, refused) = d
+        .send(with_token(&d, &manager, reqwest::Method::POST, "/api/v1/releases").json(&body))
+        .await;
+    assert_refused(status, &refused, (403, "auth.forbidden"), "emergency");
+    let (status, started) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/releases")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let (_, log) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/audit?limit=2"))
+        .await;
+    assert_eq!(
+        log[0]["comment"], "emergency release: hotfix for the outage",
+        "{log:#}"
+    );
+    assert_eq!(log[0]["release"], started["id"]);
+    assert_eq!(log[1]["actor"], "rita");
+    assert_eq!(log[1]["outcome"], "denied");
+}

@@ -73,10 +73,19 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         let (parts, body) = request.into_parts();
         match to_bytes(body, JSON_BODY_LIMIT).await {
             Ok(bytes) => {
-                comment = serde_json::from_slice::<Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("comment").and_then(Value::as_str).map(str::to_string))
+                let body = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+                comment = body
+                    .get("comment")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
                     .filter(|c| !c.is_empty());
+                // An emergency start is always called out in the log.
+                if body.get("emergency") == Some(&Value::Bool(true)) {
+                    comment = Some(match comment {
+                        Some(c) => format!("emergency release: {c}"),
+                        None => "emergency release".to_string(),
+                    });
+                }
                 Request::from_parts(parts, Body::from(bytes))
             }
             Err(_) => {

@@ -32,6 +32,10 @@ pub struct StartReleaseRequest {
     /// Files handed to prechecks.
     #[serde(default)]
     pub artifacts: Vec<ArtifactDto>,
+    /// Why the release starts; recorded in the audit log (an emergency
+    /// release should say why).
+    #[serde(default)]
+    pub comment: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

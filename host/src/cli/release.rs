@@ -39,6 +39,9 @@ pub enum ReleaseCommand {
         /// (admins only; recorded in the release).
         #[arg(long)]
         emergency: bool,
+        /// Why the release starts; recorded in the audit log.
+        #[arg(long, default_value = "")]
+        comment: String,
         /// A file for the prechecks, as KIND:NAME:PATH (repeatable).
         #[arg(long = "artifact", value_name = "KIND:NAME:PATH", value_parser = artifact_arg)]
         artifacts: Vec<ArtifactArg>,
@@ -153,6 +156,7 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             flow,
             flow_version,
             emergency,
+            comment,
             artifacts,
             server,
         } => {
@@ -177,6 +181,7 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 flow_version,
                 emergency,
                 artifacts,
+                comment,
             };
             let started = client
                 .fetch::<ReleaseDto>(client.post("/api/v1/releases").json(&request))
