@@ -371,19 +371,14 @@ async fn run_release(api: &Api, version: &str) -> anyhow::Result<String> {
         .context("the release has no id")?
         .to_string();
     println!("\nRelease {id}: shop {version} to prod");
-    let mut buffer = String::new();
+    let mut parser = super::sse::Parser::default();
     loop {
         let chunk = tokio::time::timeout(std::time::Duration::from_secs(60), stream.chunk())
             .await
             .context("no release event for a minute")??
             .context("the event stream ended")?;
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue;
-            };
-            let event: Value = serde_json::from_str(data.trim())?;
+        for message in parser.push(&chunk) {
+            let event: Value = serde_json::from_str(&message.data)?;
             if event["release"] != id.as_str() {
                 continue;
             }
