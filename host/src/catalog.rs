@@ -108,6 +108,24 @@ impl Catalog {
         Ok(self.store.flows()?)
     }
 
+    /// The names of the flows whose latest version uses a plugin.
+    pub fn flows_using(&self, plugin: &str) -> Result<Vec<String>, Error> {
+        let mut names: Vec<String> = self.list()?.into_iter().map(|r| r.name).collect();
+        names.dedup();
+        let mut using = Vec::new();
+        for name in names {
+            let flow = self.flow(&name, None)?;
+            if flow
+                .plugin_uses()
+                .iter()
+                .any(|(_, _, u)| u.plugin == plugin)
+            {
+                using.push(name);
+            }
+        }
+        Ok(using)
+    }
+
     /// A flow version, parsed; `None` names the latest.
     pub fn flow(&self, name: &str, version: Option<u32>) -> Result<Flow, Error> {
         let record = match version {

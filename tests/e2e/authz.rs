@@ -1,6 +1,6 @@
 //! The authorization matrix: every state-changing endpoint, called by every
 //! role, without a token and with a revoked one, is allowed or denied as
-//! the roles say.
+//! the roles say; and the same for browser sessions opened with each role.
 
 use reqwest::Method;
 use serde_json::json;
@@ -141,14 +141,29 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(M::GET, "/api/v1/tokens", Body::None, &["admin"]),
         e(M::GET, "/api/v1/audit", Body::None, managers),
+        // Signing out is for everyone signed in; it comes last, since it
+        // ends the session it is called with.
+        e(M::DELETE, "/api/v1/session", Body::None, &ROLES),
     ]
 }
 
-async fn call(d: &Daemon, endpoint: &Endpoint, token: Option<&str>) -> (u16, serde_json::Value) {
+/// How a call says who it is.
+enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    /// A browser session: its cookie and its CSRF token.
+    Session(&'a str, &'a str),
+}
+
+async fn call(d: &Daemon, endpoint: &Endpoint, auth: Auth<'_>) -> (u16, serde_json::Value) {
     let mut request = reqwest::Client::new().request(endpoint.method.clone(), d.url(endpoint.path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
+    request = match auth {
+        Auth::None => request,
+        Auth::Bearer(token) => request.bearer_auth(token),
+        Auth::Session(cookie, csrf) => request
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf),
+    };
     request = match &endpoint.body {
         Body::None => request,
         Body::Json(v) => request.json(v),
@@ -165,17 +180,7 @@ async fn call(d: &Daemon, endpoint: &Endpoint, token: Option<&str>) -> (u16, ser
 #[tokio::test]
 async fn every_state_changing_endpoint_allows_exactly_its_roles() {
     let d = Daemon::start_with_config("manual_clock_ms = 1800000000000\n").await;
-    let mut tokens = Vec::new();
-    for role in ROLES {
-        let (status, created) = d
-            .send(
-                d.request(Method::POST, "/api/v1/tokens")
-                    .json(&json!({"name": format!("matrix-{role}"), "role": role})),
-            )
-            .await;
-        assert_eq!(status, 201, "{created}");
-        tokens.push((role, created["token"].as_str().unwrap().to_string()));
-    }
+    let tokens = role_tokens(&d).await;
     let (_, revoked) = d
         .send(
             d.request(Method::POST, "/api/v1/tokens")
@@ -192,25 +197,79 @@ async fn every_state_changing_endpoint_allows_exactly_its_roles() {
     for endpoint in endpoints() {
         let what = format!("{} {}", endpoint.method, endpoint.path);
         for (role, token) in &tokens {
-            let (status, body) = call(&d, &endpoint, Some(token)).await;
-            let allowed = endpoint.allowed.contains(role);
-            let ok = if allowed {
-                status != 401 && status != 403 && status < 500
-            } else {
-                status == 403 && body["code"] == "auth.forbidden"
-            };
-            if !ok {
-                wrong.push(format!("{what} as {role}: {status} {body}"));
-            }
+            let (status, body) = call(&d, &endpoint, Auth::Bearer(token)).await;
+            judge(&mut wrong, &endpoint, role, status, &body);
         }
-        for (who, token) in [
-            ("no token", None),
-            ("a revoked token", Some(revoked.as_str())),
+        for (who, auth) in [
+            ("no token", Auth::None),
+            ("a revoked token", Auth::Bearer(revoked.as_str())),
         ] {
-            let (status, body) = call(&d, &endpoint, token).await;
+            let (status, body) = call(&d, &endpoint, auth).await;
             if status != 401 || body["code"] != "auth.unauthorized" {
                 wrong.push(format!("{what} with {who}: {status} {body}"));
             }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    d.assert_healthy().await;
+}
+
+/// A token of each role.
+async fn role_tokens(d: &Daemon) -> Vec<(&'static str, String)> {
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        let (status, created) = d
+            .send(
+                d.request(Method::POST, "/api/v1/tokens")
+                    .json(&json!({"name": format!("matrix-{role}"), "role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        tokens.push((role, created["token"].as_str().unwrap().to_string()));
+    }
+    tokens
+}
+
+/// Records a wrong answer of `endpoint` to a caller of `role`.
+fn judge(
+    wrong: &mut Vec<String>,
+    endpoint: &Endpoint,
+    role: &str,
+    status: u16,
+    body: &serde_json::Value,
+) {
+    let ok = if endpoint.allowed.contains(&role) {
+        status != 401 && status != 403 && status < 500
+    } else {
+        status == 403 && body["code"] == "auth.forbidden"
+    };
+    if !ok {
+        wrong.push(format!(
+            "{} {} as {role}: {status} {body}",
+            endpoint.method, endpoint.path
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_browser_session_may_do_exactly_what_its_token_may() {
+    let d = Daemon::start_with_config("manual_clock_ms = 1800000000000\n").await;
+    let mut wrong = Vec::new();
+    for (role, token) in role_tokens(&d).await {
+        let response = reqwest::Client::new()
+            .post(d.url("/api/v1/session"))
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(response.status().as_u16(), 201);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let session: serde_json::Value = response.json().await.unwrap();
+        let csrf = session["csrf"].as_str().unwrap();
+        for endpoint in endpoints() {
+            let (status, body) = call(&d, &endpoint, Auth::Session(&cookie, csrf)).await;
+            judge(&mut wrong, &endpoint, role, status, &body);
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -15,6 +15,8 @@ mod release_cli;
 mod releases;
 mod restart;
 mod sandbox;
+mod session;
 mod support;
 mod trains;
+mod ui;
 mod worlds;

@@ -15,22 +15,17 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
-use super::{ApiError, AppState, Caller, JSON_BODY_LIMIT, token_hash};
+use super::{ApiError, AppState, Caller, JSON_BODY_LIMIT, auth};
 use crate::store::{AuditEntry, AuditFilter, Role};
 
 /// Responses are small JSON documents; larger ones are passed on unread.
 const RESPONSE_READ_LIMIT: usize = 4 * 1024 * 1024;
 
 fn identify(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token.map(|t| state.store.token(&token_hash(t))) {
-        Some(Ok(Some(record))) => (record.name, Some(record.role.as_str().to_string())),
-        Some(_) => ("unknown-token".to_string(), None),
-        None => ("anonymous".to_string(), None),
+    match auth::identify(state, headers) {
+        auth::Identity::Known(record) => (record.name, Some(record.role.as_str().to_string())),
+        auth::Identity::Unknown => ("unknown-token".to_string(), None),
+        auth::Identity::Anonymous => ("anonymous".to_string(), None),
     }
 }
 
@@ -128,6 +123,16 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
             .then(|| answer["id"].as_str().map(str::to_string))
             .flatten()
     });
+    // A sign-in presents its token in the body, never in the log: the
+    // entry names the token it signed in with from the answer instead.
+    let (actor, role) = if action == "POST /api/v1/session" && status.is_success() {
+        (
+            answer["name"].as_str().map_or(actor, str::to_string),
+            answer["role"].as_str().map(str::to_string),
+        )
+    } else {
+        (actor, role)
+    };
     let outcome = match status.as_u16() {
         s if s < 400 => "allowed",
         401 | 403 => "denied",

@@ -11,8 +11,10 @@ pub mod openapi;
 mod plugins;
 pub mod release_model;
 mod releases;
+mod session;
 mod tokens;
 mod trains;
+mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -126,6 +128,9 @@ routes! {
         GET "/api/v1/tokens" => tokens::list,
         DELETE "/api/v1/tokens/{name}" => tokens::revoke,
         GET "/api/v1/audit" => audit::list,
+        POST "/api/v1/session" => session::sign_in,
+        GET "/api/v1/session" => session::show,
+        DELETE "/api/v1/session" => session::sign_out,
     }
     // Plugin uploads, as large as the runtime accepts.
     uploads {
@@ -142,6 +147,7 @@ pub fn router(state: AppState) -> Router {
     let Groups { json, uploads } = groups();
     json.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(uploads.layer(DefaultBodyLimit::max(upload_limit)))
+        .merge(ui::router())
         .layer(axum::middleware::from_fn(error::uniform))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -131,6 +131,8 @@ pub struct PluginDetailDto {
     pub name: String,
     pub versions: Vec<PluginDto>,
     pub grant: GrantView,
+    /// The flows whose latest version uses this plugin.
+    pub used_by: Vec<String>,
 }
 
 /// Runtime counters.

@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit, flows, health, inventory, model, plugins, release_model, releases, tokens, trains,
+    audit, flows, health, inventory, model, plugins, release_model, releases, session, tokens,
+    trains,
 };
 
 /// The name of the security scheme operations that need a token refer to.
@@ -65,6 +66,9 @@ pub const BEARER: &str = "bearer";
         tokens::list,
         tokens::revoke,
         audit::list,
+        session::sign_in,
+        session::show,
+        session::sign_out,
     ),
     components(schemas(
         ErrorBody,
@@ -132,6 +136,8 @@ pub const BEARER: &str = "bearer";
         release_model::TrainDto,
         release_model::PlannedMemberDto,
         audit::AuditEntryDto,
+        session::SignInRequest,
+        session::SessionDto,
     )),
     modifiers(&BearerScheme),
     tags(
@@ -142,6 +148,7 @@ pub const BEARER: &str = "bearer";
         (name = "trains", description = "Releases of several applications in dependency order."),
         (name = "tokens", description = "API tokens (admins only)."),
         (name = "audit", description = "The log of every state-changing request."),
+        (name = "session", description = "Browser sign-in: a session cookie (HttpOnly, SameSite=Strict) opened with a token; requests that change state through it carry `X-CSRF-Token`."),
         (name = "operations", description = "Liveness, readiness, metrics, the runtime's counters, the release clock and this document."),
     )
 )]
@@ -274,18 +281,29 @@ mod tests {
                 "{method} {path} has another security requirement: {}",
                 op["security"]
             );
+            // Signing in needs no token in a header; its 401 is about the
+            // token in its body.
+            let sign_in = method == "POST" && path == "/api/v1/session";
             assert_eq!(
-                secured,
+                secured || sign_in,
                 op["responses"].get("401").is_some(),
                 "{method} {path}: a token is needed exactly when a 401 can be answered"
             );
             if !secured {
-                open.insert(path);
+                open.insert(format!("{method} {path}"));
             }
         }
         assert_eq!(
             open,
-            BTreeSet::from(["/healthz", "/readyz", "/api/v1/openapi.json"].map(String::from))
+            BTreeSet::from(
+                [
+                    "GET /healthz",
+                    "GET /readyz",
+                    "GET /api/v1/openapi.json",
+                    "POST /api/v1/session"
+                ]
+                .map(String::from)
+            )
         );
     }
 

@@ -159,10 +159,12 @@ pub async fn detail(
 ) -> Result<Json<PluginDetailDto>, ApiError> {
     let versions = state.registry.versions(&name)?;
     let grant = state.registry.grant(&name)?;
+    let used_by = state.catalog.flows_using(&name)?;
     Ok(Json(PluginDetailDto {
         name,
         versions: versions.into_iter().map(Into::into).collect(),
         grant: GrantView::from(&*grant),
+        used_by,
     }))
 }
 

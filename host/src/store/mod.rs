@@ -9,6 +9,7 @@ mod flows;
 mod inventory;
 mod plugins;
 mod releases;
+mod sessions;
 mod sync;
 mod tokens;
 mod trains;
@@ -22,6 +23,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use flows::FlowRecord;
 pub use plugins::{PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
+pub use sessions::SessionRecord;
 pub use tokens::{Role, TokenRecord};
 pub use trains::TrainRecord;
 
@@ -122,6 +124,7 @@ pub struct Store {
     active: sled::Tree,
     trains: sled::Tree,
     queue: sled::Tree,
+    sessions: sled::Tree,
     syncer: std::sync::Arc<sync::Syncer>,
 }
 
@@ -148,6 +151,7 @@ impl Store {
             active: db.open_tree("active")?,
             trains: db.open_tree("trains")?,
             queue: db.open_tree("queue")?,
+            sessions: db.open_tree("sessions")?,
             syncer: sync::new(),
             db,
         })

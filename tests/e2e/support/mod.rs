@@ -14,6 +14,7 @@ use std::time::Duration;
 use greenlight::store::{Role, Store, TokenRecord};
 use serde_json::{Value, json};
 
+pub mod browser;
 pub mod releases;
 
 /// How long a daemon may take to start (it may compile plugins on the way).
@@ -164,6 +165,18 @@ impl Daemon {
         self.http
             .request(method, self.url(path))
             .bearer_auth(&self.token)
+    }
+
+    /// Creates a token with `role` through the API; returns its secret.
+    pub async fn create_token(&self, name: &str, role: &str) -> String {
+        let (status, body) = self
+            .send(
+                self.request(reqwest::Method::POST, "/api/v1/tokens")
+                    .json(&json!({"name": name, "role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_string()
     }
 
     /// Sends a request and returns the status and the JSON body (`null` if none).

@@ -1,0 +1,206 @@
+//! The web UI in a real headless Chromium against the real daemon: a
+//! release manager approves at a gate and watches the release move on
+//! without reloading; a viewer is offered nothing to press and is refused
+//! when forcing it; a rollback unwinds the stages on screen.
+
+use serde_json::{Value, json};
+
+use crate::support::Daemon;
+use crate::support::browser::Browser;
+use crate::support::releases::{
+    Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow, start_release,
+    wait_for, wait_status,
+};
+
+const MINUTE: u64 = 60_000;
+
+/// A release of `shop/prod` over `n` targets, waiting at the approval gate
+/// after its canary baked.
+async fn at_the_gate(recorder: &Recorder, n: usize) -> (Daemon, String) {
+    let d = release_daemon(recorder).await;
+    apply_flow(&d, &standard_flow(recorder)).await;
+    put_environment(&d, "shop", "prod", n, &[]).await;
+    let id = start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    wait_for(&d, &id, "the canary bake", |r| {
+        !r["next_check_ms"].is_null()
+    })
+    .await;
+    advance(&d, 10 * MINUTE).await;
+    wait_status(&d, &id, "waiting-approval").await;
+    (d, id)
+}
+
+#[tokio::test]
+async fn a_release_manager_approves_with_the_evidence_in_view_and_the_release_moves_on_live() {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 4).await;
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    assert_eq!(browser.text("#who-role").await, "release-manager");
+
+    // The list shows the release waiting; its link opens the release.
+    browser
+        .wait(&format!(
+            "tr[data-release='{id}'] [data-status='waiting-approval']"
+        ))
+        .await;
+    browser.screenshot("releases").await;
+    browser.click(&format!("tr[data-release='{id}'] a")).await;
+    browser.wait("#gate #evidence").await;
+    let evidence = browser.text("#gate #evidence").await;
+    assert!(evidence.contains("verdicts so far"), "{evidence}");
+    assert!(
+        evidence.contains("pass"),
+        "the canary's verdicts: {evidence}"
+    );
+    let next = browser.text("#next-stage").await;
+    assert!(
+        next.contains("rollout") && next.contains("of 4 targets"),
+        "what approving leads to: {next}"
+    );
+    assert!(
+        browser
+            .has("li[data-stage='canary'][data-state='done']")
+            .await
+    );
+    browser.screenshot("gate").await;
+
+    // Approve with a comment; the page must not reload to show what follows.
+    browser.eval("window.stayed = true; return null").await;
+    browser.click("#approve").await;
+    browser
+        .type_into("#confirm-comment", "canary looks clean")
+        .await;
+    browser.click("#confirm-ok").await;
+    browser.wait("#approvals li.approved").await;
+    let approvals = browser.text("#approvals").await;
+    assert!(
+        approvals.contains("rita approved go-ahead") && approvals.contains("canary looks clean"),
+        "{approvals}"
+    );
+    assert!(!browser.has("#gate").await, "the gate is closed");
+    browser.wait("#status [data-status='succeeded']").await;
+    browser
+        .wait("li[data-stage='rollout'][data-state='done']")
+        .await;
+    assert_eq!(
+        browser.eval("return window.stayed === true").await,
+        json!(true),
+        "the page was reloaded"
+    );
+    let verified = browser
+        .eval("return document.querySelectorAll(\"[data-target][data-state='verified']\").length")
+        .await;
+    assert_eq!(verified, json!(4), "every target shows verified");
+    browser.screenshot("approved").await;
+    browser.close().await;
+
+    let done = wait_status(&d, &id, "succeeded").await;
+    assert_eq!(done["approvals"][0]["by"], "rita");
+    assert_eq!(done["approvals"][0]["comment"], "canary looks clean");
+}
+
+#[tokio::test]
+async fn a_viewer_is_offered_no_approval_and_is_refused_when_forcing_one() {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 4).await;
+    let viewer = d.create_token("vera", "viewer").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &viewer).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser.wait("#gate #evidence").await;
+    assert!(browser.has("#not-approver").await);
+    for button in ["#approve", "#reject", "#roll-back", "#pause"] {
+        assert!(!browser.has(button).await, "a viewer is offered {button}");
+    }
+    browser.screenshot("viewer").await;
+
+    // Forcing the request from the page: without the CSRF token it is
+    // refused as a forgery; with it, as beyond the viewer's role.
+    let forced = browser
+        .eval_async(&format!(
+            r#"
+            const done = arguments[0];
+            (async () => {{
+                const post = (headers) => fetch("/api/v1/releases/{id}/approve", {{
+                    method: "POST", credentials: "same-origin",
+                    headers: Object.assign({{ "Content-Type": "application/json" }}, headers),
+                    body: JSON.stringify({{ comment: "forced" }}),
+                }}).then(async (r) => [r.status, (await r.json()).code]);
+                const me = await (await fetch("/api/v1/session")).json();
+                done([await post({{}}), await post({{ "X-CSRF-Token": me.csrf }})]);
+            }})();
+            "#
+        ))
+        .await;
+    assert_eq!(
+        forced,
+        json!([[403, "auth.csrf"], [403, "auth.forbidden"]]),
+        "forced approvals"
+    );
+    browser.close().await;
+    let still = wait_status(&d, &id, "waiting-approval").await;
+    assert_eq!(still["approvals"], json!([]));
+}
+
+#[tokio::test]
+async fn a_rollback_from_the_browser_unwinds_the_stages_on_screen() {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 4).await;
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser
+        .wait("li[data-stage='canary'][data-state='done']")
+        .await;
+
+    browser.click("#roll-back").await;
+    // The confirmation says what will happen before anything does.
+    let body = browser.text("#confirm-body").await;
+    assert!(body.contains("1 of 4 targets"), "{body}");
+    browser.type_into("#confirm-comment", "wrong build").await;
+    browser.click("#confirm-ok").await;
+    browser.wait("#status [data-status='rolled-back']").await;
+    browser
+        .wait("li[data-stage='canary'][data-state='rolled-back']")
+        .await;
+    let rollback = browser.text("#rollback").await;
+    assert!(
+        rollback.contains("rita") && rollback.contains("wrong build"),
+        "{rollback}"
+    );
+    assert!(browser.has("[data-target][data-state='rolled-back']").await);
+    browser.screenshot("rolled-back").await;
+    browser.close().await;
+    let done: Value = wait_status(&d, &id, "rolled-back").await;
+    assert_eq!(done["rollback"]["by"], "rita");
+}
+
+#[tokio::test]
+async fn a_release_of_a_thousand_targets_shows_every_target_and_stays_usable() {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 1000).await;
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser.wait("#gate #evidence").await;
+    let shown = browser
+        .eval("return document.querySelectorAll('[data-target]').length")
+        .await;
+    assert_eq!(shown, json!(1000));
+    assert!(
+        browser
+            .text("#next-stage")
+            .await
+            .contains("of 1000 targets")
+    );
+    // Interactive: the approve button opens its confirmation at once.
+    browser.click("#approve").await;
+    browser.wait("dialog#confirm[open]").await;
+    browser.screenshot("thousand-targets").await;
+    browser.click("#confirm-cancel").await;
+    browser.close().await;
+}

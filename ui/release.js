@@ -1,0 +1,333 @@
+// The release page: the stages as a timeline, each batch and target, the
+// traffic split, every verdict and decision with its reason, the gate with
+// its evidence next to the approve and reject buttons, and the commands a
+// release manager may give. It stays live on the release's event stream:
+// events only say that something changed, and a burst of them costs one
+// reread of the release.
+
+import {
+  api, h, fill, badge, duration, time, now, follow, coalesce, empty, showError, clearError,
+  canCommand, confirmAction, session, FINISHED,
+} from "./lib.js";
+
+export function render(view, id) {
+  const stop = new AbortController();
+  const live = h("span", { class: "live", id: "live" }, "connecting…");
+  const body = h("div", { id: "release", "data-release": id }, h("p", { class: "muted" }, "Loading…"));
+  view.append(
+    h("p", { class: "crumbs" }, h("a", { href: "#/releases" }, "← Releases")),
+    body,
+  );
+  let release = null;
+
+  async function load() {
+    try {
+      release = await api("GET", "/api/v1/releases/" + encodeURIComponent(id));
+      draw();
+    } catch (e) {
+      if (e.status === 404) {
+        fill(body, empty("No release " + id + ".", "It may have been mistyped; see the releases page."));
+      } else {
+        showError("The release cannot be read: " + e.message);
+      }
+    }
+  }
+  const reload = coalesce(load, 200);
+
+  function draw() {
+    const r = release;
+    fill(body,
+      header(r, live),
+      actions(r, reload),
+      r.gate ? gateCard(r, reload) : null,
+      r.pause ? h("section", { class: "card notice", id: "paused" },
+        h("h2", {}, "Paused"),
+        h("p", {}, "Paused by ", h("strong", {}, r.pause.by), " at ", time(r.pause.at_ms), ": ", r.pause.reason || "no reason given")) : null,
+      r.rollback ? h("section", { class: "card danger", id: "rollback" },
+        h("h2", {}, r.status === "rolled-back" ? "Rolled back" : "Rolling back"),
+        h("p", {}, "Requested by ", h("strong", {}, r.rollback.by), " (" + r.rollback.mode + (r.rollback.force ? ", forced" : "") + "): ",
+          r.rollback.reason || "no reason given")) : null,
+      timeline(r),
+      r.weights ? traffic(r.weights) : null,
+      targets(r),
+      verdicts(r.verdicts),
+      decisions(r.decisions),
+      approvals(r.approvals),
+    );
+    tick();
+  }
+
+  // Countdowns (bake, next check, gate expiry) and the running time tick
+  // in place every second.
+  function tick() {
+    for (const el of body.querySelectorAll("[data-deadline]")) {
+      const left = Number(el.dataset.deadline) - now();
+      el.textContent = left > 0 ? duration(left) + " left" : "due now";
+    }
+    for (const el of body.querySelectorAll("[data-since]")) {
+      el.textContent = duration(now() - Number(el.dataset.since));
+    }
+  }
+
+  load();
+  follow("/api/v1/events?release=" + encodeURIComponent(id), (name, event) => {
+    live.dataset.last = name;
+    if (event && event.seq !== undefined) live.dataset.seq = event.seq;
+    reload();
+  }, stop.signal, (state) => { live.textContent = state; live.className = "live is-" + state; });
+  const ticker = setInterval(() => release && tick(), 1000);
+  return () => { stop.abort(); clearInterval(ticker); };
+}
+
+function header(r, live) {
+  const finished = FINISHED.includes(r.status);
+  return h("div", { class: "release-head" },
+    h("div", { class: "title-row" },
+      h("h1", {}, r.application, " → ", r.environment, " ", h("span", { class: "version" }, r.version)),
+      h("span", { id: "status" }, badge(r.status)),
+      r.emergency ? h("span", { class: "badge emergency" }, "emergency") : null,
+      live),
+    h("p", { class: "meta" },
+      h("code", {}, r.id), " · flow ", h("strong", {}, r.flow + " v" + r.flow_version),
+      " · started by ", h("strong", { id: "started-by" }, r.started_by), " at ", time(r.created_ms),
+      r.previous_version ? [" · replaces ", h("strong", {}, r.previous_version)] : " · first release",
+      " · ", finished
+        ? ["took ", duration((r.finished_ms || r.updated_ms) - r.created_ms)]
+        : ["running for ", h("span", { "data-since": r.created_ms }, duration(now() - r.created_ms))],
+      r.outcome ? [" · ", h("span", { id: "outcome" }, r.outcome)] : null),
+    r.forward_only ? h("p", { class: "warn" },
+      "This release contains a step that cannot be undone: automatic rollback stops before it and asks a human.") : null);
+}
+
+function command(r, action, body, reload) {
+  return async () => {
+    await api("POST", "/api/v1/releases/" + encodeURIComponent(r.id) + "/" + action, body());
+    clearError();
+    reload();
+  };
+}
+
+function actions(r, reload) {
+  if (FINISHED.includes(r.status)) return null;
+  if (!canCommand()) {
+    return h("p", { class: "muted", id: "read-only" },
+      "You are signed in as " + session.current.role + ": you can follow this release but not command it.");
+  }
+  const button = (id, label, cls, options) => h("button", {
+    id, class: cls, onclick: () => confirmAction(options),
+  }, label);
+  const buttons = [];
+  if (r.status === "running" || r.status === "waiting-approval") {
+    let comment = "";
+    buttons.push(button("pause", "Pause", "", {
+      title: "Pause this release?",
+      body: "The release stops after the step in progress and waits until someone resumes it.",
+      confirmLabel: "Pause",
+      run: (c) => { comment = c; return command(r, "pause", () => ({ comment }), reload)(); },
+    }));
+  }
+  if (r.status === "paused" || r.status === "blocked") {
+    buttons.push(button("resume", "Resume", "", {
+      title: "Resume this release?",
+      body: "The release carries on from where it stopped.",
+      confirmLabel: "Resume",
+      run: () => command(r, "resume", () => undefined, reload)(),
+    }));
+  }
+  if (r.status !== "rolling-back") {
+    const deployed = r.targets.filter((t) => t.state !== "pending").length;
+    buttons.push(button("roll-back", "Roll back", "danger", {
+      title: "Roll back this release?",
+      body: "Every deployed batch (" + deployed + " of " + r.targets.length +
+        " targets) goes back to " + (r.previous_version || "the previous version") +
+        ", in reverse order. This cannot be cancelled once started.",
+      confirmLabel: "Roll back",
+      run: (comment) => command(r, "rollback", () => ({ comment }), reload)(),
+    }));
+  }
+  return h("div", { class: "actions", id: "actions" }, buttons);
+}
+
+/** What the stage after the gate will do, in one line. */
+function nextStage(r) {
+  const index = r.stages.findIndex((s) => s.name === r.gate.stage);
+  const next = r.stages[index + 1];
+  if (!next) return "Nothing follows: approving finishes the release.";
+  const deploys = next.steps.filter((s) => s.kind === "deploy");
+  const shifts = next.steps.filter((s) => s.kind === "shift");
+  const targets = new Set(deploys.flatMap((s) => s.targets));
+  const parts = [];
+  if (deploys.length) {
+    parts.push("deploys " + r.version + " to " + targets.size + " of " + r.targets.length +
+      " targets in " + deploys.length + (deploys.length === 1 ? " batch" : " batches"));
+  }
+  if (shifts.length) parts.push("shifts traffic in steps of " + shifts.map((s) => s.percent + "%").join(" → "));
+  if (next.steps.some((s) => s.kind === "verify")) parts.push("verifies after each step");
+  if (next.steps.some((s) => s.kind === "approval")) parts.push("waits for another approval");
+  return "Next: stage “" + next.name + "” (" + next.kind + ") " + (parts.join(", ") || "runs its checks") + ".";
+}
+
+function gateCard(r, reload) {
+  const g = r.gate;
+  const mine = session.current;
+  const allowed = canCommand() &&
+    (mine.role === "admin" || g.roles.length === 0 || g.roles.includes(mine.role)) &&
+    (g.starter_may_approve || mine.name !== r.started_by || mine.role === "admin");
+  const recent = r.verdicts.slice(-8);
+  const failing = r.verdicts.filter((v) => v.status !== "pass").length;
+  return h("section", { class: "card gate", id: "gate" },
+    h("h2", {}, "Waiting for approval: ", g.stage),
+    h("p", {},
+      "Needs ", h("strong", {}, g.approvers_needed + (g.approvers_needed === 1 ? " approval" : " approvals")),
+      g.roles.length ? [" from ", g.roles.join(" or ")] : null,
+      g.starter_may_approve ? "" : " (not from " + r.started_by + ", who started it)",
+      " · opened ", time(g.opened_ms),
+      g.expires_at_ms ? [" · expires in ", h("strong", { class: "countdown", "data-deadline": g.expires_at_ms })] : null,
+      g.expired ? h("span", { class: "badge s-failed" }, "expired") : null),
+    g.approvals.length ? h("ul", { class: "approvals" }, g.approvals.map((a) =>
+      h("li", {}, h("strong", {}, a.by), a.approved ? " approved" : " rejected", " at ", time(a.at_ms),
+        a.comment ? [": ", h("q", {}, a.comment)] : null))) : null,
+    h("div", { class: "evidence", id: "evidence" },
+      h("h3", {}, "Evidence"),
+      h("p", {}, r.verdicts.length + " verdicts so far, " + failing + " not passing; " +
+        r.decisions.length + " decisions."),
+      recent.length ? verdictTable(recent) : h("p", { class: "muted" }, "No check has run yet."),
+      h("p", { class: "next", id: "next-stage" }, nextStage(r))),
+    allowed ? h("div", { class: "actions" },
+      h("button", {
+        id: "approve", class: "primary",
+        onclick: () => confirmAction({
+          title: "Approve “" + g.stage + "”?",
+          body: nextStage(r),
+          confirmLabel: "Approve",
+          run: (comment) => command(r, "approve", () => ({ comment }), reload)(),
+        }),
+      }, "Approve"),
+      h("button", {
+        id: "reject", class: "danger",
+        onclick: () => confirmAction({
+          title: "Reject “" + g.stage + "”?",
+          body: "The release stops here and is rolled back. Say why.",
+          confirmLabel: "Reject",
+          commentRequired: true,
+          run: (comment) => command(r, "reject", () => ({ comment }), reload)(),
+        }),
+      }, "Reject"))
+      : h("p", { class: "muted", id: "not-approver" },
+        canCommand() ? "Your token may not decide this gate." : "Only a release manager can decide this gate."));
+}
+
+function stageState(stage) {
+  const states = stage.steps.map((s) => s.state);
+  if (states.includes("current")) return "current";
+  if (states.includes("rolled-back")) return "rolled-back";
+  if (states.length && states.every((s) => s === "done")) return "done";
+  return "pending";
+}
+
+function timeline(r) {
+  return h("section", { class: "card" },
+    h("h2", {}, "Stages"),
+    h("ol", { class: "timeline", id: "timeline" }, r.stages.map((stage) => {
+      const state = stageState(stage);
+      return h("li", { class: "stage stage-" + state, "data-stage": stage.name, "data-state": state },
+        h("div", { class: "stage-head" },
+          h("strong", {}, stage.name), " ", h("span", { class: "kind" }, stage.kind),
+          " ", h("span", { class: "badge st-" + state }, state),
+          stage.reversible ? null : h("span", { class: "badge forward" }, "forward-only"),
+          h("span", { class: "muted right" }, stage.duration_ms !== null && stage.duration_ms !== undefined
+            ? duration(stage.duration_ms) : "")),
+        stage.steps.length > 1 || stage.steps.some((s) => s.targets.length) ?
+          h("ul", { class: "steps" }, stage.steps.map((s) => step(r, s))) : null);
+    })));
+}
+
+function step(r, s) {
+  const what = {
+    precheck: "prechecks",
+    deploy: "deploy " + r.version + " to " + s.targets.length + (s.targets.length === 1 ? " target" : " targets"),
+    verify: "verify " + s.targets.length + (s.targets.length === 1 ? " target" : " targets"),
+    shift: "shift " + s.percent + "% of traffic",
+    approval: "approval gate",
+  }[s.kind] || s.kind;
+  const current = s.state === "current";
+  return h("li", { class: "step", "data-step": s.index },
+    s.batch !== null && s.batch !== undefined ? h("span", { class: "batch" }, "batch " + (s.batch + 1)) : null,
+    what, " ", h("span", { class: "badge st-" + s.state }, s.state),
+    current && s.kind === "verify" && r.bake_until_ms
+      ? [" · bake ", h("span", { class: "countdown", "data-deadline": r.bake_until_ms })] : null,
+    current && r.next_check_ms
+      ? [" · next check ", h("span", { class: "countdown", "data-deadline": r.next_check_ms })] : null);
+}
+
+function traffic(weights) {
+  return h("section", { class: "card", id: "traffic" },
+    h("h2", {}, "Traffic now"),
+    h("div", { class: "split" }, weights.map((w) => {
+      const part = h("div", { class: "part g-" + w.group }, w.group + " " + w.percent + "%");
+      part.style.flexGrow = String(Math.max(w.percent, 0.5));
+      return part;
+    })));
+}
+
+function targets(r) {
+  if (r.targets.length === 0) return null;
+  const counts = {};
+  for (const t of r.targets) counts[t.state] = (counts[t.state] || 0) + 1;
+  return h("section", { class: "card", id: "targets" },
+    h("h2", {}, "Targets (" + r.targets.length + ")"),
+    h("p", { class: "legend" }, Object.entries(counts).map(([state, n]) =>
+      h("span", { class: "chip t-" + state }, state + ": " + n))),
+    h("div", { class: "targets" }, r.targets.map((t) =>
+      h("span", {
+        class: "target t-" + t.state,
+        title: t.id + " (" + t.address + (t.group ? ", " + t.group : "") + "): " + t.state,
+        "data-target": t.id,
+        "data-state": t.state,
+      }, t.id))));
+}
+
+function metrics(m) {
+  const names = Object.keys(m || {});
+  if (!names.length) return "";
+  return names.map((k) => k + "=" + (Math.round(m[k] * 1000) / 1000)).join(" ");
+}
+
+function verdictTable(list) {
+  return h("table", { class: "grid verdicts" },
+    h("thead", {}, h("tr", {}, ["When", "Stage", "Batch", "Check", "Verdict", "Summary", "Metrics"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, list.map((o) => h("tr", {},
+      h("td", {}, time(o.at_ms)),
+      h("td", {}, o.stage),
+      h("td", {}, o.batch === null || o.batch === undefined ? "–" : String(o.batch + 1)),
+      h("td", {}, o.check),
+      h("td", {}, badge(o.status)),
+      h("td", {}, o.summary),
+      h("td", { class: "metrics" }, metrics(o.metrics))))));
+}
+
+function verdicts(list) {
+  return h("section", { class: "card", id: "verdicts" },
+    h("h2", {}, "Verdicts (" + list.length + ")"),
+    list.length ? verdictTable(list.slice().reverse()) : h("p", { class: "muted" }, "No check has run yet."));
+}
+
+function decisions(list) {
+  return h("section", { class: "card", id: "decisions" },
+    h("h2", {}, "Decisions (" + list.length + ")"),
+    list.length ? h("ul", { class: "decisions" }, list.slice().reverse().map((d) =>
+      h("li", {},
+        badge(d.ruling), " ", h("span", { class: "reason" }, d.reason),
+        h("span", { class: "muted" }, " — " + d.by + " at " + d.stage +
+          (d.batch === null || d.batch === undefined ? "" : ", batch " + (d.batch + 1)) + ", " + time(d.at_ms)))))
+      : h("p", { class: "muted" }, "No decision yet."));
+}
+
+function approvals(list) {
+  if (!list.length) return null;
+  return h("section", { class: "card", id: "approvals" },
+    h("h2", {}, "Approvals"),
+    h("ul", {}, list.map((a) => h("li", { class: a.approved ? "approved" : "rejected" },
+      h("strong", {}, a.by), a.approved ? " approved " : " rejected ", h("em", {}, a.stage), " at ", time(a.at_ms),
+      a.comment ? [": ", h("q", {}, a.comment)] : null))));
+}
