@@ -28,6 +28,8 @@ export function render(view) {
     if (fields.until.value) q.set("until_ms", String(Date.parse(fields.until.value + "Z")));
     try {
       const entries = await api("GET", "/api/v1/audit?" + q);
+      // Says which filter the table shows, for readers and for tests.
+      body.dataset.query = q.toString();
       fill(body, entries.length === 0 ? empty("No entries match.") :
         h("section", { class: "card" }, h("table", { class: "grid" },
           h("thead", {}, h("tr", {}, ["When", "Actor", "Action", "Target", "From", "Outcome", "Comment"].map((c) => h("th", {}, c)))),

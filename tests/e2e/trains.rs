@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::support::releases::{Recorder, apply_flow, put_environment, release_daemon, wait_on};
 use crate::support::{Daemon, assert_refused};
 
-fn quick_flow(recorder: &Recorder) -> String {
+pub(crate) fn quick_flow(recorder: &Recorder) -> String {
     let origin = recorder.origin();
     format!(
         r#"

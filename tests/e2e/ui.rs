@@ -9,7 +9,7 @@ use crate::support::Daemon;
 use crate::support::browser::Browser;
 use crate::support::releases::{
     Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow, start_release,
-    wait_for, wait_status,
+    wait_for, wait_on, wait_status,
 };
 
 const MINUTE: u64 = 60_000;
@@ -202,5 +202,75 @@ async fn a_release_of_a_thousand_targets_shows_every_target_and_stays_usable() {
     browser.wait("dialog#confirm[open]").await;
     browser.screenshot("thousand-targets").await;
     browser.click("#confirm-cancel").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_train_plugin_and_audit_pages_show_the_graph_the_grants_and_the_log() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &crate::trains::quick_flow(&recorder)).await;
+    for app in ["db", "api", "web"] {
+        put_environment(&d, app, "prod", 2, &[]).await;
+    }
+    let member = |app: &str, deps: &[&str]| {
+        json!({"application": app, "environment": "prod", "version": "2.0.0",
+               "flow": "quick", "depends_on": deps})
+    };
+    let (status, train) = d
+        .send(d.request(reqwest::Method::POST, "/api/v1/trains").json(
+            &json!({"name": "weekly", "members": [
+                member("web", &["api"]), member("api", &["db"]), member("db", &[])
+            ]}),
+        ))
+        .await;
+    assert_eq!(status, 201, "{train}");
+    let id = train["id"].as_str().unwrap().to_string();
+    wait_on(
+        &d,
+        &format!("/api/v1/trains/{id}"),
+        None,
+        "the train to end",
+        |t| t["status"] == "succeeded",
+    )
+    .await;
+
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/trains", d.base)).await;
+    browser.click(&format!("tr[data-train='{id}'] a")).await;
+    for app in ["db", "api", "web"] {
+        browser
+            .wait(&format!("svg.graph g.node.s-succeeded[data-app='{app}']"))
+            .await;
+    }
+    let edges = browser
+        .eval("return document.querySelectorAll('svg.graph line.edge').length")
+        .await;
+    assert_eq!(edges, json!(2), "db → api → web");
+    browser.screenshot("train").await;
+
+    browser.goto(&format!("{}/#/plugins", d.base)).await;
+    let used = browser.wait("[data-plugin='agent'] .used-by").await;
+    assert_eq!(used.text().await.unwrap(), "quick");
+    let grant = browser.text("[data-plugin='health'] dl.grant").await;
+    assert!(grant.contains(&recorder.origin()), "{grant}");
+    browser.screenshot("plugins").await;
+
+    browser.goto(&format!("{}/#/audit", d.base)).await;
+    browser.type_into("#audit-actor", "rita").await;
+    browser.click("#audit-filters button").await;
+    browser.wait("#audit td code").await;
+    let log = browser.text("#audit").await;
+    assert!(
+        log.contains("POST /api/v1/session"),
+        "rita's sign-in: {log}"
+    );
+    assert!(
+        !log.contains("POST /api/v1/trains"),
+        "filtered to rita: {log}"
+    );
+    browser.screenshot("audit").await;
     browser.close().await;
 }
