@@ -54,6 +54,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let fleet = Fleet::default();
     let service = start_demo_service(fleet.clone()).await?;
     println!("Greenlight daemon on {base}; a demo service on http://{service}");
+    println!(
+        "Web UI: {base}/ (sign in with the admin token {}; add --keep to browse it afterwards)",
+        token.trim()
+    );
 
     let up: Value = http
         .post(format!("{base}/api/v1/plugins?name=probe&version=1.0.0"))
@@ -147,7 +151,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     release_tour(&api, service, &fleet).await?;
     if args.keep {
         println!(
-            "Daemon left running on {base}; admin token: {}",
+            "Daemon left running; open the web UI at {base}/ and sign in with the admin token {} \
+             (Ctrl-C to stop)",
             token.trim()
         );
         let _ = tokio::signal::ctrl_c().await;
