@@ -1,15 +1,15 @@
 // The schedules page: each schedule's expression and timezone, its next
-// fire times, and its last outcome with a link to the release it started.
+// fire times in that timezone, its last outcome with a link to the release
+// it started, and the freeze windows in force.
 
-import { api, h, fill, time, badge, empty, showError } from "./lib.js";
+import { api, h, fill, time, badge, duration, empty, showError } from "./lib.js";
 
 export function render(view) {
   const body = h("div", { id: "schedules" }, h("p", { class: "muted" }, "Loading…"));
-  view.append(h("div", { class: "title-row" }, h("h1", {}, "Schedules")), body);
-  load(body).catch((e) => {
-    if (e.status === 404) fill(body, empty("This daemon has no scheduler."));
-    else showError("Schedules cannot be read: " + e.message);
-  });
+  const freezes = h("div", { id: "freezes" });
+  view.append(h("div", { class: "title-row" }, h("h1", {}, "Schedules")), body, freezes);
+  load(body).catch((e) => showError("Schedules cannot be read: " + e.message));
+  loadFreezes(freezes).catch((e) => showError("Freeze windows cannot be read: " + e.message));
 }
 
 async function load(body) {
@@ -19,23 +19,50 @@ async function load(body) {
     return;
   }
   const next = await Promise.all(schedules.map((s) =>
-    api("GET", "/api/v1/schedules/" + encodeURIComponent(s.id) + "/next?count=3").catch(() => null)));
+    api("GET", "/api/v1/schedules/" + encodeURIComponent(s.name) + "/next?count=3").catch(() => null)));
   fill(body, h("section", { class: "card" }, h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, ["Schedule", "Expression", "Timezone", "Releases", "Next fires", "Last outcome", "Enabled"].map((c) => h("th", {}, c)))),
-    h("tbody", {}, schedules.map((s, i) => h("tr", { "data-schedule": s.id },
-      h("td", {}, s.id),
-      h("td", {}, h("code", {}, s.cron)),
-      h("td", {}, s.timezone),
-      h("td", {}, s.application + " → " + s.environment + " (" + s.flow + ")"),
-      h("td", {}, fires(next[i])),
-      h("td", {}, s.last ? [badge(s.last.outcome), " ", time(s.last.at_ms),
-        s.last.release ? [" ", h("a", { href: "#/releases/" + encodeURIComponent(s.last.release) }, s.last.release)] : null,
-        s.last.reason ? h("span", { class: "muted" }, " " + s.last.reason) : null] : "never fired"),
-      h("td", {}, s.enabled ? "yes" : "no")))))));
+    h("thead", {}, h("tr", {}, ["Schedule", "Expression", "Ships", "Next fires", "Last outcome", "Policies", "Enabled"]
+      .map((c) => h("th", {}, c)))),
+    h("tbody", {}, schedules.map((s, i) => h("tr", { "data-schedule": s.name },
+      h("td", {}, h("strong", {}, s.name), h("div", { class: "muted" }, "by " + s.created_by)),
+      h("td", {}, h("code", {}, s.cron), h("div", { class: "muted" }, s.timezone)),
+      h("td", {}, s.application + " → " + s.environment, h("div", { class: "muted" },
+        s.flow + " · " + (s.version ? "version " + s.version : "version from " + s.version_url))),
+      h("td", { class: "next-fires" }, fires(next[i])),
+      h("td", { class: "last" }, last(s)),
+      h("td", {}, "missed: " + s.missed + (s.catch_up_max ? " (≤" + s.catch_up_max + ")" : ""),
+        h("div", {}, "overlap: " + s.overlap)),
+      h("td", {}, s.enabled ? badge("enabled") : badge("disabled"))))))));
 }
 
 function fires(next) {
-  const list = next && (next.fires || next);
-  if (!Array.isArray(list) || !list.length) return "–";
-  return h("ul", { class: "fires" }, list.map((f) => h("li", {}, time(typeof f === "number" ? f : f.at_ms))));
+  if (!next || !next.fires.length) return "–";
+  return h("ul", { class: "fires" }, next.fires.map((f) => h("li", { title: time(f.at_ms) }, f.local)));
+}
+
+function last(s) {
+  const f = s.last_fire;
+  if (!f) return h("span", { class: "muted" }, "never fired");
+  return [
+    badge(f.outcome), " ", time(f.at_ms),
+    f.release ? h("div", {}, h("a", { href: "#/releases/" + encodeURIComponent(f.release) }, f.release)) : null,
+    f.message ? h("div", { class: "muted" }, (f.reason ? f.reason + ": " : "") + f.message) : null,
+  ];
+}
+
+async function loadFreezes(box) {
+  const windows = await api("GET", "/api/v1/freezes");
+  fill(box, h("section", { class: "card" },
+    h("h2", {}, "Freeze windows (" + windows.length + ")"),
+    windows.length === 0 ? h("p", { class: "muted" }, "No freeze windows: scheduled releases start as planned.") :
+      h("table", { class: "grid" },
+        h("thead", {}, h("tr", {}, ["Window", "Effect", "When", "Applies to", "Reason"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, windows.map((w) => h("tr", { "data-freeze": w.name },
+          h("td", {}, w.name),
+          h("td", {}, badge(w.effect)),
+          h("td", {}, w.cron
+            ? [h("code", {}, w.cron), " for " + duration(w.duration_ms) + " (" + w.timezone + ")"]
+            : time(w.start_ms) + " – " + time(w.end_ms)),
+          h("td", {}, (w.application || "every application") + " / " + (w.environment || "every environment")),
+          h("td", {}, w.reason)))))));
 }

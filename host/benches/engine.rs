@@ -133,6 +133,7 @@ impl Daemon {
             catalog.clone(),
             clock,
             stop,
+            tokio::runtime::Handle::current(),
         )?;
         let engine_started = t.elapsed();
         Ok(Daemon {

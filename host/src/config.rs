@@ -23,6 +23,9 @@ pub struct Config {
     /// bake periods and approval expiries pass on request. For tests and
     /// demos; unset, the clock is the machine's.
     pub manual_clock_ms: Option<u64>,
+    /// Threads that run releases (plugin calls and journal commits), apart
+    /// from the threads that serve the API.
+    pub engine_threads: usize,
 }
 
 impl Default for Config {
@@ -32,6 +35,7 @@ impl Default for Config {
             data_dir: PathBuf::from("greenlight-data"),
             plugins: plugins::Options::default(),
             manual_clock_ms: None,
+            engine_threads: 2,
         }
     }
 }

@@ -18,6 +18,29 @@ use crate::store::{Role, Store, TokenRecord};
 /// The name of the file the first admin token is written to.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
+/// The release engine's threads. Every release task has ended (or been
+/// abandoned with the process) by the time they go, so they are let go
+/// without waiting, which is also the only way a runtime may end inside
+/// another one.
+struct WorkThreads(Option<tokio::runtime::Runtime>);
+
+impl WorkThreads {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for WorkThreads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A running daemon.
 pub struct Daemon {
     pub addr: SocketAddr,
@@ -53,12 +76,24 @@ impl Daemon {
         let registry = Registry::new(store.clone(), runtime, clock.clone());
         let catalog = Catalog::new(store.clone(), registry.clone(), clock.clone());
         let (shutdown, mut stop) = watch::channel(false);
+        // Release work runs on threads of its own: plugin calls and journal
+        // commits of many releases at once must not hold up API requests,
+        // which the operating system then schedules beside them.
+        let work = WorkThreads(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(config.engine_threads.max(1))
+                .thread_name("greenlight-engine")
+                .enable_all()
+                .build()
+                .context("cannot start the release engine's threads")?,
+        ));
         let engine = Engine::start(
             store.clone(),
             registry.clone(),
             catalog.clone(),
             clock,
             stop.clone(),
+            work.handle(),
         )
         .context("cannot start the release engine")?;
         tokio::spawn({
@@ -86,6 +121,7 @@ impl Daemon {
             .await?;
             engine.stopped().await;
             store.flush()?;
+            drop(work);
             Ok(())
         });
         tracing::info!(%addr, data = %config.data_dir.display(), "Greenlight is serving.");

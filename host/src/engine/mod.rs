@@ -146,6 +146,9 @@ struct Inner {
     events: broadcast::Sender<Published>,
     shutdown: watch::Receiver<bool>,
     tasks: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Where release and train tasks run: threads of their own, so that a
+    /// burst of plugin calls and journal commits never queues API requests.
+    work: tokio::runtime::Handle,
     train_wakes: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
 }
 
@@ -182,13 +185,15 @@ fn new_id(now_ms: u64) -> String {
 }
 
 impl Engine {
-    /// Creates the engine and resumes every unfinished release.
+    /// Creates the engine and resumes every unfinished release; release
+    /// and train tasks run on `work`.
     pub fn start(
         store: Store,
         registry: Registry,
         catalog: Catalog,
         clock: Arc<dyn Clock>,
         shutdown: watch::Receiver<bool>,
+        work: tokio::runtime::Handle,
     ) -> Result<Engine, Error> {
         let (events, _) = broadcast::channel(4096);
         let engine = Engine {
@@ -201,6 +206,7 @@ impl Engine {
                 events,
                 shutdown,
                 tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
+                work,
                 train_wakes: std::sync::Mutex::new(HashMap::new()),
             }),
         };
@@ -228,7 +234,7 @@ impl Engine {
         }
         let queued = engine.inner.store.queued_environments()?;
         let starter = engine.clone();
-        tokio::spawn(async move {
+        engine.inner.work.spawn(async move {
             for (application, environment) in queued {
                 starter.start_queued(&application, &environment).await;
             }
@@ -270,7 +276,7 @@ impl Engine {
         if let Ok(mut tasks) = self.inner.tasks.lock() {
             // Finished tasks are reaped as new ones start.
             while tasks.try_join_next().is_some() {}
-            tasks.spawn(async move { engine.drive(live).await });
+            tasks.spawn_on(async move { engine.drive(live).await }, &self.inner.work);
         }
     }
 
@@ -628,7 +634,9 @@ impl Engine {
             // In its own task: the caller may hold locks the start needs.
             let engine = self.clone();
             let (application, environment) = (spec.application.clone(), spec.environment.clone());
-            tokio::spawn(async move { engine.start_queued(&application, &environment).await });
+            self.inner
+                .work
+                .spawn(async move { engine.start_queued(&application, &environment).await });
         }
         Ok(())
     }

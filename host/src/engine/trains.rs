@@ -120,7 +120,10 @@ impl Engine {
     fn spawn_train(&self, id: String) {
         let engine = self.clone();
         if let Ok(mut tasks) = self.inner.tasks.lock() {
-            tasks.spawn(async move { engine.drive_train(id).await });
+            tasks.spawn_on(
+                async move { engine.drive_train(id).await },
+                &self.inner.work,
+            );
         }
     }
 
