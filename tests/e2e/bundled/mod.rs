@@ -4,6 +4,7 @@
 //! the API, and judged by what a user would check.
 
 mod health;
+mod metrics;
 mod prechecks;
 
 use std::net::SocketAddr;
