@@ -5,6 +5,7 @@
 
 mod health;
 mod metrics;
+mod policy;
 mod prechecks;
 
 use std::net::SocketAddr;
