@@ -3,6 +3,7 @@
 //! target, an agent, a router, Prometheus, a chat webhook), invoked through
 //! the API, and judged by what a user would check.
 
+mod deployer;
 mod health;
 mod metrics;
 mod policy;
