@@ -8,6 +8,7 @@ mod health;
 mod metrics;
 mod policy;
 mod prechecks;
+mod traffic;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
