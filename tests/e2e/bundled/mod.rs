@@ -6,6 +6,7 @@
 mod deployer;
 mod health;
 mod metrics;
+mod notifier;
 mod policy;
 mod prechecks;
 mod traffic;
