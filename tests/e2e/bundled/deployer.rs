@@ -1,99 +1,11 @@
 //! `http-deployer` takes each target through its agent: drain, deploy,
 //! health, enable; a repeated key is recognised and not deployed again.
 
-use std::sync::{Arc, Mutex};
-
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{Journal, context, daemon_with, origin, serve};
+use super::agent::agent;
+use super::{Journal, context, daemon_with, origin};
 use crate::support::Daemon;
-
-/// One instance's agent, following the contract in `plugins/README.md`.
-struct Agent {
-    id: &'static str,
-    version: String,
-    drained: bool,
-    /// A broken build: after a deploy the instance never becomes healthy.
-    faulty: bool,
-    done: Vec<(String, String)>,
-    journal: Journal,
-}
-
-type Shared = Arc<Mutex<Agent>>;
-
-async fn operation(State(a): State<Shared>, Path(key): Path<String>) -> (StatusCode, Json<Value>) {
-    let a = a.lock().unwrap();
-    match a.done.iter().find(|(k, _)| *k == key) {
-        Some((_, version)) => (
-            StatusCode::OK,
-            Json(json!({"done": true, "version": version})),
-        ),
-        None => (StatusCode::NOT_FOUND, Json(json!({"done": false}))),
-    }
-}
-
-async fn drain(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
-    let mut a = a.lock().unwrap();
-    a.drained = true;
-    a.journal
-        .push(format!("{} drain {}", a.id, body["key"].as_str().unwrap()));
-    StatusCode::OK
-}
-
-async fn deploy(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
-    let mut a = a.lock().unwrap();
-    a.version = body["version"].as_str().unwrap().to_string();
-    a.journal.push(format!(
-        "{} {} {}",
-        a.id,
-        body["operation"].as_str().unwrap(),
-        a.version
-    ));
-    StatusCode::OK
-}
-
-async fn health(State(a): State<Shared>) -> Json<Value> {
-    let a = a.lock().unwrap();
-    Json(json!({"healthy": !a.faulty, "version": a.version}))
-}
-
-async fn enable(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
-    let mut a = a.lock().unwrap();
-    a.drained = false;
-    let key = body["key"].as_str().unwrap().to_string();
-    let version = a.version.clone();
-    a.done.push((key, version));
-    a.journal.push(format!("{} enable", a.id));
-    StatusCode::OK
-}
-
-/// Starts an agent for target `id` on version 1.0.0.
-async fn agent(
-    id: &'static str,
-    faulty: bool,
-    journal: &Journal,
-) -> (std::net::SocketAddr, Shared) {
-    let state = Arc::new(Mutex::new(Agent {
-        id,
-        version: "1.0.0".into(),
-        drained: false,
-        faulty,
-        done: Vec::new(),
-        journal: journal.clone(),
-    }));
-    let app = Router::new()
-        .route("/agent/operations/{key}", get(operation))
-        .route("/agent/drain", post(drain))
-        .route("/agent/deploy", post(deploy))
-        .route("/agent/health", get(health))
-        .route("/agent/enable", post(enable))
-        .with_state(state.clone());
-    (serve(app).await, state)
-}
 
 async fn call(
     d: &Daemon,
@@ -134,8 +46,8 @@ fn summary(results: &[Value]) -> Vec<(String, bool, String)> {
 #[tokio::test]
 async fn a_batch_is_drained_deployed_checked_and_enabled_once_per_key() {
     let journal = Journal::default();
-    let (a1, s1) = agent("web-1", false, &journal).await;
-    let (a2, s2) = agent("web-2", false, &journal).await;
+    let (a1, s1) = agent("web-1", None, &journal).await;
+    let (a2, s2) = agent("web-2", None, &journal).await;
     let d = daemon_with("deployer", "http_deployer").await;
     d.grant(
         "deployer",
@@ -201,8 +113,8 @@ async fn a_batch_is_drained_deployed_checked_and_enabled_once_per_key() {
 #[tokio::test]
 async fn a_target_that_never_gets_healthy_is_left_drained_and_reported() {
     let journal = Journal::default();
-    let (good, _) = agent("web-1", false, &journal).await;
-    let (bad, bad_state) = agent("web-2", true, &journal).await;
+    let (good, _) = agent("web-1", None, &journal).await;
+    let (bad, bad_state) = agent("web-2", Some("2.0.0"), &journal).await;
     let d = daemon_with("deployer", "http_deployer").await;
     d.grant(
         "deployer",
@@ -230,7 +142,7 @@ async fn a_target_that_never_gets_healthy_is_left_drained_and_reported() {
 #[tokio::test]
 async fn an_unreachable_agent_fails_its_target_and_no_grant_is_a_clear_denial() {
     let journal = Journal::default();
-    let (a1, _) = agent("web-1", false, &journal).await;
+    let (a1, _) = agent("web-1", None, &journal).await;
     let d = daemon_with("deployer", "http_deployer").await;
 
     let answer = d

@@ -3,12 +3,14 @@
 //! target, an agent, a router, Prometheus, a chat webhook), invoked through
 //! the API, and judged by what a user would check.
 
+mod agent;
 mod deployer;
 mod health;
 mod metrics;
 mod notifier;
 mod policy;
 mod prechecks;
+mod release;
 mod traffic;
 
 use std::net::SocketAddr;

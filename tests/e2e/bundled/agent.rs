@@ -1,0 +1,98 @@
+//! A test agent for `http-deployer`, following the contract in
+//! `plugins/README.md`: it drains, deploys, reports health and enables, and
+//! remembers the operation keys it completed.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{Journal, serve};
+
+/// One instance's agent, following the contract in `plugins/README.md`.
+pub struct Agent {
+    pub id: &'static str,
+    pub version: String,
+    pub drained: bool,
+    /// A broken build: on this version the instance never becomes healthy.
+    pub faulty: Option<String>,
+    done: Vec<(String, String)>,
+    journal: Journal,
+}
+
+pub type Shared = Arc<Mutex<Agent>>;
+
+async fn operation(State(a): State<Shared>, Path(key): Path<String>) -> (StatusCode, Json<Value>) {
+    let a = a.lock().unwrap();
+    match a.done.iter().find(|(k, _)| *k == key) {
+        Some((_, version)) => (
+            StatusCode::OK,
+            Json(json!({"done": true, "version": version})),
+        ),
+        None => (StatusCode::NOT_FOUND, Json(json!({"done": false}))),
+    }
+}
+
+async fn drain(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
+    let mut a = a.lock().unwrap();
+    a.drained = true;
+    a.journal
+        .push(format!("{} drain {}", a.id, body["key"].as_str().unwrap()));
+    StatusCode::OK
+}
+
+async fn deploy(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
+    let mut a = a.lock().unwrap();
+    a.version = body["version"].as_str().unwrap().to_string();
+    a.journal.push(format!(
+        "{} {} {}",
+        a.id,
+        body["operation"].as_str().unwrap(),
+        a.version
+    ));
+    StatusCode::OK
+}
+
+async fn health(State(a): State<Shared>) -> Json<Value> {
+    let a = a.lock().unwrap();
+    let healthy = a.faulty.as_ref() != Some(&a.version);
+    Json(json!({"healthy": healthy, "version": a.version}))
+}
+
+async fn enable(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
+    let mut a = a.lock().unwrap();
+    a.drained = false;
+    let key = body["key"].as_str().unwrap().to_string();
+    let version = a.version.clone();
+    a.done.push((key, version));
+    a.journal.push(format!("{} enable", a.id));
+    StatusCode::OK
+}
+
+/// Starts an agent for target `id` on version 1.0.0; on the version
+/// `faulty`, if any, it never becomes healthy.
+pub async fn agent(
+    id: &'static str,
+    faulty: Option<&str>,
+    journal: &Journal,
+) -> (std::net::SocketAddr, Shared) {
+    let state = Arc::new(Mutex::new(Agent {
+        id,
+        version: "1.0.0".into(),
+        drained: false,
+        faulty: faulty.map(str::to_string),
+        done: Vec::new(),
+        journal: journal.clone(),
+    }));
+    let app = Router::new()
+        .route("/agent/operations/{key}", get(operation))
+        .route("/agent/drain", post(drain))
+        .route("/agent/deploy", post(deploy))
+        .route("/agent/health", get(health))
+        .route("/agent/enable", post(enable))
+        .with_state(state.clone());
+    (serve(app).await, state)
+}

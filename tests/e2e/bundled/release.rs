@@ -1,0 +1,219 @@
+//! Releases run by the bundled plugins alone: `sql-precheck` before,
+//! `http-deployer` taking test agents through each batch, `http-health`
+//! verifying it, `threshold-policy` deciding, and a rollback through the
+//! same agents when a version never becomes healthy.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+
+use super::agent::{Shared, agent};
+use super::{Journal, origin};
+use crate::support::Daemon;
+use crate::support::fixture;
+use crate::support::releases::{CLOCK_START_MS, apply_flow, wait_status};
+
+const FLOW: &str = r#"
+name = "bundled"
+version = 1
+
+[[stages]]
+name = "prechecks"
+kind = "precheck"
+plugins = [{ plugin = "sql" }]
+
+[[stages]]
+name = "rollout"
+kind = "deploy"
+strategy = "rolling"
+deployer = { plugin = "deployer", params = { health_timeout_ms = "400", health_interval_ms = "50" } }
+batch = "50%"
+checks = [{ plugin = "health", params = { path = "/agent/health", expect_body = "\"healthy\":true" } }]
+policy = { plugin = "policy" }
+"#;
+
+/// A daemon with the bundled plugins, granted four agents, the flow
+/// applied, and `shop/prod` made of those agents.
+async fn fleet(faulty: Option<&str>) -> (Daemon, Vec<(SocketAddr, Shared)>, Journal) {
+    let journal = Journal::default();
+    let mut agents = Vec::new();
+    for id in ["web-0", "web-1", "web-2", "web-3"] {
+        agents.push(agent(id, faulty, &journal).await);
+    }
+    let d = Daemon::start_with_config(&format!("manual_clock_ms = {CLOCK_START_MS}\n")).await;
+    for (name, crate_name) in [
+        ("sql", "sql_precheck"),
+        ("deployer", "http_deployer"),
+        ("health", "http_health"),
+        ("policy", "threshold_policy"),
+    ] {
+        let (status, body) = d.upload(name, "1.0.0", fixture(crate_name)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let origins: Vec<String> = agents.iter().map(|(a, _)| origin(*a)).collect();
+    for name in ["deployer", "health"] {
+        d.grant(name, json!({"allowed_hosts": origins})).await;
+    }
+    apply_flow(&d, FLOW).await;
+    let targets: Vec<Value> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, (a, _))| json!({"id": format!("web-{i}"), "address": a.to_string()}))
+        .collect();
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::PUT, "/api/v1/apps/shop/envs/prod")
+                .json(&json!({ "targets": targets })),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    (d, agents, journal)
+}
+
+async fn ship(d: &Daemon, version: &str, migration: &str) -> String {
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/releases")
+                .json(&json!({
+                    "application": "shop", "environment": "prod", "version": version,
+                    "flow": "bundled",
+                    "artifacts": [{"kind": "sql-migration", "name": "V1.sql", "content": migration}],
+                })),
+        )
+        .await;
+    assert_eq!(status, 201, "release refused: {body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+fn versions(agents: &[(SocketAddr, Shared)]) -> Vec<String> {
+    agents
+        .iter()
+        .map(|(_, a)| a.lock().unwrap().version.clone())
+        .collect()
+}
+
+/// The journal entries of one agent.
+fn steps_of(journal: &Journal, id: &str) -> Vec<String> {
+    journal
+        .entries()
+        .into_iter()
+        .filter(|e| e.starts_with(&format!("{id} ")))
+        .map(|e| {
+            // `web-1 drain KEY`, `web-1 deploy 2.0.0`, `web-1 enable`.
+            let words: Vec<&str> = e.split_whitespace().skip(1).collect();
+            match words[..] {
+                ["drain", ..] => "drain".to_string(),
+                _ => words.join(" "),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rolling_release_ships_to_every_agent_once() {
+    let (d, agents, journal) = fleet(None).await;
+    let id = ship(
+        &d,
+        "2.0.0",
+        "ALTER TABLE users ADD COLUMN tier text DEFAULT 'free';",
+    )
+    .await;
+    let done = wait_status(&d, &id, "succeeded").await;
+    assert_eq!(done["forward_only"], false, "{done:#}");
+    assert_eq!(versions(&agents), ["2.0.0"; 4]);
+    for id in ["web-0", "web-1", "web-2", "web-3"] {
+        assert_eq!(
+            steps_of(&journal, id),
+            ["drain", "deploy 2.0.0", "enable"],
+            "{id}"
+        );
+    }
+    let decisions = done["decisions"].as_array().unwrap();
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["reason"].as_str().unwrap().starts_with("no breach in")),
+        "{done:#}"
+    );
+}
+
+/// A fleet on 1.5.0, shipped by a first release, whose agents never get
+/// healthy on 2.0.0.
+async fn on_1_5_with_a_broken_2_0() -> (Daemon, Vec<(SocketAddr, Shared)>, Journal) {
+    let (d, agents, journal) = fleet(Some("2.0.0")).await;
+    let first = ship(&d, "1.5.0", "SELECT 1;").await;
+    wait_status(&d, &first, "succeeded").await;
+    assert_eq!(versions(&agents), ["1.5.0"; 4]);
+    (d, agents, journal)
+}
+
+#[tokio::test]
+async fn a_version_that_never_gets_healthy_is_rolled_back_through_the_agents() {
+    let (d, agents, journal) = on_1_5_with_a_broken_2_0().await;
+
+    let id = ship(
+        &d,
+        "2.0.0",
+        "CREATE INDEX CONCURRENTLY idx ON users (email);",
+    )
+    .await;
+    let done = wait_status(&d, &id, "rolled-back").await;
+    assert_eq!(versions(&agents), ["1.5.0"; 4], "{done:#}");
+    // The first batch went to 2.0.0, never became healthy, was never
+    // enabled on it, and was put back; the last batch was never touched.
+    let touched: Vec<&str> = ["web-0", "web-1", "web-2", "web-3"]
+        .into_iter()
+        .filter(|id| steps_of(&journal, id).len() > 3)
+        .collect();
+    assert!(
+        !touched.is_empty() && touched.len() < 4,
+        "{:?}",
+        journal.entries()
+    );
+    for id in touched {
+        assert_eq!(
+            steps_of(&journal, id)[3..],
+            ["drain", "deploy 2.0.0", "drain", "rollback 1.5.0", "enable"],
+            "{id}"
+        );
+    }
+    let reason = done["rollback"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("not healthy on 2.0.0 within 400 ms"),
+        "{done:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_destructive_migration_stops_the_automatic_rollback_for_a_human() {
+    let (d, agents, journal) = on_1_5_with_a_broken_2_0().await;
+
+    let id = ship(&d, "2.0.0", "ALTER TABLE users DROP COLUMN email;").await;
+    let blocked = wait_status(&d, &id, "blocked").await;
+    assert_eq!(blocked["forward_only"], true);
+    let outcome = blocked["outcome"].as_str().unwrap_or_default();
+    assert!(
+        outcome.contains("a precheck marked the release forward-only"),
+        "{blocked:#}"
+    );
+    // The broken batch is left drained on 2.0.0 for a human to decide.
+    let stuck: Vec<String> = agents
+        .iter()
+        .map(|(_, a)| a.lock().unwrap())
+        .filter(|a| a.version == "2.0.0")
+        .map(|a| {
+            assert!(
+                a.drained,
+                "{} serves a version that never got healthy",
+                a.id
+            );
+            a.id.to_string()
+        })
+        .collect();
+    assert!(!stuck.is_empty(), "{:?}", journal.entries());
+    assert!(
+        !journal.entries().iter().any(|e| e.contains("rollback")),
+        "{:?}",
+        journal.entries()
+    );
+}
