@@ -19,18 +19,30 @@ pub struct Agent {
     pub drained: bool,
     /// A broken build: on this version the instance never becomes healthy.
     pub faulty: Option<String>,
-    done: Vec<(String, String)>,
+    /// Every step taken, as (key, step, version); the last one of a key is
+    /// how far that operation got.
+    pub progress: Vec<(String, String, String)>,
     journal: Journal,
+}
+
+impl Agent {
+    fn record(&mut self, body: &Value, step: &str) {
+        self.progress.push((
+            body["key"].as_str().unwrap().to_string(),
+            step.to_string(),
+            body["version"].as_str().unwrap().to_string(),
+        ));
+    }
 }
 
 pub type Shared = Arc<Mutex<Agent>>;
 
 async fn operation(State(a): State<Shared>, Path(key): Path<String>) -> (StatusCode, Json<Value>) {
     let a = a.lock().unwrap();
-    match a.done.iter().find(|(k, _)| *k == key) {
-        Some((_, version)) => (
+    match a.progress.iter().rev().find(|(k, _, _)| *k == key) {
+        Some((_, step, version)) => (
             StatusCode::OK,
-            Json(json!({"done": true, "version": version})),
+            Json(json!({"done": step == "enabled", "step": step, "version": version})),
         ),
         None => (StatusCode::NOT_FOUND, Json(json!({"done": false}))),
     }
@@ -47,6 +59,7 @@ async fn drain(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
 async fn deploy(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
     let mut a = a.lock().unwrap();
     a.version = body["version"].as_str().unwrap().to_string();
+    a.record(&body, "deployed");
     a.journal.push(format!(
         "{} {} {}",
         a.id,
@@ -65,9 +78,7 @@ async fn health(State(a): State<Shared>) -> Json<Value> {
 async fn enable(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
     let mut a = a.lock().unwrap();
     a.drained = false;
-    let key = body["key"].as_str().unwrap().to_string();
-    let version = a.version.clone();
-    a.done.push((key, version));
+    a.record(&body, "enabled");
     a.journal.push(format!("{} enable", a.id));
     StatusCode::OK
 }
@@ -84,7 +95,7 @@ pub async fn agent(
         version: "1.0.0".into(),
         drained: false,
         faulty: faulty.map(str::to_string),
-        done: Vec::new(),
+        progress: Vec::new(),
         journal: journal.clone(),
     }));
     let app = Router::new()

@@ -111,6 +111,44 @@ async fn a_batch_is_drained_deployed_checked_and_enabled_once_per_key() {
 }
 
 #[tokio::test]
+async fn a_retried_key_resumes_after_the_last_step_the_agent_completed() {
+    let journal = Journal::default();
+    let (a1, s1) = agent("web-1", None, &journal).await;
+    let (a2, s2) = agent("web-2", None, &journal).await;
+    // The daemon died mid-batch: web-1 was drained and deployed, web-2 only
+    // drained, under the key the engine now retries.
+    {
+        let mut a = s1.lock().unwrap();
+        a.version = "2.0.0".into();
+        a.drained = true;
+        a.progress
+            .push(("batch-3:web-1".into(), "deployed".into(), "2.0.0".into()));
+    }
+    {
+        let mut a = s2.lock().unwrap();
+        a.drained = true;
+        a.progress
+            .push(("batch-3:web-2".into(), "drained".into(), "2.0.0".into()));
+    }
+    let d = daemon_with("deployer", "http_deployer").await;
+    d.grant(
+        "deployer",
+        json!({"allowed_hosts": [origin(a1), origin(a2)]}),
+    )
+    .await;
+    let results = call(&d, "deploy", "batch-3", &[("web-1", a1), ("web-2", a2)]).await;
+    assert!(
+        summary(&results).iter().all(|(_, ok, _)| *ok),
+        "{results:?}"
+    );
+    assert_eq!(
+        journal.entries(),
+        ["web-2 deploy 2.0.0", "web-1 enable", "web-2 enable"],
+        "a step done before the crash was done again"
+    );
+}
+
+#[tokio::test]
 async fn a_target_that_never_gets_healthy_is_left_drained_and_reported() {
     let journal = Journal::default();
     let (good, _) = agent("web-1", None, &journal).await;

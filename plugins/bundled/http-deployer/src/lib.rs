@@ -6,9 +6,11 @@
 //!
 //! Per target the agent's base URL is `{scheme}://{target.address}{agent_path}`
 //! and the operation key is `{idempotency_key}:{target.id}`. Before touching
-//! a target the deployer asks `GET {base}/operations/{key}`; an agent that
-//! already completed that key answers `done` and the target is left as it
-//! is, so a retried batch never drains or deploys a target twice.
+//! a target the deployer asks `GET {base}/operations/{key}` how far the
+//! agent got under that key and resumes after the last step it completed;
+//! a target already enabled under the key is left as it is. A retried batch
+//! (after a crash of the daemon, say) never drains or deploys a target
+//! twice.
 //!
 //! Parameters (all optional):
 //!
@@ -46,7 +48,12 @@ struct Agent {
 /// What the agent says about an operation key.
 #[derive(Deserialize)]
 struct Operation {
+    #[serde(default)]
     done: bool,
+    /// The last step the agent completed under the key: `drained`,
+    /// `deployed` or `enabled`.
+    #[serde(default)]
+    step: String,
     #[serde(default)]
     version: String,
 }
@@ -61,8 +68,9 @@ struct Health {
 
 /// Where one target stands in the batch.
 enum Step {
-    /// Still going: drained and deployed so far, or not yet touched.
-    Working,
+    /// Still going, with the steps done so far under this key (`0` none,
+    /// `1` drained, `2` deployed).
+    Working(u8),
     /// Finished, with the result to report.
     Finished(TargetResult),
 }
@@ -129,23 +137,29 @@ impl Agent {
             .map(|(t, k)| self.already_done(t, k))
             .collect();
 
-        for (phase, path) in [("drain", "/drain"), ("deploy", "/deploy")] {
+        for (done, phase) in [(1, "drain"), (2, "deploy")] {
             for ((t, k), step) in targets.iter().zip(&keys).zip(&mut steps) {
-                if let Step::Working = step
-                    && let Err(e) = self.post(t, path, &body(k))
-                {
-                    let left = if phase == "drain" {
-                        ""
-                    } else {
-                        "; left drained"
-                    };
-                    *step = Step::Finished(TargetResult::failed(t, format!("{phase}: {e}{left}")));
+                let Step::Working(so_far) = step else {
+                    continue;
+                };
+                if *so_far >= done {
+                    continue;
                 }
+                *step = match self.post(t, &format!("/{phase}"), &body(k)) {
+                    Ok(()) => Step::Working(done),
+                    Err(e) if done == 1 => {
+                        Step::Finished(TargetResult::failed(t, format!("drain: {e}")))
+                    }
+                    Err(e) => Step::Finished(TargetResult::failed(
+                        t,
+                        format!("{phase}: {e}; left drained"),
+                    )),
+                };
             }
         }
         self.await_health(targets, &mut steps, version);
         for ((t, k), step) in targets.iter().zip(&keys).zip(&mut steps) {
-            if let Step::Working = step {
+            if let Step::Working(_) = step {
                 *step = Step::Finished(match self.post(t, "/enable", &body(k)) {
                     Ok(()) => {
                         log::info(
@@ -163,12 +177,13 @@ impl Agent {
             .zip(targets)
             .map(|(step, t)| match step {
                 Step::Finished(result) => result,
-                Step::Working => TargetResult::failed(t, "unfinished"),
+                Step::Working(_) => TargetResult::failed(t, "unfinished"),
             })
             .collect()
     }
 
-    /// Asks the agent whether it already completed this key.
+    /// Asks the agent how far it got under this key: a retried batch
+    /// resumes after the last step the agent completed.
     fn already_done(&self, target: &Target, key: &str) -> Step {
         let path = format!("/operations/{}", http::encode_query(key));
         let answer = self.get(target, &path).and_then(|r| match r.status {
@@ -176,11 +191,13 @@ impl Agent {
             _ => r.error_for_status()?.json::<Operation>().map(Some),
         });
         match answer {
-            Ok(Some(op)) if op.done => Step::Finished(TargetResult::ok(
+            Ok(Some(op)) if op.done || op.step == "enabled" => Step::Finished(TargetResult::ok(
                 target,
                 format!("already done for key {key} (version {})", op.version),
             )),
-            Ok(_) => Step::Working,
+            Ok(Some(op)) if op.step == "deployed" => Step::Working(2),
+            Ok(Some(op)) if op.step == "drained" => Step::Working(1),
+            Ok(_) => Step::Working(0),
             Err(e) => Step::Finished(TargetResult::failed(
                 target,
                 format!("operation lookup: {e}; not touched"),
@@ -196,7 +213,7 @@ impl Agent {
         loop {
             let mut waiting = false;
             for (i, t) in targets.iter().enumerate() {
-                if !matches!(steps[i], Step::Working) || last_seen[i] == "healthy" {
+                if !matches!(steps[i], Step::Working(_)) || last_seen[i] == "healthy" {
                     continue;
                 }
                 let seen = self
@@ -220,7 +237,7 @@ impl Agent {
             time::sleep_ms(self.health_interval_ms);
         }
         for (i, t) in targets.iter().enumerate() {
-            if matches!(steps[i], Step::Working) && last_seen[i] != "healthy" {
+            if matches!(steps[i], Step::Working(_)) && last_seen[i] != "healthy" {
                 steps[i] = Step::Finished(TargetResult::failed(
                     t,
                     format!(
