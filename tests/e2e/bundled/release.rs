@@ -8,10 +8,25 @@ use std::net::SocketAddr;
 use serde_json::{Value, json};
 
 use super::agent::{Shared, agent};
+use super::traffic::router;
 use super::{Journal, origin};
 use crate::support::Daemon;
 use crate::support::fixture;
 use crate::support::releases::{CLOCK_START_MS, apply_flow, wait_status};
+
+const BLUE_GREEN: &str = r#"
+name = "switch"
+version = 1
+
+[[stages]]
+name = "switch"
+kind = "deploy"
+strategy = "blue-green"
+deployer = { plugin = "deployer", params = { health_timeout_ms = "400", health_interval_ms = "50" } }
+traffic = { plugin = "traffic", params = { router_url = "ROUTER" } }
+steps = [10, 50, 100]
+checks = [{ plugin = "health", params = { path = "/agent/health" } }]
+"#;
 
 const FLOW: &str = r#"
 name = "bundled"
@@ -33,8 +48,12 @@ policy = { plugin = "policy" }
 "#;
 
 /// A daemon with the bundled plugins, granted four agents, the flow
-/// applied, and `shop/prod` made of those agents.
-async fn fleet(faulty: Option<&str>) -> (Daemon, Vec<(SocketAddr, Shared)>, Journal) {
+/// applied, and `shop/prod` made of those agents (in `groups`, taken in
+/// turn, the first one live).
+async fn fleet(
+    faulty: Option<&str>,
+    groups: &[&str],
+) -> (Daemon, Vec<(SocketAddr, Shared)>, Journal) {
     let journal = Journal::default();
     let mut agents = Vec::new();
     for id in ["web-0", "web-1", "web-2", "web-3"] {
@@ -46,6 +65,7 @@ async fn fleet(faulty: Option<&str>) -> (Daemon, Vec<(SocketAddr, Shared)>, Jour
         ("deployer", "http_deployer"),
         ("health", "http_health"),
         ("policy", "threshold_policy"),
+        ("traffic", "http_traffic"),
     ] {
         let (status, body) = d.upload(name, "1.0.0", fixture(crate_name)).await;
         assert_eq!(status, 201, "{body}");
@@ -58,12 +78,19 @@ async fn fleet(faulty: Option<&str>) -> (Daemon, Vec<(SocketAddr, Shared)>, Jour
     let targets: Vec<Value> = agents
         .iter()
         .enumerate()
-        .map(|(i, (a, _))| json!({"id": format!("web-{i}"), "address": a.to_string()}))
+        .map(|(i, (a, _))| {
+            let group = groups.get(i % groups.len().max(1)).copied().unwrap_or("");
+            json!({"id": format!("web-{i}"), "address": a.to_string(), "group": group})
+        })
         .collect();
+    let mut env = json!({ "targets": targets });
+    if let Some(live) = groups.first() {
+        env["live_group"] = json!(live);
+    }
     let (status, body) = d
         .send(
             d.request(reqwest::Method::PUT, "/api/v1/apps/shop/envs/prod")
-                .json(&json!({ "targets": targets })),
+                .json(&env),
         )
         .await;
     assert!(status == 200 || status == 201, "{body}");
@@ -111,7 +138,7 @@ fn steps_of(journal: &Journal, id: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_rolling_release_ships_to_every_agent_once() {
-    let (d, agents, journal) = fleet(None).await;
+    let (d, agents, journal) = fleet(None, &[]).await;
     let id = ship(
         &d,
         "2.0.0",
@@ -140,7 +167,7 @@ async fn a_rolling_release_ships_to_every_agent_once() {
 /// A fleet on 1.5.0, shipped by a first release, whose agents never get
 /// healthy on 2.0.0.
 async fn on_1_5_with_a_broken_2_0() -> (Daemon, Vec<(SocketAddr, Shared)>, Journal) {
-    let (d, agents, journal) = fleet(Some("2.0.0")).await;
+    let (d, agents, journal) = fleet(Some("2.0.0"), &[]).await;
     let first = ship(&d, "1.5.0", "SELECT 1;").await;
     wait_status(&d, &first, "succeeded").await;
     assert_eq!(versions(&agents), ["1.5.0"; 4]);
@@ -216,4 +243,45 @@ async fn a_destructive_migration_stops_the_automatic_rollback_for_a_human() {
         "{:?}",
         journal.entries()
     );
+}
+
+#[tokio::test]
+async fn a_blue_green_release_deploys_the_idle_group_and_shifts_traffic_by_steps() {
+    let (d, agents, journal) = fleet(None, &["blue", "green"]).await;
+    let shifts = Journal::default();
+    let r = router(shifts.clone()).await;
+    d.grant("traffic", json!({"allowed_hosts": [origin(r)]}))
+        .await;
+    apply_flow(
+        &d,
+        &BLUE_GREEN.replace("ROUTER", &format!("{}/router", origin(r))),
+    )
+    .await;
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/releases")
+                .json(&json!({"application": "shop", "environment": "prod",
+                              "version": "2.0.0", "flow": "switch"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let done = wait_status(&d, body["id"].as_str().unwrap(), "succeeded").await;
+
+    // Green (web-1, web-3) was idle and got 2.0.0; blue was not touched.
+    assert_eq!(versions(&agents), ["1.0.0", "2.0.0", "1.0.0", "2.0.0"]);
+    assert!(steps_of(&journal, "web-0").is_empty());
+    let percents: Vec<Value> = shifts
+        .entries()
+        .iter()
+        .map(|w| {
+            let w: Value = serde_json::from_str(w).unwrap();
+            w.as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["group"] == "green")
+                .map(|g| g["percent"].clone())
+                .unwrap_or(Value::Null)
+        })
+        .collect();
+    assert_eq!(percents, [json!(10), json!(50), json!(100)], "{done:#}");
 }

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use super::{Journal, context, daemon_with, origin, serve};
 use crate::support::Daemon;
 
-/// A router following the contract in `plugins/README.md`.
-async fn router(journal: Journal) -> std::net::SocketAddr {
+/// A router following the contract in `plugins/README.md`; `journal`
+/// records every set of weights it is sent.
+pub async fn router(journal: Journal) -> std::net::SocketAddr {
     let weights = Arc::new(Mutex::new(json!([{"group": "blue", "percent": 100}])));
     let app =
         Router::new()
