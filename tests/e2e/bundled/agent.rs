@@ -19,6 +19,9 @@ pub struct Agent {
     pub drained: bool,
     /// A broken build: on this version the instance never becomes healthy.
     pub faulty: Option<String>,
+    /// A bad build: on this version it stays healthy but fails a fifth of
+    /// its requests, as its `/agent/metrics` page shows.
+    pub erroring: Option<String>,
     /// Every step taken, as (key, step, version); the last one of a key is
     /// how far that operation got.
     pub progress: Vec<(String, String, String)>,
@@ -75,6 +78,19 @@ async fn health(State(a): State<Shared>) -> Json<Value> {
     Json(json!({"healthy": healthy, "version": a.version}))
 }
 
+async fn metrics(State(a): State<Shared>) -> String {
+    let a = a.lock().unwrap();
+    let ratio = if a.erroring.as_ref() == Some(&a.version) {
+        0.2
+    } else {
+        0.0
+    };
+    format!(
+        "# TYPE app_error_ratio gauge\napp_error_ratio{{version=\"{}\"}} {ratio}\n",
+        a.version
+    )
+}
+
 async fn enable(State(a): State<Shared>, Json(body): Json<Value>) -> StatusCode {
     let mut a = a.lock().unwrap();
     a.drained = false;
@@ -95,6 +111,7 @@ pub async fn agent(
         version: "1.0.0".into(),
         drained: false,
         faulty: faulty.map(str::to_string),
+        erroring: None,
         progress: Vec::new(),
         journal: journal.clone(),
     }));
@@ -104,6 +121,7 @@ pub async fn agent(
         .route("/agent/deploy", post(deploy))
         .route("/agent/health", get(health))
         .route("/agent/enable", post(enable))
+        .route("/agent/metrics", get(metrics))
         .with_state(state.clone());
     (serve(app).await, state)
 }

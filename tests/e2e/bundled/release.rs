@@ -14,38 +14,61 @@ use crate::support::Daemon;
 use crate::support::fixture;
 use crate::support::releases::{CLOCK_START_MS, apply_flow, wait_status};
 
-const BLUE_GREEN: &str = r#"
-name = "switch"
-version = 1
-
-[[stages]]
-name = "switch"
-kind = "deploy"
-strategy = "blue-green"
-deployer = { plugin = "deployer", params = { health_timeout_ms = "400", health_interval_ms = "50" } }
-traffic = { plugin = "traffic", params = { router_url = "ROUTER" } }
-steps = [10, 50, 100]
-checks = [{ plugin = "health", params = { path = "/agent/health" } }]
-"#;
-
-const FLOW: &str = r#"
-name = "bundled"
-version = 1
-
-[[stages]]
-name = "prechecks"
-kind = "precheck"
-plugins = [{ plugin = "sql" }]
-
+/// The deploy stage of strategy `STRATEGY` through the test agents; the
+/// rest of the stage follows it.
+const DEPLOY: &str = r#"
 [[stages]]
 name = "rollout"
 kind = "deploy"
-strategy = "rolling"
+strategy = "STRATEGY"
 deployer = { plugin = "deployer", params = { health_timeout_ms = "400", health_interval_ms = "50" } }
-batch = "50%"
+"#;
+
+/// A flow named `name` whose last stage is a deploy stage with `rest`.
+fn flow(name: &str, before: &str, strategy: &str, rest: &str) -> String {
+    let deploy = DEPLOY
+        .replace("STRATEGY", strategy)
+        .replace("NAME", "rollout");
+    format!("name = \"{name}\"\nversion = 1\n{before}{deploy}{rest}")
+}
+
+fn rolling() -> String {
+    flow(
+        "bundled",
+        "[[stages]]\nname = \"prechecks\"\nkind = \"precheck\"\nplugins = [{ plugin = \"sql\" }]\n",
+        "rolling",
+        r#"batch = "50%"
 checks = [{ plugin = "health", params = { path = "/agent/health", expect_body = "\"healthy\":true" } }]
 policy = { plugin = "policy" }
-"#;
+"#,
+    )
+}
+
+fn blue_green(router_url: &str) -> String {
+    flow(
+        "switch",
+        "",
+        "blue-green",
+        &format!(
+            r#"traffic = {{ plugin = "traffic", params = {{ router_url = "{router_url}" }} }}
+steps = [10, 50, 100]
+checks = [{{ plugin = "health", params = {{ path = "/agent/health" }} }}]
+"#
+        ),
+    )
+}
+
+fn watched() -> String {
+    flow(
+        "watched",
+        "",
+        "rolling",
+        r#"batch = "50%"
+checks = [{ plugin = "metrics", params = { metrics = "error_ratio", "error_ratio.query" = "app_error_ratio", "error_ratio.soft" = "> 1%", "error_ratio.hard" = "> 5%", metrics_path = "/agent/metrics" } }]
+policy = { plugin = "policy" }
+"#,
+    )
+}
 
 /// A daemon with the bundled plugins, granted four agents, the flow
 /// applied, and `shop/prod` made of those agents (in `groups`, taken in
@@ -66,15 +89,16 @@ async fn fleet(
         ("health", "http_health"),
         ("policy", "threshold_policy"),
         ("traffic", "http_traffic"),
+        ("metrics", "metrics_threshold"),
     ] {
         let (status, body) = d.upload(name, "1.0.0", fixture(crate_name)).await;
         assert_eq!(status, 201, "{body}");
     }
     let origins: Vec<String> = agents.iter().map(|(a, _)| origin(*a)).collect();
-    for name in ["deployer", "health"] {
+    for name in ["deployer", "health", "metrics"] {
         d.grant(name, json!({"allowed_hosts": origins})).await;
     }
-    apply_flow(&d, FLOW).await;
+    apply_flow(&d, &rolling()).await;
     let targets: Vec<Value> = agents
         .iter()
         .enumerate()
@@ -252,11 +276,7 @@ async fn a_blue_green_release_deploys_the_idle_group_and_shifts_traffic_by_steps
     let r = router(shifts.clone()).await;
     d.grant("traffic", json!({"allowed_hosts": [origin(r)]}))
         .await;
-    apply_flow(
-        &d,
-        &BLUE_GREEN.replace("ROUTER", &format!("{}/router", origin(r))),
-    )
-    .await;
+    apply_flow(&d, &blue_green(&format!("{}/router", origin(r)))).await;
     let (status, body) = d
         .send(
             d.request(reqwest::Method::POST, "/api/v1/releases")
@@ -284,4 +304,36 @@ async fn a_blue_green_release_deploys_the_idle_group_and_shifts_traffic_by_steps
         })
         .collect();
     assert_eq!(percents, [json!(10), json!(50), json!(100)], "{done:#}");
+}
+
+#[tokio::test]
+async fn an_error_rate_past_the_hard_threshold_rolls_the_release_back() {
+    let (d, agents, _journal) = on_1_5_with_a_broken_2_0().await;
+    for (_, a) in &agents {
+        let mut a = a.lock().unwrap();
+        a.faulty = None;
+        a.erroring = Some("2.0.0".into());
+    }
+    apply_flow(&d, &watched()).await;
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/releases")
+                .json(&json!({"application": "shop", "environment": "prod",
+                              "version": "2.0.0", "flow": "watched"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let done = wait_status(&d, body["id"].as_str().unwrap(), "rolled-back").await;
+    assert_eq!(versions(&agents), ["1.5.0"; 4], "{done:#}");
+    let reason = done["rollback"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("hard breach: metrics@1.0.0 failed at stage rollout batch 0"),
+        "{done:#}"
+    );
+    let evidence = &done["decisions"][0]["inputs"][0];
+    assert_eq!(
+        evidence["summary"], "hard breach: error_ratio 0.2 > 0.05",
+        "{done:#}"
+    );
+    assert_eq!(evidence["metrics"]["error_ratio"], 0.2);
 }
