@@ -17,6 +17,9 @@ fn main() {
     for watched in ["plugins", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    // A copied target directory must not keep pointing at the plugins built
+    // in the one it was copied from.
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
     build_plugins(&plugins, &target_dir);
     let out = target_dir.join("wasm32-wasip2").join("release");

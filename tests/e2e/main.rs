@@ -2,6 +2,7 @@
 //! its command line, running real plugins built from `plugins/fixtures`.
 
 mod authz;
+mod bundled;
 mod cli;
 mod demo;
 mod flows;

@@ -1,0 +1,407 @@
+//! A small blocking HTTP client over `wasi:http/outgoing-handler`: build a
+//! request, send it, get the whole response. The host lets it reach only the
+//! origins in the plugin's grant.
+//!
+//! ```no_run
+//! # use greenlight_plugin_sdk::{Error, http};
+//! #[derive(serde::Deserialize)]
+//! struct Health {
+//!     healthy: bool,
+//! }
+//!
+//! # fn probe() -> Result<bool, Error> {
+//! let health: Health = http::Request::get("http://10.0.0.1:8080/health")
+//!     .timeout_ms(2_000)
+//!     .send()?
+//!     .error_for_status()?
+//!     .json()?;
+//! # Ok(health.healthy)
+//! # }
+//! ```
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::bindings::platform::wasi::http::outgoing_handler;
+use crate::bindings::platform::wasi::http::types::{
+    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    http_error_code,
+};
+use crate::bindings::platform::wasi::io::streams::StreamError;
+use crate::error::Error;
+
+/// The most bytes `blocking-write-and-flush` takes at once.
+const WRITE_CHUNK: usize = 4096;
+
+/// Why a request produced no usable response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpError {
+    /// The URL is not `scheme://authority[/path][?query]`.
+    InvalidUrl(String),
+    /// The host refused a part of the request (a header, the method...).
+    InvalidRequest(String),
+    /// The request failed on the way: refused by the grant, connection
+    /// refused, timed out.
+    Transport(String),
+    /// The response body could not be read.
+    Body(String),
+    /// The server answered with a status outside 200-299.
+    Status { status: u16, body: String },
+    /// The body is not the JSON that was expected.
+    Decode(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::InvalidUrl(url) => write!(f, "invalid URL `{url}`"),
+            HttpError::InvalidRequest(what) => write!(f, "invalid request: {what}"),
+            HttpError::Transport(why) => write!(f, "request failed: {why}"),
+            HttpError::Body(why) => write!(f, "reading the response failed: {why}"),
+            HttpError::Status { status, body } if body.is_empty() => {
+                write!(f, "answered HTTP {status}")
+            }
+            HttpError::Status { status, body } => write!(f, "answered HTTP {status}: {body}"),
+            HttpError::Decode(why) => write!(f, "unexpected response body: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl From<HttpError> for Error {
+    /// Transport failures and server errors may pass; the rest will not.
+    fn from(e: HttpError) -> Error {
+        let retryable = match &e {
+            HttpError::Transport(_) | HttpError::Body(_) => true,
+            HttpError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        };
+        if retryable {
+            Error::retryable(e.to_string())
+        } else {
+            Error::new(e.to_string())
+        }
+    }
+}
+
+/// An HTTP request being built.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    timeout_ms: Option<u64>,
+}
+
+impl Request {
+    fn new(method: Method, url: impl Into<String>) -> Request {
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: None,
+        }
+    }
+
+    /// A GET request.
+    pub fn get(url: impl Into<String>) -> Request {
+        Request::new(Method::Get, url)
+    }
+
+    /// A POST request.
+    pub fn post(url: impl Into<String>) -> Request {
+        Request::new(Method::Post, url)
+    }
+
+    /// A PUT request.
+    pub fn put(url: impl Into<String>) -> Request {
+        Request::new(Method::Put, url)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds `Authorization: Bearer {token}` when a token is given.
+    pub fn bearer(self, token: Option<&str>) -> Request {
+        match token {
+            Some(token) => self.header("authorization", format!("Bearer {token}")),
+            None => self,
+        }
+    }
+
+    /// Sends `value` as a JSON body.
+    pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Request {
+        // Serialising plain data (derived `Serialize`, string keys) cannot
+        // fail; `null` stands in should it ever do.
+        self.body = Some(serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()));
+        self.header("content-type", "application/json")
+    }
+
+    /// Sends `text` as a plain-text body.
+    pub fn text(mut self, text: impl Into<String>) -> Request {
+        self.body = Some(text.into().into_bytes());
+        self.header("content-type", "text/plain; charset=utf-8")
+    }
+
+    /// Bounds the connection, the wait for the first byte and every gap
+    /// between bytes; the host also bounds them by the plugin's deadline.
+    pub fn timeout_ms(mut self, ms: u64) -> Request {
+        self.timeout_ms = Some(ms);
+        self
+    }
+
+    /// Sends the request and reads the whole response.
+    pub fn send(self) -> Result<Response, HttpError> {
+        let (scheme, authority, path) =
+            split_url(&self.url).ok_or_else(|| HttpError::InvalidUrl(self.url.clone()))?;
+        let mut headers: Vec<(String, Vec<u8>)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        if let Some(body) = &self.body {
+            headers.push(("content-length".into(), body.len().to_string().into_bytes()));
+        }
+        let fields =
+            Fields::from_list(&headers).map_err(|e| HttpError::InvalidRequest(format!("{e:?}")))?;
+        let request = OutgoingRequest::new(fields);
+        let refused = |what: &str| HttpError::InvalidRequest(what.to_string());
+        request
+            .set_method(&self.method)
+            .map_err(|()| refused("method"))?;
+        request
+            .set_scheme(Some(&scheme))
+            .map_err(|()| refused("scheme"))?;
+        request
+            .set_authority(Some(authority))
+            .map_err(|()| refused("authority"))?;
+        request
+            .set_path_with_query(Some(&path))
+            .map_err(|()| refused("path"))?;
+        let options = self.timeout_ms.map(|ms| {
+            let ns = ms.saturating_mul(1_000_000);
+            let options = RequestOptions::new();
+            // A host that does not support a timeout keeps its own bound.
+            let _ = options.set_connect_timeout(Some(ns));
+            let _ = options.set_first_byte_timeout(Some(ns));
+            let _ = options.set_between_bytes_timeout(Some(ns));
+            options
+        });
+        let body = request.body().map_err(|()| refused("body"))?;
+
+        let future = outgoing_handler::handle(request, options).map_err(transport)?;
+        write_body(body, self.body.as_deref().unwrap_or_default())?;
+        let pollable = future.subscribe();
+        pollable.block();
+        // The pollable is a child of the future and must go first.
+        drop(pollable);
+        let response = future
+            .get()
+            .ok_or_else(|| HttpError::Transport("no response after waiting for one".into()))?
+            .map_err(|()| HttpError::Transport("the response was already taken".into()))?
+            .map_err(transport)?;
+
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        // Locals drop in reverse order: the stream before the body before
+        // the response, as the resource hierarchy requires.
+        let incoming = response
+            .consume()
+            .map_err(|()| HttpError::Body("the body was already taken".into()))?;
+        let stream = incoming
+            .stream()
+            .map_err(|()| HttpError::Body("the body stream was already taken".into()))?;
+        let mut bytes = Vec::new();
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(match http_error_code(&e) {
+                        Some(code) => transport(code),
+                        None => HttpError::Body(e.to_debug_string()),
+                    });
+                }
+            }
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: bytes,
+        })
+    }
+}
+
+/// Writes the whole body and finishes it.
+fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
+    {
+        let stream = body
+            .write()
+            .map_err(|()| HttpError::InvalidRequest("body stream".into()))?;
+        for chunk in bytes.chunks(WRITE_CHUNK) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| HttpError::Transport(format!("writing the body: {e:?}")))?;
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(transport)
+}
+
+fn transport(code: ErrorCode) -> HttpError {
+    let why = match code {
+        ErrorCode::HttpRequestDenied => "denied by the plugin's grant".to_string(),
+        ErrorCode::ConnectionRefused => "connection refused".to_string(),
+        ErrorCode::ConnectionTimeout => "connection timed out".to_string(),
+        ErrorCode::ConnectionReadTimeout => "timed out waiting for the answer".to_string(),
+        other => format!("{other:?}"),
+    };
+    HttpError::Transport(why)
+}
+
+/// A whole response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case as the host gives them.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Whether the status is 200-299.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The first value of a header, matched without regard to case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body).map_err(|e| HttpError::Decode(e.to_string()))
+    }
+
+    /// The response itself when its status is 200-299, an error carrying
+    /// the status and the start of the body otherwise.
+    pub fn error_for_status(self) -> Result<Response, HttpError> {
+        if self.is_success() {
+            return Ok(self);
+        }
+        let body: String = self.text().trim().chars().take(200).collect();
+        Err(HttpError::Status {
+            status: self.status,
+            body,
+        })
+    }
+}
+
+/// Splits `scheme://authority/path?query` into its request parts; the path
+/// defaults to `/`.
+fn split_url(url: &str) -> Option<(Scheme, &str, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_string()),
+    };
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    if authority.is_empty() {
+        return None;
+    }
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    Some((scheme, authority, path))
+}
+
+/// Joins a base URL and a path with exactly one slash between them.
+pub fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters
+/// are kept).
+pub fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_request_parts() {
+        let (s, a, p) = split_url("http://127.0.0.1:8080/health?x=1").unwrap();
+        assert!(matches!(s, Scheme::Http));
+        assert_eq!((a, p.as_str()), ("127.0.0.1:8080", "/health?x=1"));
+        let (_, a, p) = split_url("https://example.com?q").unwrap();
+        assert_eq!((a, p.as_str()), ("example.com", "/?q"));
+        assert!(split_url("http:///x").is_none());
+        assert!(split_url("example.com/x").is_none());
+    }
+
+    #[test]
+    fn joins_and_encodings_are_exact() {
+        assert_eq!(join("http://a/agent/", "/health"), "http://a/agent/health");
+        assert_eq!(
+            encode_query("rate(x[1m]) > 0"),
+            "rate%28x%5B1m%5D%29%20%3E%200"
+        );
+    }
+
+    #[test]
+    fn only_transport_and_server_errors_are_retryable() {
+        assert!(Error::from(HttpError::Transport("refused".into())).is_retryable());
+        let server = HttpError::Status {
+            status: 503,
+            body: String::new(),
+        };
+        assert!(Error::from(server).is_retryable());
+        let client = HttpError::Status {
+            status: 404,
+            body: "no such key".into(),
+        };
+        assert!(!Error::from(client.clone()).is_retryable());
+        assert_eq!(client.to_string(), "answered HTTP 404: no such key");
+    }
+}

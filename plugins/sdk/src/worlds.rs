@@ -1,0 +1,119 @@
+//! One trait per plugin world, in plain Rust, and the glue that makes every
+//! implementation of one the generated `Guest` of its world.
+
+use crate::bindings::{check, deployer, notifier, policy, precheck, traffic};
+use crate::error::Error;
+use crate::types::{
+    Artifact, Decision, GroupWeight, Observation, PluginError, PrecheckResult, ReleaseContext,
+    ReleaseEvent, Target, TargetResult, Verdict,
+};
+
+/// A plugin that gates a release before anything is deployed.
+pub trait Precheck {
+    /// Examines the release and its artifacts. An `Err` becomes an `error`
+    /// verdict, which stops the release.
+    fn run(ctx: &ReleaseContext, artifacts: &[Artifact]) -> Result<PrecheckResult, Error>;
+}
+
+/// A plugin that deploys versions to targets and rolls them back.
+pub trait Deployer {
+    /// Deploys `ctx.version` to the targets. The key is the same every time
+    /// the host retries the same batch attempt.
+    fn deploy(
+        ctx: &ReleaseContext,
+        targets: &[Target],
+        idempotency_key: &str,
+    ) -> Result<Vec<TargetResult>, Error>;
+
+    /// Puts `ctx.previous_version` back on the targets.
+    fn rollback(
+        ctx: &ReleaseContext,
+        targets: &[Target],
+        idempotency_key: &str,
+    ) -> Result<Vec<TargetResult>, Error>;
+}
+
+/// A plugin that shifts traffic between groups of targets.
+pub trait Traffic {
+    /// Sets the weights of the groups; they add up to 100.
+    fn set_weights(ctx: &ReleaseContext, weights: &[GroupWeight]) -> Result<(), Error>;
+
+    /// Reads the weights in force now.
+    fn current_weights(ctx: &ReleaseContext) -> Result<Vec<GroupWeight>, Error>;
+}
+
+/// A plugin that verifies a stage, a batch or a bake period.
+pub trait Check {
+    /// Examines the targets. An `Err` becomes an `error` verdict.
+    fn verify(ctx: &ReleaseContext, targets: &[Target]) -> Result<Verdict, Error>;
+}
+
+/// A plugin that decides between proceeding, pausing and rolling back.
+pub trait RollbackPolicy {
+    /// Decides from every observation so far, oldest first. An `Err`
+    /// pauses the release with the error as the reason, so that a
+    /// misconfigured policy never lets a release carry on unseen.
+    fn decide(ctx: &ReleaseContext, observations: &[Observation]) -> Result<Decision, Error>;
+}
+
+/// A plugin that is told of release events.
+pub trait Notifier {
+    /// Delivers one event.
+    fn notify(ctx: &ReleaseContext, event: &ReleaseEvent) -> Result<(), Error>;
+}
+
+impl<T: Precheck> precheck::exports::greenlight::plugin::precheck::Guest for T {
+    fn run(ctx: ReleaseContext, artifacts: Vec<Artifact>) -> PrecheckResult {
+        <T as Precheck>::run(&ctx, &artifacts).unwrap_or_else(|e| PrecheckResult {
+            verdict: Verdict::error(e.to_string()),
+            forward_only: false,
+        })
+    }
+}
+
+impl<T: Deployer> deployer::exports::greenlight::plugin::deployer::Guest for T {
+    fn deploy(
+        ctx: ReleaseContext,
+        targets: Vec<Target>,
+        idempotency_key: String,
+    ) -> Result<Vec<TargetResult>, PluginError> {
+        <T as Deployer>::deploy(&ctx, &targets, &idempotency_key).map_err(Into::into)
+    }
+
+    fn rollback(
+        ctx: ReleaseContext,
+        targets: Vec<Target>,
+        idempotency_key: String,
+    ) -> Result<Vec<TargetResult>, PluginError> {
+        <T as Deployer>::rollback(&ctx, &targets, &idempotency_key).map_err(Into::into)
+    }
+}
+
+impl<T: Traffic> traffic::exports::greenlight::plugin::traffic::Guest for T {
+    fn set_weights(ctx: ReleaseContext, weights: Vec<GroupWeight>) -> Result<(), PluginError> {
+        <T as Traffic>::set_weights(&ctx, &weights).map_err(Into::into)
+    }
+
+    fn current_weights(ctx: ReleaseContext) -> Result<Vec<GroupWeight>, PluginError> {
+        <T as Traffic>::current_weights(&ctx).map_err(Into::into)
+    }
+}
+
+impl<T: Check> check::exports::greenlight::plugin::check::Guest for T {
+    fn verify(ctx: ReleaseContext, targets: Vec<Target>) -> Verdict {
+        <T as Check>::verify(&ctx, &targets).unwrap_or_else(|e| Verdict::error(e.to_string()))
+    }
+}
+
+impl<T: RollbackPolicy> policy::exports::greenlight::plugin::rollback_policy::Guest for T {
+    fn decide(ctx: ReleaseContext, observations: Vec<Observation>) -> Decision {
+        <T as RollbackPolicy>::decide(&ctx, &observations)
+            .unwrap_or_else(|e| Decision::pause(format!("the policy could not decide: {e}")))
+    }
+}
+
+impl<T: Notifier> notifier::exports::greenlight::plugin::notifier::Guest for T {
+    fn notify(ctx: ReleaseContext, event: ReleaseEvent) -> Result<(), PluginError> {
+        <T as Notifier>::notify(&ctx, &event).map_err(Into::into)
+    }
+}
