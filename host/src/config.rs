@@ -23,6 +23,8 @@ pub struct Config {
     /// bake periods and approval expiries pass on request. For tests and
     /// demos; unset, the clock is the machine's.
     pub manual_clock_ms: Option<u64>,
+    /// The scheduler.
+    pub scheduler: crate::scheduler::Options,
 }
 
 impl Default for Config {
@@ -32,6 +34,7 @@ impl Default for Config {
             data_dir: PathBuf::from("greenlight-data"),
             plugins: plugins::Options::default(),
             manual_clock_ms: None,
+            scheduler: crate::scheduler::Options::default(),
         }
     }
 }

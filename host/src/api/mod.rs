@@ -11,6 +11,8 @@ pub mod openapi;
 mod plugins;
 pub mod release_model;
 mod releases;
+pub mod schedule_model;
+mod schedules;
 mod tokens;
 mod trains;
 
@@ -36,6 +38,7 @@ pub struct AppState {
     pub catalog: Catalog,
     pub store: Store,
     pub engine: Engine,
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 /// A JSON body that could not be read, as our error shape.
@@ -126,6 +129,17 @@ routes! {
         GET "/api/v1/tokens" => tokens::list,
         DELETE "/api/v1/tokens/{name}" => tokens::revoke,
         GET "/api/v1/audit" => audit::list,
+        POST "/api/v1/schedules" => schedules::create,
+        GET "/api/v1/schedules" => schedules::list,
+        GET "/api/v1/schedules/{name}" => schedules::show,
+        DELETE "/api/v1/schedules/{name}" => schedules::delete,
+        POST "/api/v1/schedules/{name}/enable" => schedules::enable,
+        POST "/api/v1/schedules/{name}/disable" => schedules::disable,
+        GET "/api/v1/schedules/{name}/next" => schedules::next,
+        GET "/api/v1/schedules/{name}/fires" => schedules::fires,
+        POST "/api/v1/freezes" => schedules::create_freeze,
+        GET "/api/v1/freezes" => schedules::list_freezes,
+        DELETE "/api/v1/freezes/{name}" => schedules::delete_freeze,
     }
     // Plugin uploads, as large as the runtime accepts.
     uploads {

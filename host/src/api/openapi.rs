@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit, flows, health, inventory, model, plugins, release_model, releases, tokens, trains,
+    audit, flows, health, inventory, model, plugins, release_model, releases, schedule_model,
+    schedules, tokens, trains,
 };
 
 /// The name of the security scheme operations that need a token refer to.
@@ -65,6 +66,17 @@ pub const BEARER: &str = "bearer";
         tokens::list,
         tokens::revoke,
         audit::list,
+        schedules::create,
+        schedules::list,
+        schedules::show,
+        schedules::delete,
+        schedules::enable,
+        schedules::disable,
+        schedules::next,
+        schedules::fires,
+        schedules::create_freeze,
+        schedules::list_freezes,
+        schedules::delete_freeze,
     ),
     components(schemas(
         ErrorBody,
@@ -132,6 +144,13 @@ pub const BEARER: &str = "bearer";
         release_model::TrainDto,
         release_model::PlannedMemberDto,
         audit::AuditEntryDto,
+        schedule_model::CreateScheduleRequest,
+        schedule_model::FireDto,
+        schedule_model::ScheduleDto,
+        schedule_model::NextFireDto,
+        schedule_model::NextFiresDto,
+        schedule_model::CreateFreezeRequest,
+        schedule_model::FreezeDto,
     )),
     modifiers(&BearerScheme),
     tags(
@@ -141,6 +160,7 @@ pub const BEARER: &str = "bearer";
         (name = "releases", description = "Start releases, follow them, and command them: approve, reject, pause, resume, roll back."),
         (name = "trains", description = "Releases of several applications in dependency order."),
         (name = "tokens", description = "API tokens (admins only)."),
+        (name = "schedules", description = "Cron schedules that start releases, and the freeze windows that stop them."),
         (name = "audit", description = "The log of every state-changing request."),
         (name = "operations", description = "Liveness, readiness, metrics, the runtime's counters, the release clock and this document."),
     )

@@ -9,6 +9,7 @@ mod flows;
 mod inventory;
 mod plugins;
 mod releases;
+mod schedules;
 mod sync;
 mod tokens;
 mod trains;
@@ -122,6 +123,9 @@ pub struct Store {
     active: sled::Tree,
     trains: sled::Tree,
     queue: sled::Tree,
+    schedules: sled::Tree,
+    schedule_fires: sled::Tree,
+    freezes: sled::Tree,
     syncer: std::sync::Arc<sync::Syncer>,
 }
 
@@ -148,6 +152,9 @@ impl Store {
             active: db.open_tree("active")?,
             trains: db.open_tree("trains")?,
             queue: db.open_tree("queue")?,
+            schedules: db.open_tree("schedules")?,
+            schedule_fires: db.open_tree("schedule_fires")?,
+            freezes: db.open_tree("freezes")?,
             syncer: sync::new(),
             db,
         })
