@@ -15,6 +15,7 @@ mod release_cli;
 mod releases;
 mod restart;
 mod sandbox;
+mod schedules;
 mod support;
 mod trains;
 mod worlds;
