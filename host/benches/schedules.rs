@@ -31,6 +31,7 @@ use greenlight::store::Store;
 use tokio::sync::watch;
 
 const SCHEDULES: usize = 10_000;
+/// How many schedules fire every second (`SCHEDULES_FIRING` overrides).
 const FIRING: usize = 100;
 const FIRING_FOR: Duration = Duration::from_secs(5);
 const TIMEZONES: [&str; 6] = [
@@ -53,8 +54,8 @@ fn rss_mib() -> f64 {
 /// Schedule `i`: the first `FIRING` fire every second in their own
 /// environment; the rest fire on leap days at varied times and zones, so
 /// they are loaded and computed but do not fire during the run.
-fn schedule(i: usize, now: u64) -> Schedule {
-    let (cron, environment) = if i < FIRING {
+fn schedule(i: usize, now: u64, firing: usize) -> Schedule {
+    let (cron, environment) = if i < firing {
         ("* * * * * *".to_string(), format!("b{i:03}"))
     } else {
         (
@@ -91,6 +92,11 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    let firing: usize = std::env::var("SCHEDULES_FIRING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FIRING)
+        .min(SCHEDULES);
     let dir = tempfile::tempdir()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Store::open(&dir.path().join("db"))?;
@@ -109,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
          strategy = \"rolling\"\ndeployer = { plugin = \"agent\" }\nbatch = 1\n",
         "bench",
     )?;
-    for i in 0..FIRING {
+    for i in 0..firing {
         store.put_environment(&Environment {
             application: "shop".into(),
             name: format!("b{i:03}"),
@@ -132,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     let now = clock.now_ms();
-    let schedules: Vec<Schedule> = (0..SCHEDULES).map(|i| schedule(i, now)).collect();
+    let schedules: Vec<Schedule> = (0..SCHEDULES).map(|i| schedule(i, now, firing)).collect();
     for s in &schedules {
         store.create_schedule(s)?;
     }
@@ -182,16 +188,23 @@ async fn main() -> anyhow::Result<()> {
 
     // (3) Real fires on the system clock.
     let mut fires = scheduler.subscribe();
+    // Fires that fell while the schedules were loading are late because the
+    // loop was not running yet; they are counted apart.
+    let running_from = clock.now_ms();
     let task = tokio::spawn(service.run(stopped));
     let until = Instant::now() + FIRING_FOR;
     let mut errors: Vec<i64> = Vec::new();
+    let mut wakes: Vec<i64> = Vec::new();
     let mut skipped = 0usize;
     let mut failed = 0usize;
+    let mut before_start = 0usize;
     while let Ok(Ok(fire)) = tokio::time::timeout_at(until.into(), fires.recv()).await {
         match &fire.outcome {
+            _ if fire.at_ms < running_from => before_start += 1,
             Outcome::Started { release, .. } => {
                 if let Some(summary) = store.release_summary(release)? {
                     errors.push(summary.created_ms as i64 - fire.at_ms as i64);
+                    wakes.push(fire.fired_ms as i64 - fire.at_ms as i64);
                 }
             }
             Outcome::Skipped { .. } => skipped += 1,
@@ -202,8 +215,9 @@ async fn main() -> anyhow::Result<()> {
     let _ = task.await;
     engine.stopped().await;
     errors.sort_unstable();
+    wakes.sort_unstable();
 
-    println!("scheduler benchmark: {SCHEDULES} schedules ({FIRING} firing every second)");
+    println!("scheduler benchmark: {SCHEDULES} schedules ({firing} firing every second)");
     println!(
         "  memory:  {:.1} MiB RSS grown loading {loaded} enabled of {SCHEDULES} schedules in {:.1} ms \
          ({:.2} KiB each enabled; RSS now {after:.1} MiB)",
@@ -223,11 +237,17 @@ async fn main() -> anyhow::Result<()> {
     let p50 = percentile(&errors, 0.50);
     let p99 = percentile(&errors, 0.99);
     println!(
-        "  scheduling error over {} started fires ({skipped} skipped as overlapping, {failed} failed): \
+        "  scheduling error over {} started fires ({skipped} skipped as overlapping, {failed} failed, \
+         {before_start} before the loop ran): \
          p50 {p50} ms, p99 {p99} ms, max {} ms (target p99 < 50 ms: {})",
         errors.len(),
         errors.last().copied().unwrap_or(0),
         if p99 < 50 { "met" } else { "MISSED" },
+    );
+    println!(
+        "    of which waking and deciding (fire handled minus scheduled instant): p50 {} ms, p99 {} ms",
+        percentile(&wakes, 0.50),
+        percentile(&wakes, 0.99),
     );
     Ok(())
 }

@@ -299,13 +299,15 @@ async fn each_missed_run_policy_after_a_three_day_outage() {
         mine.iter().map(|f| f.outcome.as_str()).collect()
     };
     assert_eq!(outcomes("skip"), ["skipped", "skipped", "skipped"]);
-    assert_eq!(outcomes("once"), ["skipped", "skipped", "started"]);
+    // A run starts, or queues behind the release of the fire before it if
+    // that one still runs.
+    let ran = |o: &&str| *o == "started" || *o == "queued";
+    let once = outcomes("once");
+    assert_eq!(once[..2], ["skipped", "skipped"]);
+    assert!(ran(&once[2]), "{once:?}");
     let catch = outcomes("catch");
     assert_eq!(catch[0], "skipped");
-    assert!(
-        catch[1..].iter().all(|o| *o == "started" || *o == "queued"),
-        "{catch:?}"
-    );
+    assert!(catch[1..].iter().all(ran), "{catch:?}");
     for fire in fires.iter().filter(|f| f.outcome.as_str() == "skipped") {
         let Outcome::Skipped { reason, message } = &fire.outcome else {
             unreachable!()
