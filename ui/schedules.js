@@ -8,11 +8,13 @@ export function render(view) {
   const body = h("div", { id: "schedules" }, h("p", { class: "muted" }, "Loading…"));
   const freezes = h("div", { id: "freezes" });
   view.append(h("div", { class: "title-row" }, h("h1", {}, "Schedules")), body, freezes);
-  load(body).catch((e) => showError("Schedules cannot be read: " + e.message));
-  loadFreezes(freezes).catch((e) => showError("Freeze windows cannot be read: " + e.message));
+  api("GET", "/api/v1/freezes").then((windows) => {
+    drawFreezes(freezes, windows);
+    return load(body, windows);
+  }).catch((e) => showError("Schedules cannot be read: " + e.message));
 }
 
-async function load(body) {
+async function load(body, windows) {
   const schedules = await api("GET", "/api/v1/schedules");
   if (!schedules.length) {
     fill(body, empty("No schedules yet.", "Add a nightly beta release with `greenlight schedule add`."));
@@ -28,16 +30,29 @@ async function load(body) {
       h("td", {}, h("code", {}, s.cron), h("div", { class: "muted" }, s.timezone)),
       h("td", {}, s.application + " → " + s.environment, h("div", { class: "muted" },
         s.flow + " · " + (s.version ? "version " + s.version : "version from " + s.version_url))),
-      h("td", { class: "next-fires" }, fires(next[i])),
+      h("td", { class: "next-fires" }, fires(next[i], s, windows)),
       h("td", { class: "last" }, last(s)),
       h("td", {}, "missed: " + s.missed + (s.catch_up_max ? " (≤" + s.catch_up_max + ")" : ""),
         h("div", {}, "overlap: " + s.overlap)),
       h("td", {}, s.enabled ? badge("enabled") : badge("disabled"))))))));
 }
 
-function fires(next) {
+function fires(next, s, windows) {
   if (!next || !next.fires.length) return "–";
-  return h("ul", { class: "fires" }, next.fires.map((f) => h("li", { title: time(f.at_ms) }, f.local)));
+  return h("ul", { class: "fires" }, next.fires.map((f) => {
+    const frozen = frozenBy(windows, s, f.at_ms);
+    return h("li", { title: time(f.at_ms), class: frozen ? "frozen" : null },
+      f.local, frozen ? h("span", { class: "muted" }, " (frozen: " + frozen.name + ")") : null);
+  }));
+}
+
+/** The one-off deny window, if any, that would stop this fire. Recurring
+ * windows are judged by the scheduler when the fire comes. */
+function frozenBy(windows, s, at) {
+  return windows.find((w) => w.effect === "deny" && w.start_ms !== null && w.start_ms !== undefined &&
+    w.start_ms <= at && at < w.end_ms &&
+    (!w.application || w.application === s.application) &&
+    (!w.environment || w.environment === s.environment));
 }
 
 function last(s) {
@@ -50,8 +65,7 @@ function last(s) {
   ];
 }
 
-async function loadFreezes(box) {
-  const windows = await api("GET", "/api/v1/freezes");
+function drawFreezes(box, windows) {
   fill(box, h("section", { class: "card" },
     h("h2", {}, "Freeze windows (" + windows.length + ")"),
     windows.length === 0 ? h("p", { class: "muted" }, "No freeze windows: scheduled releases start as planned.") :

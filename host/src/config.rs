@@ -26,6 +26,8 @@ pub struct Config {
     /// Threads that run releases (plugin calls and journal commits), apart
     /// from the threads that serve the API.
     pub engine_threads: usize,
+    /// The scheduler.
+    pub scheduler: crate::scheduler::Options,
 }
 
 impl Default for Config {
@@ -36,6 +38,7 @@ impl Default for Config {
             plugins: plugins::Options::default(),
             manual_clock_ms: None,
             engine_threads: 2,
+            scheduler: crate::scheduler::Options::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod flowfile;
 pub mod metrics;
 pub mod plugins;
 pub mod registry;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;

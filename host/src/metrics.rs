@@ -30,6 +30,16 @@ struct StageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: String,
 }
@@ -52,6 +62,8 @@ pub struct Metrics {
     stage_seconds: Family<StageLabels, Histogram, fn() -> Histogram>,
     releases: Family<StatusLabels, Gauge>,
     approvals_waiting: Gauge,
+    schedule_fires: Family<OutcomeLabels, Counter>,
+    schedule_skips: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -95,7 +107,21 @@ impl Metrics {
             "Releases waiting at an approval gate",
             approvals_waiting.clone(),
         );
+        let schedule_fires = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "schedule_fires",
+            "Schedule fires that started (or queued) a release or failed to, by outcome",
+            schedule_fires.clone(),
+        );
+        let schedule_skips = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "schedule_skips",
+            "Schedule fires skipped, by reason (missed, frozen, overlap)",
+            schedule_skips.clone(),
+        );
         Metrics {
+            schedule_fires,
+            schedule_skips,
             registry: Mutex::new(registry),
             invocations,
             invocation_seconds,
@@ -127,6 +153,24 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// Counts a schedule fire that started, queued or failed.
+    pub fn schedule_fire(&self, outcome: &str) {
+        self.schedule_fires
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a skipped schedule fire.
+    pub fn schedule_skip(&self, reason: &str) {
+        self.schedule_skips
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Sets the release counts, computed when scraped.
@@ -169,6 +213,8 @@ mod tests {
         m.invocation("probe", "deadline_exceeded", 1.0);
         m.stage("deploy", 600.0);
         m.set_releases(&[("running", 3), ("waiting-approval", 2)]);
+        m.schedule_fire("started");
+        m.schedule_skip("frozen");
         let text = m.render();
         for needle in [
             "greenlight_plugin_invocations_total{plugin=\"probe\",outcome=\"ok\"} 1",
@@ -177,6 +223,8 @@ mod tests {
             "greenlight_stage_seconds_count{kind=\"deploy\"} 1",
             "greenlight_releases{status=\"running\"} 3",
             "greenlight_approvals_waiting 2",
+            "greenlight_schedule_fires_total{outcome=\"started\"} 1",
+            "greenlight_schedule_skips_total{reason=\"frozen\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::plugins::Runtime;
 use crate::registry::Registry;
+use crate::scheduler;
 use crate::store::{Role, Store, TokenRecord};
 
 /// The name of the file the first admin token is written to.
@@ -96,6 +97,15 @@ impl Daemon {
             work.handle(),
         )
         .context("cannot start the release engine")?;
+        let (mut service, scheduler) = scheduler::Service::new(
+            config.scheduler.clone(),
+            store.clone(),
+            engine.clone(),
+            registry.metrics().clone(),
+        );
+        let schedules = service.load().context("cannot load the schedules")?;
+        tracing::info!(schedules, "Scheduler started.");
+        let scheduler_task = tokio::spawn(service.run(stop.clone()));
         tokio::spawn({
             let registry = registry.clone();
             async move { registry.warm().await }
@@ -109,6 +119,7 @@ impl Daemon {
             catalog,
             store: store.clone(),
             engine: engine.clone(),
+            scheduler,
         });
         let task = tokio::spawn(async move {
             axum::serve(
@@ -119,6 +130,7 @@ impl Daemon {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await?;
+            let _ = scheduler_task.await;
             engine.stopped().await;
             store.flush()?;
             drop(work);

@@ -139,6 +139,40 @@ fn endpoints() -> Vec<Endpoint> {
             Body::Json(json!({"advance_ms": 1})),
             &["admin"],
         ),
+        e(
+            M::POST,
+            "/api/v1/schedules",
+            Body::Json(
+                json!({"name": "matrix", "cron": "0 2 * * *", "application": "shop",
+                "environment": "prod", "flow": "nope", "version": "1"}),
+            ),
+            &["admin", "scheduler"],
+        ),
+        e(
+            M::POST,
+            "/api/v1/schedules/nope/enable",
+            Body::None,
+            &["admin", "scheduler"],
+        ),
+        e(
+            M::POST,
+            "/api/v1/schedules/nope/disable",
+            Body::None,
+            &["admin", "scheduler"],
+        ),
+        e(
+            M::DELETE,
+            "/api/v1/schedules/nope",
+            Body::None,
+            &["admin", "scheduler"],
+        ),
+        e(
+            M::POST,
+            "/api/v1/freezes",
+            Body::Json(json!({"name": "matrix", "start_ms": 0, "end_ms": 1})),
+            managers,
+        ),
+        e(M::DELETE, "/api/v1/freezes/nope", Body::None, managers),
         e(M::GET, "/api/v1/tokens", Body::None, &["admin"]),
         e(M::GET, "/api/v1/audit", Body::None, managers),
         // Signing out is for everyone signed in; it comes last, since it

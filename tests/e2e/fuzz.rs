@@ -43,6 +43,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/clock"),
     ("POST", "/api/v1/clock"),
+    ("POST", "/api/v1/schedules"),
+    ("GET", "/api/v1/schedules"),
+    ("GET", "/api/v1/schedules/{}"),
+    ("DELETE", "/api/v1/schedules/{}"),
+    ("POST", "/api/v1/schedules/{}/enable"),
+    ("POST", "/api/v1/schedules/{}/disable"),
+    ("GET", "/api/v1/schedules/{}/next"),
+    ("GET", "/api/v1/schedules/{}/fires"),
+    ("POST", "/api/v1/freezes"),
+    ("GET", "/api/v1/freezes"),
+    ("DELETE", "/api/v1/freezes/{}"),
 ];
 
 /// A small deterministic generator, so a failure can be replayed.
@@ -117,6 +128,9 @@ const JSON_BODIES: &[&str] = &[
     "{\"allowed_hosts\": [\"not a url\", \"ftp://x\", \"http://\"]}",
     "{\"context\": {\"parameters\": 3}, \"targets\": \"x\"}",
     "{\"a\":1,\"a\":2}",
+    "{\"name\": \"n\", \"cron\": \"61 * * * *\", \"timezone\": \"Mars/Base\", \"application\": \"a\", \"environment\": \"e\", \"flow\": \"f\", \"version\": \"1\"}",
+    "{\"name\": \"n\", \"cron\": \"0 0 31 2 *\", \"version_url\": \"ftp://x\", \"missed\": \"catch-up\", \"catch_up_max\": 1000000}",
+    "{\"name\": \"n\", \"cron\": \"* * * * * * * *\", \"duration_ms\": 18446744073709551615, \"start_ms\": 5}",
 ];
 
 const CONTENT_TYPES: &[Option<&str>] = &[

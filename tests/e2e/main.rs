@@ -16,6 +16,7 @@ mod release_cli;
 mod releases;
 mod restart;
 mod sandbox;
+mod schedules;
 mod session;
 mod support;
 mod trains;

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use crate::support::Daemon;
 use crate::support::browser::Browser;
 use crate::support::releases::{
-    Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow, start_release,
-    wait_for, wait_on, wait_status,
+    CLOCK_START_MS, Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow,
+    start_release, wait_for, wait_on, wait_status,
 };
 
 const MINUTE: u64 = 60_000;
@@ -272,5 +272,57 @@ async fn the_train_plugin_and_audit_pages_show_the_graph_the_grants_and_the_log(
         "filtered to rita: {log}"
     );
     browser.screenshot("audit").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_schedules_page_shows_next_fires_the_last_outcome_and_the_freezes() {
+    use crate::schedules::{add_schedule, fired, nightly, setup};
+    let recorder = Recorder::start().await;
+    let d = setup(&recorder).await;
+    let (status, body) = add_schedule(&d, &d.token, nightly()).await;
+    assert_eq!(status, 201, "{body}");
+    advance(&d, 5_000).await;
+    let id = fired(&d).await;
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/freezes")
+                .json(&json!({
+                    "name": "holidays", "start_ms": CLOCK_START_MS + 86_400_000,
+                    "end_ms": CLOCK_START_MS + 3 * 86_400_000, "reason": "end of year"
+                })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let viewer = d.create_token("vera", "viewer").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &viewer).await;
+    browser.goto(&format!("{}/#/schedules", d.base)).await;
+    let row = "tr[data-schedule='nightly-beta']";
+    browser.wait(&format!("{row} .next-fires li")).await;
+    let fires = browser
+        .eval(&format!(
+            "return document.querySelectorAll(\"{row} .next-fires li\").length"
+        ))
+        .await;
+    assert_eq!(fires, json!(3));
+    // The next two fall in the freeze window and say so.
+    let frozen = browser
+        .eval(&format!(
+            "return document.querySelectorAll(\"{row} .next-fires li.frozen\").length"
+        ))
+        .await;
+    assert_eq!(frozen, json!(2));
+    let last = browser.text(&format!("{row} .last")).await;
+    assert!(last.contains("started") && last.contains(&id), "{last}");
+    browser.wait("tr[data-freeze='holidays']").await;
+    assert!(browser.text("#freezes").await.contains("end of year"));
+    browser.screenshot("schedules").await;
+    // The release it started is a link away.
+    browser.click(&format!("{row} .last a")).await;
+    browser
+        .wait(&format!("#release[data-release='{id}']"))
+        .await;
     browser.close().await;
 }

@@ -74,12 +74,18 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
                     .and_then(Value::as_str)
                     .map(str::to_string)
                     .filter(|c| !c.is_empty());
-                // An emergency start is always called out in the log.
-                if body.get("emergency") == Some(&Value::Bool(true)) {
-                    comment = Some(match comment {
-                        Some(c) => format!("emergency release: {c}"),
-                        None => "emergency release".to_string(),
-                    });
+                // An emergency start and a start inside a freeze window are
+                // always called out in the log.
+                for (flag, label) in [
+                    ("emergency", "emergency release"),
+                    ("override_freeze", "freeze override"),
+                ] {
+                    if body.get(flag) == Some(&Value::Bool(true)) {
+                        comment = Some(match comment {
+                            Some(c) => format!("{label}: {c}"),
+                            None => label.to_string(),
+                        });
+                    }
                 }
                 Request::from_parts(parts, Body::from(bytes))
             }

@@ -11,6 +11,8 @@ pub mod openapi;
 mod plugins;
 pub mod release_model;
 mod releases;
+pub mod schedule_model;
+mod schedules;
 mod session;
 mod tokens;
 mod trains;
@@ -38,6 +40,7 @@ pub struct AppState {
     pub catalog: Catalog,
     pub store: Store,
     pub engine: Engine,
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 /// A JSON body that could not be read, as our error shape.
@@ -131,6 +134,17 @@ routes! {
         POST "/api/v1/session" => session::sign_in,
         GET "/api/v1/session" => session::show,
         DELETE "/api/v1/session" => session::sign_out,
+        POST "/api/v1/schedules" => schedules::create,
+        GET "/api/v1/schedules" => schedules::list,
+        GET "/api/v1/schedules/{name}" => schedules::show,
+        DELETE "/api/v1/schedules/{name}" => schedules::delete,
+        POST "/api/v1/schedules/{name}/enable" => schedules::enable,
+        POST "/api/v1/schedules/{name}/disable" => schedules::disable,
+        GET "/api/v1/schedules/{name}/next" => schedules::next,
+        GET "/api/v1/schedules/{name}/fires" => schedules::fires,
+        POST "/api/v1/freezes" => schedules::create_freeze,
+        GET "/api/v1/freezes" => schedules::list_freezes,
+        DELETE "/api/v1/freezes/{name}" => schedules::delete_freeze,
     }
     // Plugin uploads, as large as the runtime accepts.
     uploads {

@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit, flows, health, inventory, model, plugins, release_model, releases, session, tokens,
-    trains,
+    audit, flows, health, inventory, model, plugins, release_model, releases, schedule_model,
+    schedules, session, tokens, trains,
 };
 
 /// The name of the security scheme operations that need a token refer to.
@@ -69,6 +69,17 @@ pub const BEARER: &str = "bearer";
         session::sign_in,
         session::show,
         session::sign_out,
+        schedules::create,
+        schedules::list,
+        schedules::show,
+        schedules::delete,
+        schedules::enable,
+        schedules::disable,
+        schedules::next,
+        schedules::fires,
+        schedules::create_freeze,
+        schedules::list_freezes,
+        schedules::delete_freeze,
     ),
     components(schemas(
         ErrorBody,
@@ -138,6 +149,13 @@ pub const BEARER: &str = "bearer";
         audit::AuditEntryDto,
         session::SignInRequest,
         session::SessionDto,
+        schedule_model::CreateScheduleRequest,
+        schedule_model::FireDto,
+        schedule_model::ScheduleDto,
+        schedule_model::NextFireDto,
+        schedule_model::NextFiresDto,
+        schedule_model::CreateFreezeRequest,
+        schedule_model::FreezeDto,
     )),
     modifiers(&BearerScheme),
     tags(
@@ -147,6 +165,7 @@ pub const BEARER: &str = "bearer";
         (name = "releases", description = "Start releases, follow them, and command them: approve, reject, pause, resume, roll back."),
         (name = "trains", description = "Releases of several applications in dependency order."),
         (name = "tokens", description = "API tokens (admins only)."),
+        (name = "schedules", description = "Cron schedules that start releases, and the freeze windows that stop them."),
         (name = "audit", description = "The log of every state-changing request."),
         (name = "session", description = "Browser sign-in: a session cookie (HttpOnly, SameSite=Strict) opened with a token; requests that change state through it carry `X-CSRF-Token`."),
         (name = "operations", description = "Liveness, readiness, metrics, the runtime's counters, the release clock and this document."),

@@ -36,6 +36,10 @@ pub struct StartReleaseRequest {
     /// release should say why).
     #[serde(default)]
     pub comment: String,
+    /// Starts the release even inside a freeze window; admins only, always
+    /// recorded in the audit log.
+    #[serde(default)]
+    pub override_freeze: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

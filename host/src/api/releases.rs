@@ -22,7 +22,7 @@ use super::release_model::{
 use super::{ApiError, AppState, Caller};
 use crate::domain::plugin::Artifact;
 use crate::domain::release::{Actor, Command};
-use crate::engine::{self, StartRequest};
+use crate::engine::{self, StartOptions, StartRequest};
 use crate::store::Role;
 
 impl From<engine::Error> for ApiError {
@@ -37,6 +37,7 @@ impl From<engine::Error> for ApiError {
             engine::Error::Forbidden(m) => {
                 ApiError::new(StatusCode::FORBIDDEN, "auth.forbidden", m)
             }
+            engine::Error::Frozen(m) => ApiError::new(StatusCode::CONFLICT, "release.frozen", m),
             engine::Error::Catalog(e) => e.into(),
             engine::Error::Store(e) => ApiError::internal("The store failed", &e),
         }
@@ -64,9 +65,9 @@ pub(super) fn actor(caller: &Caller) -> Actor {
         (status = 201, description = "The release started, or was queued behind the environment's active release.", body = ReleaseDto),
         (status = 400, description = "A bad body, or a release the flow cannot make.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
-        (status = 403, description = "The token's role may not start releases, or an emergency release by a non-admin.", body = ErrorBody),
+        (status = 403, description = "The token's role may not start releases, or an emergency release or freeze override by a non-admin.", body = ErrorBody),
         (status = 404, description = "No such flow, flow version or environment.", body = ErrorBody),
-        (status = 409, description = "The environment is busy and the flow does not queue.", body = ErrorBody),
+        (status = 409, description = "The environment is busy and the flow does not queue (`release.busy`), or a freeze window is open (`release.frozen`).", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
@@ -98,7 +99,14 @@ pub async fn start(
             .collect(),
         train: None,
     };
-    let (spec, release) = state.engine.start_release(request, &actor(&caller)).await?;
+    let options = StartOptions {
+        override_freeze: r.override_freeze,
+        ..StartOptions::default()
+    };
+    let (spec, release) = state
+        .engine
+        .start_release_with(request, &actor(&caller), options)
+        .await?;
     Ok((StatusCode::CREATED, Json(ReleaseDto::new(&spec, &release))))
 }
 

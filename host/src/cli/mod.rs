@@ -7,6 +7,7 @@ mod inventory;
 mod output;
 mod plugin;
 mod release;
+mod schedule;
 mod serve;
 mod sse;
 mod token;
@@ -37,6 +38,9 @@ enum Command {
     /// Start, follow, approve and roll back releases.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// Add, list, enable, disable and remove release schedules.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Create, list and revoke API tokens (admins).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -56,6 +60,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Flow(cmd) => flow::run(cmd).await,
         Command::Inventory(cmd) => inventory::run(cmd).await,
         Command::Release(cmd) => release::run(cmd).await,
+        Command::Schedule(cmd) => schedule::run(cmd).await,
         Command::Token(cmd) => token::run(cmd).await,
         Command::Audit(args) => token::audit(args).await,
         Command::Demo(args) => demo::demo(args).await,

@@ -42,6 +42,10 @@ pub enum ReleaseCommand {
         /// Why the release starts; recorded in the audit log.
         #[arg(long, default_value = "")]
         comment: String,
+        /// Start even inside a freeze window (admins only; recorded in the
+        /// audit log).
+        #[arg(long)]
+        override_freeze: bool,
         /// A file for the prechecks, as KIND:NAME:PATH (repeatable).
         #[arg(long = "artifact", value_name = "KIND:NAME:PATH", value_parser = artifact_arg)]
         artifacts: Vec<ArtifactArg>,
@@ -157,6 +161,7 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             flow_version,
             emergency,
             comment,
+            override_freeze,
             artifacts,
             server,
         } => {
@@ -182,6 +187,7 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 emergency,
                 artifacts,
                 comment,
+                override_freeze,
             };
             let started = client
                 .fetch::<ReleaseDto>(client.post("/api/v1/releases").json(&request))

@@ -6,4 +6,5 @@ pub mod inventory;
 pub mod plan;
 pub mod plugin;
 pub mod release;
+pub mod schedule;
 pub mod train;

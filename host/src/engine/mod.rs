@@ -6,6 +6,7 @@
 //! release: each release has its own task, and waits are on the injected
 //! clock or on a wake-up from a command.
 
+mod freeze;
 mod perform;
 mod trains;
 
@@ -45,6 +46,9 @@ pub enum Error {
     Refused(CommandError),
     #[error("{0}")]
     Forbidden(String),
+    /// A freeze window forbids starting now; the text says which and why.
+    #[error("{0}")]
+    Frozen(String),
     #[error(transparent)]
     Catalog(catalog::Error),
     #[error(transparent)]
@@ -63,6 +67,19 @@ pub struct StartRequest {
     pub artifacts: Vec<Artifact>,
     /// The train starting this release, if any.
     pub train: Option<String>,
+}
+
+/// How a start is made, beyond what it asks for.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The release's id, minted beforehand: a schedule journals it before
+    /// the start, so that after a crash it finds the release it started.
+    pub id: Option<String>,
+    /// Queue behind the environment's active release even when the flow
+    /// does not.
+    pub queue: bool,
+    /// Start even inside a freeze window (admins only).
+    pub override_freeze: bool,
 }
 
 /// One journaled event, as streamed to subscribers.
@@ -177,7 +194,7 @@ fn summary_of(spec: &ReleaseSpec, state: &State) -> ReleaseSummary {
 
 /// A new release id: the creation time in hex, then randomness, so that
 /// ids sort by creation.
-fn new_id(now_ms: u64) -> String {
+pub(crate) fn new_id(now_ms: u64) -> String {
     let mut random = [0u8; 4];
     // Without randomness ids still sort and are unique per millisecond.
     let _ = getrandom::fill(&mut random);
@@ -291,6 +308,22 @@ impl Engine {
         request: StartRequest,
         actor: &Actor,
     ) -> Result<(Arc<ReleaseSpec>, State), Error> {
+        self.start_release_with(request, actor, StartOptions::default())
+            .await
+    }
+
+    /// Starts a release with options beyond the request.
+    pub async fn start_release_with(
+        &self,
+        request: StartRequest,
+        actor: &Actor,
+        options: StartOptions,
+    ) -> Result<(Arc<ReleaseSpec>, State), Error> {
+        if options.override_freeze && !actor.admin {
+            return Err(Error::Forbidden(
+                "only an admin may start a release inside a freeze window".to_string(),
+            ));
+        }
         if request.emergency && !actor.admin {
             return Err(Error::Forbidden(
                 "only an admin may start an emergency release".to_string(),
@@ -321,6 +354,15 @@ impl Engine {
                 ))
             })?;
         let now = self.inner.clock.now_ms();
+        if let Some(why) = self.frozen(&request.application, &request.environment, now)? {
+            if !options.override_freeze {
+                return Err(Error::Frozen(format!(
+                    "{why}; an admin may start it anyway with override_freeze"
+                )));
+            }
+            tracing::warn!(application = %request.application, environment = %request.environment,
+                by = %actor.name, reason = %why, "A release starts inside a freeze window.");
+        }
         let registry = &self.inner.registry;
         let resolve = |u: &crate::domain::flow::PluginUse| {
             registry
@@ -331,7 +373,7 @@ impl Engine {
         let spec = compile(
             &flow,
             Start {
-                id: new_id(now),
+                id: options.id.unwrap_or_else(|| new_id(now)),
                 application: request.application.clone(),
                 environment: request.environment.clone(),
                 version: request.version.clone(),
@@ -356,7 +398,7 @@ impl Engine {
             .apply(&spec, &first)
             .map_err(|e| Error::Invalid(vec![FlowError::new("", e.to_string())]))?;
         let summary = summary_of(&spec, &state);
-        let queue = flow.when_busy == WhenBusy::Queue;
+        let queue = options.queue || flow.when_busy == WhenBusy::Queue;
         let started = match self
             .inner
             .store

@@ -9,6 +9,7 @@ mod flows;
 mod inventory;
 mod plugins;
 mod releases;
+mod schedules;
 mod sessions;
 mod sync;
 mod tokens;
@@ -125,6 +126,9 @@ pub struct Store {
     trains: sled::Tree,
     queue: sled::Tree,
     sessions: sled::Tree,
+    schedules: sled::Tree,
+    schedule_fires: sled::Tree,
+    freezes: sled::Tree,
     syncer: std::sync::Arc<sync::Syncer>,
 }
 
@@ -152,6 +156,9 @@ impl Store {
             trains: db.open_tree("trains")?,
             queue: db.open_tree("queue")?,
             sessions: db.open_tree("sessions")?,
+            schedules: db.open_tree("schedules")?,
+            schedule_fires: db.open_tree("schedule_fires")?,
+            freezes: db.open_tree("freezes")?,
             syncer: sync::new(),
             db,
         })
