@@ -63,6 +63,15 @@ mod tests {
     }
 
     #[test]
+    fn the_scheduler_section_is_read_and_checked() {
+        let c: Config = toml::from_str("[scheduler]\ngrace_ms = 5000\n").unwrap();
+        assert_eq!(c.scheduler.grace_ms, 5000);
+        assert_eq!(c.scheduler.resolve_timeout_ms, 10_000);
+        let err = toml::from_str::<Config>("[scheduler]\ngrace = 5\n").unwrap_err();
+        assert!(err.to_string().contains("grace"), "{err}");
+    }
+
+    #[test]
     fn partial_files_keep_the_defaults() {
         let c: Config = toml::from_str("[plugins]\ndefault_deadline_ms = 100\n").unwrap();
         assert_eq!(c.plugins.default_deadline_ms, 100);
