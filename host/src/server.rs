@@ -60,6 +60,10 @@ impl Daemon {
                 config.data_dir.display()
             )
         })?;
+        config
+            .scheduler
+            .origins()
+            .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
         let clock: Arc<dyn Clock> = match config.manual_clock_ms {
             Some(start) => Arc::new(ManualClock::new(start)),
             None => Arc::new(SystemClock),

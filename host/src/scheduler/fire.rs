@@ -153,7 +153,12 @@ async fn start(shared: &Shared, schedule: &Schedule, mut fire: Fire) {
 async fn launch(shared: &Shared, schedule: &Schedule, fire: &mut Fire, id: String) -> Outcome {
     let version = match &schedule.version {
         VersionSource::Fixed { version } => version.clone(),
-        VersionSource::Url { url } => match version::resolve(&shared.http, url).await {
+        VersionSource::Url { url } => match async {
+            version::check_origin(&shared.origins, url)?;
+            version::resolve(&shared.http, url).await
+        }
+        .await
+        {
             Ok(v) => v,
             Err(message) => return Outcome::Failed { message },
         },

@@ -73,6 +73,12 @@ impl Scheduler {
                 format!("no flow `{}`", schedule.flow),
             ));
         }
+        if let crate::domain::schedule::VersionSource::Url { url } = &schedule.version
+            && problems.iter().all(|p| p.path != "version_url")
+            && let Err(e) = super::version::check_origin(&self.shared.origins, url)
+        {
+            problems.push(FlowError::new("version_url", e));
+        }
         if problems
             .iter()
             .all(|p| p.path != "application" && p.path != "environment")

@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 pub use handle::{ScheduleView, Scheduler};
 
 use crate::clock::Clock;
+use crate::domain::grant::Origin;
 use crate::domain::schedule::{Cron, Fire, Outcome};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -39,6 +40,24 @@ pub struct Options {
     pub grace_ms: u64,
     /// How long asking a version endpoint may take.
     pub resolve_timeout_ms: u64,
+    /// The origins (`scheme://host[:port]`) a schedule's `version_url` may
+    /// point at. None by default: a schedule names a fixed version until an
+    /// admin allows an endpoint here, so a token that manages schedules
+    /// cannot make the daemon call whatever it likes.
+    pub version_origins: Vec<String>,
+}
+
+impl Options {
+    /// The allowed version origins, or the first entry that is not one.
+    pub fn origins(&self) -> Result<Vec<Origin>, String> {
+        self.version_origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                Origin::parse(o).map_err(|e| format!("scheduler.version_origins[{i}]: {e}"))
+            })
+            .collect()
+    }
 }
 
 impl Default for Options {
@@ -46,6 +65,7 @@ impl Default for Options {
         Options {
             grace_ms: 60_000,
             resolve_timeout_ms: 10_000,
+            version_origins: Vec::new(),
         }
     }
 }
@@ -72,6 +92,8 @@ enum Event {
 /// What the handle and the fire tasks share.
 struct Shared {
     options: Options,
+    /// `options.version_origins`, parsed.
+    origins: Vec<Origin>,
     store: Store,
     engine: Engine,
     clock: Arc<dyn Clock>,
@@ -113,14 +135,20 @@ impl Service {
     ) -> (Service, Scheduler) {
         let (tx, rx) = mpsc::unbounded_channel();
         let timeout = std::time::Duration::from_millis(options.resolve_timeout_ms);
+        // The daemon checks the options before it starts the scheduler.
+        let origins = options.origins().unwrap_or_default();
         let shared = Arc::new(Shared {
+            origins,
             options,
             clock: engine.clock().clone(),
             store,
             engine,
             metrics,
+            // A redirect could lead anywhere; the allowed origin must
+            // answer itself.
             http: reqwest::Client::builder()
                 .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
             events: tx,

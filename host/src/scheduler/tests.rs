@@ -77,6 +77,7 @@ struct Harness {
     fires: broadcast::Receiver<Fire>,
     stop: watch::Sender<bool>,
     service: Option<tokio::task::JoinHandle<()>>,
+    options: Options,
 }
 
 impl Harness {
@@ -129,8 +130,11 @@ impl Harness {
         )
         .unwrap();
         let metrics = registry.metrics().clone();
-        let (scheduler, fires, stop, service) = Harness::start_service(&store, &engine, &metrics);
+        let options = Options::default();
+        let (scheduler, fires, stop, service) =
+            Harness::start_service(&options, &store, &engine, &metrics);
         Harness {
+            options,
             _dir: dir,
             _engine_stop: engine_stop,
             clock,
@@ -146,6 +150,7 @@ impl Harness {
 
     #[allow(clippy::type_complexity)]
     fn start_service(
+        options: &Options,
         store: &Store,
         engine: &Engine,
         metrics: &Arc<Metrics>,
@@ -156,7 +161,7 @@ impl Harness {
         tokio::task::JoinHandle<()>,
     ) {
         let (mut service, scheduler) = Service::new(
-            Options::default(),
+            options.clone(),
             store.clone(),
             engine.clone(),
             metrics.clone(),
@@ -174,7 +179,7 @@ impl Harness {
         self.stop().await;
         self.clock.advance_ms(outage_ms);
         let (scheduler, fires, stop, service) =
-            Harness::start_service(&self.store, &self.engine, &self.metrics);
+            Harness::start_service(&self.options, &self.store, &self.engine, &self.metrics);
         self.scheduler = scheduler;
         self.fires = fires;
         self.stop = stop;
@@ -473,6 +478,17 @@ async fn version_server() -> String {
 async fn versions_resolve_at_fire_time_and_failures_are_recorded() {
     let origin = version_server().await;
     let mut h = Harness::new(june_first() + HOUR, &["text", "json", "broken"]).await;
+    // Only an allowed origin may name versions: refused before, accepted
+    // once the configuration lists it.
+    let mut denied = crate::domain::schedule::tests::sample("text");
+    denied.environment = "text".into();
+    denied.version = VersionSource::Url {
+        url: format!("{origin}/latest"),
+    };
+    let refused = h.scheduler.create(denied, "sam").await.unwrap_err();
+    assert!(refused.to_string().contains("version_origins"), "{refused}");
+    h.options.version_origins = vec![origin.clone()];
+    h.outage(0).await;
     for path in ["text", "json", "broken"] {
         let url = match path {
             "text" => format!("{origin}/latest"),

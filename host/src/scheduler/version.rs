@@ -1,6 +1,37 @@
 //! Resolving the version a fire ships from an HTTP endpoint, such as a CI
 //! system's "latest green build".
 
+use crate::domain::grant::Origin;
+
+/// Refuses a URL whose origin is not among the allowed ones.
+pub fn check_origin(allowed: &[Origin], url: &str) -> Result<(), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not an http:// or https:// URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(format!(
+            "`{url}` carries a user name; give the endpoint without one"
+        ));
+    }
+    let origin = Origin::parse(&format!("{scheme}://{authority}"))?;
+    if allowed.contains(&origin) {
+        return Ok(());
+    }
+    Err(if allowed.is_empty() {
+        format!(
+            "{origin} is not an allowed version endpoint: no endpoint is allowed until an admin \
+             lists it in [scheduler] version_origins"
+        )
+    } else {
+        let list: Vec<String> = allowed.iter().map(Origin::to_string).collect();
+        format!(
+            "{origin} is not an allowed version endpoint (allowed: {})",
+            list.join(", ")
+        )
+    })
+}
+
 /// The longest version an endpoint may answer.
 const MAX_VERSION_LEN: usize = 128;
 
@@ -52,5 +83,29 @@ fn without_url(e: &reqwest::Error) -> String {
     match std::error::Error::source(e) {
         Some(source) => format!("{kind} ({source})"),
         None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_origins_may_answer_for_versions() {
+        let allowed = vec![Origin::parse("https://ci.example").unwrap()];
+        assert!(check_origin(&allowed, "https://ci.example/latest?branch=main").is_ok());
+        assert!(check_origin(&allowed, "https://CI.example:443/x").is_ok());
+        for (url, why) in [
+            ("https://ci.example:8443/latest", "not an allowed"),
+            ("http://ci.example/latest", "not an allowed"),
+            ("http://169.254.169.254/latest", "not an allowed"),
+            ("https://ci.example@evil.example/", "user name"),
+            ("ftp://ci.example/", "not http or https"),
+        ] {
+            let e = check_origin(&allowed, url).unwrap_err();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+        let e = check_origin(&[], "https://ci.example/").unwrap_err();
+        assert!(e.contains("version_origins"), "{e}");
     }
 }
