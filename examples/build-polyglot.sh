@@ -71,8 +71,10 @@ for name in "${names[@]}"; do
         module=error_budget
         if [ "$name" = python-template ]; then module=template; fi
         python_tools
-        if stale "$out/$name.wasm" "$here/python" "$root/wit" "$out/venv/requirements.txt"; then
-            (cd "$here/python" && build "$name" "$out/venv/bin/componentize-py" \
+        # Only the sources count: the bytecode Python may cache beside them
+        # is no reason to rebuild (and is not written while building).
+        if stale "$out/$name.wasm" "$here"/python/*.py "$root/wit" "$out/venv/requirements.txt"; then
+            (cd "$here/python" && PYTHONDONTWRITEBYTECODE=1 build "$name" "$out/venv/bin/componentize-py" \
                 -d "$root/wit" -w check-plugin componentize "$module")
         else
             echo "up to date $out/$name.wasm: $(stat -c %s "$out/$name.wasm") bytes"

@@ -28,13 +28,14 @@ fn metric(verdict: &Value, name: &str) -> Option<f64> {
     }
 }
 
-/// Uploads a component, timing the upload (the daemon compiles it then).
+/// Uploads a component, timing the upload (the daemon compiles it then,
+/// or loads the artifact an earlier test kept).
 async fn upload(d: &Daemon, name: &str, c: &Component) {
     let started = Instant::now();
     let (status, body) = d.upload(name, "1.0.0", c.bytes.clone()).await;
     assert_eq!(status, 201, "upload of {name}: {body}");
     println!(
-        "{name}: uploaded and compiled in {:.1} s",
+        "{name}: uploaded in {:.1} s (compiled, unless an earlier run kept the artifact)",
         started.elapsed().as_secs_f64()
     );
 }
@@ -155,26 +156,36 @@ checks = [{{ plugin = "js-budget", params = {{ url = "{stats}", max_error_rate =
     )
 }
 
-#[tokio::test]
-async fn python_and_javascript_checks_gate_a_release() {
+/// A daemon on a manual clock with the fixture deployer, both example
+/// checks (the JavaScript one granted the stats endpoint, the Python one too
+/// when `grant_python`), the polyglot flow and `shop/prod` of five targets.
+async fn polyglot_daemon(recorder: &Recorder, stats: &Stats, grant_python: bool) -> Daemon {
     let (python, js) = (
         component(Language::Python).await,
         component(Language::JavaScript).await,
     );
-    let recorder = Recorder::start().await;
-    let stats = Stats::start(1000, 12).await;
     let d = daemon(&format!("manual_clock_ms = {CLOCK_START_MS}")).await;
     d.upload_ok("agent", "fixture_deployer").await;
     d.grant("agent", json!({"allowed_hosts": [recorder.origin()]}))
         .await;
     upload(&d, "py-budget", python).await;
     upload(&d, "js-budget", js).await;
-    for name in ["py-budget", "js-budget"] {
-        d.grant(name, json!({"allowed_hosts": [stats.origin]}))
+    d.grant("js-budget", json!({"allowed_hosts": [stats.origin]}))
+        .await;
+    if grant_python {
+        d.grant("py-budget", json!({"allowed_hosts": [stats.origin]}))
             .await;
     }
-    apply_flow(&d, &polyglot_flow(&recorder, &stats)).await;
+    apply_flow(&d, &polyglot_flow(recorder, stats)).await;
     put_environment(&d, "shop", "prod", 5, &[]).await;
+    d
+}
+
+#[tokio::test]
+async fn python_and_javascript_checks_gate_a_release() {
+    let recorder = Recorder::start().await;
+    let stats = Stats::start(1000, 12).await;
+    let d = polyglot_daemon(&recorder, &stats, true).await;
 
     // A healthy service: the Python check passes the canary's bake and the
     // JavaScript check passes every batch.
@@ -238,4 +249,42 @@ async fn python_and_javascript_checks_gate_a_release() {
         recorder.calls()
     );
     d.assert_healthy().await;
+}
+
+#[tokio::test]
+async fn a_check_denied_its_host_errs_in_a_release_until_it_is_granted() {
+    let recorder = Recorder::start().await;
+    let stats = Stats::start(1000, 12).await;
+    let d = polyglot_daemon(&recorder, &stats, false).await;
+
+    // The Python check has no grant: its request is refused, the round is
+    // an error naming the origin, and the release waits to try again.
+    let id = start_release(&d, "shop", "prod", "2.0.0", "polyglot").await;
+    let errored = wait_for(&d, &id, "the first check round", |r| {
+        r["verdicts"].as_array().is_some_and(|v| !v.is_empty())
+    })
+    .await;
+    let first = &errored["verdicts"][0];
+    assert_eq!(
+        (&first["check"], &first["status"]),
+        (&json!("py-budget@1.0.0"), &json!("error")),
+        "{errored:#}"
+    );
+    let summary = first["summary"].as_str().unwrap();
+    assert!(summary.contains(&stats.origin), "{summary}");
+    assert_eq!(errored["status"], "running", "{errored:#}");
+    d.assert_healthy().await;
+
+    // Granted the host, the next round measures and the release goes on.
+    d.grant("py-budget", json!({"allowed_hosts": [stats.origin]}))
+        .await;
+    advance(&d, 10 * MINUTE).await;
+    let done = wait_status(&d, &id, "succeeded").await;
+    let passed = done["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["check"] == "py-budget@1.0.0" && v["status"] == "pass")
+        .count();
+    assert!(passed >= 1, "{done:#}");
 }
