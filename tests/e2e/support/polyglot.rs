@@ -77,6 +77,12 @@ pub async fn component(language: Language) -> &'static Component {
         let verdict = &first["output"]["verdict"];
         assert_eq!(verdict["status"], "error", "{first:#}");
         assert_eq!(verdict["summary"], "the parameter `url` is missing");
+        let kept = std::fs::read_dir(artifact_dir()).map_or(0, |d| d.count());
+        assert!(
+            kept > 0,
+            "plugin test kept no artifact in {:?}",
+            artifact_dir()
+        );
         println!(
             "{language:?} check: first `greenlight plugin test` took {:.1} s \
              (it compiles the component unless an earlier run kept the artifact)",
