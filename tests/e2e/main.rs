@@ -11,6 +11,7 @@ mod identity;
 mod inventory;
 mod observability;
 mod openapi;
+mod polyglot;
 mod registry;
 mod release_cli;
 mod releases;

@@ -86,6 +86,11 @@ pub enum PluginCommand {
         /// Print the raw JSON result.
         #[arg(long)]
         json: bool,
+        /// Keep compiled components in this directory, so that testing the
+        /// same component again skips compiling it (a Python or JavaScript
+        /// component takes seconds to compile).
+        #[arg(long)]
+        artifact_dir: Option<PathBuf>,
     },
 }
 
@@ -244,6 +249,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             input,
             grant,
             json,
+            artifact_dir,
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -255,6 +261,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             let store = Store::open(scratch.path())?;
             let options = Options {
                 max_concurrent_invocations: 2,
+                artifact_dir,
                 ..Options::default()
             };
             grant

@@ -15,6 +15,7 @@ use greenlight::store::{Role, Store, TokenRecord};
 use serde_json::{Value, json};
 
 pub mod browser;
+pub mod polyglot;
 pub mod releases;
 
 /// How long a daemon may take to start (it may compile plugins on the way).

@@ -1,0 +1,290 @@
+//! Checks written in Python and JavaScript (`examples/`), built with
+//! componentize-py and jco from the same `wit/` package: run locally with
+//! `greenlight plugin test`, uploaded to a real daemon, denied a host they
+//! were not granted, invoked under their grant, and used in releases.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::support::polyglot::{
+    Component, Language, Stats, component, daemon, params, plugin_test,
+};
+use crate::support::releases::{
+    CLOCK_START_MS, Recorder, advance, apply_flow, put_environment, start_release, wait_for,
+    wait_status,
+};
+use crate::support::{Daemon, error_code, verdict};
+
+const MINUTE: u64 = 60_000;
+
+/// A metric of a verdict by name, whether the verdict lists its metrics
+/// (`[{name, value}]`, as an invocation answers) or maps them (as a release
+/// records them).
+fn metric(verdict: &Value, name: &str) -> Option<f64> {
+    match &verdict["metrics"] {
+        Value::Array(list) => list.iter().find(|m| m["name"] == name)?["value"].as_f64(),
+        map => map[name].as_f64(),
+    }
+}
+
+/// Uploads a component, timing the upload (the daemon compiles it then,
+/// or loads the artifact an earlier test kept).
+async fn upload(d: &Daemon, name: &str, c: &Component) {
+    let started = Instant::now();
+    let (status, body) = d.upload(name, "1.0.0", c.bytes.clone()).await;
+    assert_eq!(status, 201, "upload of {name}: {body}");
+    println!(
+        "{name}: uploaded in {:.1} s (compiled, unless an earlier run kept the artifact)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Takes one example check through what a plugin author does: test it
+/// locally, upload it, run it without and then with its grant, and see it
+/// fail a service that breaks its error budget.
+async fn author_flow(language: Language) {
+    let c = component(language).await;
+    let stats = Stats::start(1000, 12).await;
+
+    let context = json!({"application": "shop", "environment": "beta", "version": "2.0.0",
+                         "stage": "canary", "parameters": params(&stats)});
+    let local = plugin_test(
+        &c.path,
+        json!({"context": context, "targets": [{"id": "web-1", "address": "10.0.0.1:8080"}]}),
+        json!({"allowed_hosts": [stats.origin]}),
+    )
+    .await;
+    let v = verdict(&local);
+    assert_eq!(v["status"], "pass", "{local:#}");
+    assert_eq!(metric(v, "error_rate"), Some(0.012), "{local:#}");
+    assert_eq!(local["logs"][0]["message"], "measured the error rate");
+
+    let d = daemon("").await;
+    upload(&d, "budget", c).await;
+
+    // Without a grant the request never leaves the sandbox, and the call
+    // ends naming the origin it tried.
+    let denied = d.verify("budget", params(&stats)).await;
+    assert_eq!(error_code(&denied), "host_denied", "{denied:#}");
+    let message = denied["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&stats.origin), "{message}");
+    d.assert_healthy().await;
+
+    d.grant("budget", json!({"allowed_hosts": [stats.origin]}))
+        .await;
+    let passed = d.verify("budget", params(&stats)).await;
+    let v = verdict(&passed);
+    assert_eq!(v["status"], "pass", "{passed:#}");
+    assert_eq!(
+        v["summary"], "error_rate 1.20% <= 5.00% over 1000 requests",
+        "{passed:#}"
+    );
+    assert_eq!(metric(v, "requests"), Some(1000.0));
+    assert_eq!(metric(v, "errors"), Some(12.0));
+    assert_eq!(passed["http_requests"], 1);
+    let log = &passed["logs"][0];
+    assert_eq!(
+        (&log["level"], &log["message"]),
+        (&json!("info"), &json!("measured the error rate")),
+        "{passed:#}"
+    );
+    assert_eq!(log["fields"]["error_rate"], "0.0120", "{passed:#}");
+
+    stats.set(200, 30);
+    let failed = d.verify("budget", params(&stats)).await;
+    let v = verdict(&failed);
+    assert_eq!(v["status"], "fail", "{failed:#}");
+    assert_eq!(
+        v["summary"], "error_rate 15.00% > 5.00% over 200 requests",
+        "{failed:#}"
+    );
+
+    stats.set(0, 0);
+    let idle = d.verify("budget", params(&stats)).await;
+    assert_eq!(verdict(&idle)["status"], "no-data", "{idle:#}");
+
+    // A threshold that is not a number is the check's own error, not a pass.
+    let bad = d
+        .verify(
+            "budget",
+            json!({"url": stats.url(), "max_error_rate": "lots"}),
+        )
+        .await;
+    assert_eq!(verdict(&bad)["status"], "error", "{bad:#}");
+    d.assert_healthy().await;
+}
+
+#[tokio::test]
+async fn a_python_check_is_tested_uploaded_granted_and_invoked() {
+    author_flow(Language::Python).await;
+}
+
+#[tokio::test]
+async fn a_javascript_check_is_tested_uploaded_granted_and_invoked() {
+    author_flow(Language::JavaScript).await;
+}
+
+/// A flow whose canary is verified by the Python check and whose rolling
+/// batches are verified by the JavaScript one.
+fn polyglot_flow(recorder: &Recorder, stats: &Stats) -> String {
+    format!(
+        r#"
+name = "polyglot"
+version = 1
+
+[[stages]]
+name = "canary"
+kind = "deploy"
+strategy = "canary"
+deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
+count = 1
+bake = "10m"
+check_interval = "5m"
+checks = [{{ plugin = "py-budget", params = {{ url = "{stats}", max_error_rate = "0.05" }} }}]
+
+[[stages]]
+name = "rollout"
+kind = "deploy"
+strategy = "rolling"
+deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
+batch = "50%"
+checks = [{{ plugin = "js-budget", params = {{ url = "{stats}", max_error_rate = "0.05" }} }}]
+"#,
+        origin = recorder.origin(),
+        stats = stats.url(),
+    )
+}
+
+/// A daemon on a manual clock with the fixture deployer, both example
+/// checks (the JavaScript one granted the stats endpoint, the Python one too
+/// when `grant_python`), the polyglot flow and `shop/prod` of five targets.
+async fn polyglot_daemon(recorder: &Recorder, stats: &Stats, grant_python: bool) -> Daemon {
+    let (python, js) = (
+        component(Language::Python).await,
+        component(Language::JavaScript).await,
+    );
+    let d = daemon(&format!("manual_clock_ms = {CLOCK_START_MS}")).await;
+    d.upload_ok("agent", "fixture_deployer").await;
+    d.grant("agent", json!({"allowed_hosts": [recorder.origin()]}))
+        .await;
+    upload(&d, "py-budget", python).await;
+    upload(&d, "js-budget", js).await;
+    d.grant("js-budget", json!({"allowed_hosts": [stats.origin]}))
+        .await;
+    if grant_python {
+        d.grant("py-budget", json!({"allowed_hosts": [stats.origin]}))
+            .await;
+    }
+    apply_flow(&d, &polyglot_flow(recorder, stats)).await;
+    put_environment(&d, "shop", "prod", 5, &[]).await;
+    d
+}
+
+#[tokio::test]
+async fn python_and_javascript_checks_gate_a_release() {
+    let recorder = Recorder::start().await;
+    let stats = Stats::start(1000, 12).await;
+    let d = polyglot_daemon(&recorder, &stats, true).await;
+
+    // A healthy service: the Python check passes the canary's bake and the
+    // JavaScript check passes every batch.
+    let id = start_release(&d, "shop", "prod", "2.0.0", "polyglot").await;
+    wait_for(&d, &id, "the canary bake", |r| {
+        !r["next_check_ms"].is_null()
+    })
+    .await;
+    advance(&d, 10 * MINUTE).await;
+    let done = wait_status(&d, &id, "succeeded").await;
+    let verdicts = done["verdicts"].as_array().unwrap();
+    let of_stage =
+        |stage: &str| -> Vec<&Value> { verdicts.iter().filter(|o| o["stage"] == stage).collect() };
+    let (canary, rollout) = (of_stage("canary"), of_stage("rollout"));
+    assert!(
+        canary.len() >= 2 && canary.iter().all(|v| v["check"] == "py-budget@1.0.0"),
+        "{done:#}"
+    );
+    assert!(
+        rollout.len() == 2 && rollout.iter().all(|v| v["check"] == "js-budget@1.0.0"),
+        "{done:#}"
+    );
+    for v in canary.iter().chain(&rollout) {
+        assert_eq!(v["status"], "pass", "{v}");
+        assert_eq!(metric(v, "error_rate"), Some(0.012), "{v}");
+    }
+    assert_eq!(
+        recorder.calls_of("deploy").len(),
+        3,
+        "canary and two batches"
+    );
+    assert!(
+        done["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "verified"),
+        "{done:#}"
+    );
+
+    // The next version breaks the error budget: the Python check fails the
+    // canary, and the release rolls itself back.
+    stats.set(200, 30);
+    let id = start_release(&d, "shop", "prod", "3.0.0", "polyglot").await;
+    let undone = wait_status(&d, &id, "rolled-back").await;
+    let failed = &undone["verdicts"][0];
+    assert_eq!(
+        (&failed["check"], &failed["status"]),
+        (&json!("py-budget@1.0.0"), &json!("fail")),
+        "{undone:#}"
+    );
+    let reason = undone["decisions"].as_array().unwrap().last().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("error_rate 15.00% > 5.00%"), "{reason}");
+    assert_eq!(
+        recorder.calls_of("rollback").len(),
+        1,
+        "{:?}",
+        recorder.calls()
+    );
+    d.assert_healthy().await;
+}
+
+#[tokio::test]
+async fn a_check_denied_its_host_errs_in_a_release_until_it_is_granted() {
+    let recorder = Recorder::start().await;
+    let stats = Stats::start(1000, 12).await;
+    let d = polyglot_daemon(&recorder, &stats, false).await;
+
+    // The Python check has no grant: its request is refused, the round is
+    // an error naming the origin, and the release waits to try again.
+    let id = start_release(&d, "shop", "prod", "2.0.0", "polyglot").await;
+    let errored = wait_for(&d, &id, "the first check round", |r| {
+        r["verdicts"].as_array().is_some_and(|v| !v.is_empty())
+    })
+    .await;
+    let first = &errored["verdicts"][0];
+    assert_eq!(
+        (&first["check"], &first["status"]),
+        (&json!("py-budget@1.0.0"), &json!("error")),
+        "{errored:#}"
+    );
+    let summary = first["summary"].as_str().unwrap();
+    assert!(summary.contains(&stats.origin), "{summary}");
+    assert_eq!(errored["status"], "running", "{errored:#}");
+    d.assert_healthy().await;
+
+    // Granted the host, the next round measures and the release goes on.
+    d.grant("py-budget", json!({"allowed_hosts": [stats.origin]}))
+        .await;
+    advance(&d, 10 * MINUTE).await;
+    let done = wait_status(&d, &id, "succeeded").await;
+    let passed = done["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["check"] == "py-budget@1.0.0" && v["status"] == "pass")
+        .count();
+    assert!(passed >= 1, "{done:#}");
+}
