@@ -133,8 +133,8 @@ impl Fleet {
         Ok(Fleet { instances, shared })
     }
 
-    /// Puts a router in front of the fleet; the first one stays.
-    pub fn attach(&self, rotation: Arc<dyn Rotation>) {
+    /// Puts a router in charge of the fleet's traffic; the first one stays.
+    fn attach(&self, rotation: Arc<dyn Rotation>) {
         let _ = self.shared.rotation.set(rotation);
     }
 
@@ -194,7 +194,7 @@ impl Fleet {
     }
 
     /// Where each instance listens, with its group, for a router.
-    pub fn backends(&self) -> Vec<(SocketAddr, String)> {
+    fn backends(&self) -> Vec<(SocketAddr, String)> {
         self.instances
             .iter()
             .map(|i| (i.addr, i.group.clone()))

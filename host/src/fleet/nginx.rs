@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -22,7 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::BoxFuture;
 
-use super::{Error, GroupWeight, Rotation, Weights, groups_of, refusal, wanted_weights};
+use super::{
+    Error, Fleet, GroupWeight, Rotation, Shared, Weights, groups_of, refusal, wanted_weights,
+};
 
 /// How often a reload's progress is looked at.
 const POLL: Duration = Duration::from_millis(5);
@@ -47,6 +49,9 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     master: Mutex<Option<tokio::process::Child>>,
     http: reqwest::Client,
+    /// The fleet's record of when it kept a release waiting, which a
+    /// change of weights is part of. Weak, as the fleet holds this router.
+    fleet: Weak<Shared>,
 }
 
 /// nginx and its router agent.
@@ -61,12 +66,10 @@ pub struct Nginx {
 
 impl Nginx {
     /// Starts nginx (`binary`, such as `nginx` on the `PATH`) in front of
-    /// these backends with all traffic on `live_group`, and its agent.
-    pub async fn start(
-        binary: &Path,
-        backends: Vec<(SocketAddr, String)>,
-        live_group: &str,
-    ) -> Result<Nginx, Error> {
+    /// `fleet` with all traffic on `live_group`, and its agent, and puts it
+    /// in charge of the fleet's traffic.
+    pub async fn start(binary: &Path, fleet: &Fleet, live_group: &str) -> Result<Nginx, Error> {
+        let backends = fleet.backends();
         let dir = tempfile::tempdir().map_err(|e| Error::Nginx(e.to_string()))?;
         std::fs::create_dir_all(dir.path().join("tmp")).map_err(|e| Error::Nginx(e.to_string()))?;
         // nginx binds its own port; a port just released by the kernel is
@@ -91,6 +94,7 @@ impl Nginx {
             backends,
             groups,
             reloading: tokio::sync::Mutex::new(()),
+            fleet: Arc::downgrade(&fleet.shared),
             master: Mutex::new(None),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
@@ -115,11 +119,13 @@ impl Nginx {
             .route("/router/weights", get(weights).put(set_weights))
             .with_state(inner.clone());
         super::spawn_server(listener, app);
-        Ok(Nginx {
+        let nginx = Nginx {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             api_addr,
             inner,
-        })
+        };
+        fleet.attach(Arc::new(nginx.clone()));
+        Ok(nginx)
     }
 
     /// The base URL of the router API, for `http-traffic`'s `router_url`.
@@ -135,12 +141,19 @@ impl Nginx {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Stop nginx and its workers at once; nothing is served any more.
+        // Stop nginx and wait for its master to go: it stops its workers
+        // first, which a killed master would leave running.
         let _ = std::process::Command::new(&self.binary)
             .args(self.args())
             .args(["-s", "stop"])
             .stderr(Stdio::null())
             .status();
+        let deadline = std::time::Instant::now() + RELOAD_TIMEOUT;
+        if let Some(child) = self.lock_master().as_mut() {
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+        }
     }
 }
 
@@ -347,21 +360,26 @@ impl Rotation for Nginx {
     }
 }
 
-type Shared = State<Arc<Inner>>;
+type Agent = State<Arc<Inner>>;
 
-async fn weights(State(inner): Shared) -> axum::Json<Weights> {
+async fn weights(State(inner): Agent) -> axum::Json<Weights> {
     axum::Json(Weights {
         weights: inner.lock().weights.clone(),
     })
 }
 
-async fn set_weights(State(inner): Shared, body: Bytes) -> Response {
+async fn set_weights(State(inner): Agent, body: Bytes) -> Response {
     let wanted = match wanted_weights(&body, &inner.groups) {
         Ok(w) => w,
         Err(refused) => return *refused,
     };
     inner.lock().weights = wanted.weights.clone();
-    match inner.apply().await {
+    let started = std::time::Instant::now();
+    let applied = inner.apply().await;
+    if let Some(fleet) = inner.fleet.upgrade() {
+        fleet.busy(started, std::time::Instant::now());
+    }
+    match applied {
         Ok(()) => axum::Json(wanted).into_response(),
         Err(e) => refusal(
             StatusCode::BAD_GATEWAY,

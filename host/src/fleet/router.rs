@@ -14,7 +14,7 @@ use axum::routing::get;
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::{Error, GroupWeight, Rotation, Weights, groups_of, refusal, wanted_weights};
+use super::{Error, Fleet, GroupWeight, Rotation, Weights, groups_of, refusal, wanted_weights};
 
 /// The largest request or response body the router passes on.
 const BODY_LIMIT: usize = 1 << 20;
@@ -45,12 +45,10 @@ pub struct Router {
 }
 
 impl Router {
-    /// Starts the router for these backends (address and group); all of
-    /// the traffic goes to `live_group` at first.
-    pub async fn start(
-        backends: Vec<(SocketAddr, String)>,
-        live_group: &str,
-    ) -> Result<Router, Error> {
+    /// Starts the router in front of `fleet` and puts it in charge of the
+    /// fleet's traffic; all of it goes to `live_group` at first.
+    pub async fn start(fleet: &Fleet, live_group: &str) -> Result<Router, Error> {
+        let backends = fleet.backends();
         let listener = super::bind_loopback().await?;
         let addr = listener.local_addr().map_err(Error::Listen)?;
         let groups = groups_of(&backends);
@@ -79,7 +77,9 @@ impl Router {
             .fallback(proxy)
             .with_state(inner.clone());
         super::spawn_server(listener, app);
-        Ok(Router { addr, inner })
+        let router = Router { addr, inner };
+        fleet.attach(Arc::new(router.clone()));
+        Ok(router)
     }
 
     /// The base URL of the router API, for `http-traffic`'s `router_url`.
@@ -159,15 +159,15 @@ impl Rotation for Router {
     }
 }
 
-type Shared = State<Arc<Inner>>;
+type Proxy = State<Arc<Inner>>;
 
-async fn weights(State(inner): Shared) -> axum::Json<Weights> {
+async fn weights(State(inner): Proxy) -> axum::Json<Weights> {
     axum::Json(Weights {
         weights: inner.lock().weights.clone(),
     })
 }
 
-async fn set_weights(State(inner): Shared, body: Bytes) -> Response {
+async fn set_weights(State(inner): Proxy, body: Bytes) -> Response {
     match wanted_weights(&body, &inner.groups) {
         Ok(wanted) => {
             inner.lock().weights = wanted.weights.clone();
@@ -179,7 +179,7 @@ async fn set_weights(State(inner): Shared, body: Bytes) -> Response {
 
 /// Passes one request to an instance and its answer back, once: a failed
 /// request is the client's to see.
-async fn proxy(State(inner): Shared, request: Request) -> Response {
+async fn proxy(State(inner): Proxy, request: Request) -> Response {
     let index = match inner.pick() {
         Ok(i) => i,
         Err(problem) => {

@@ -1,8 +1,6 @@
 //! The fleet's contracts on loopback: the agent API's steps and refusals,
 //! and the built-in router's weights and drains.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use super::{Fleet, FleetOptions, GroupWeight, Router, validate};
@@ -42,8 +40,7 @@ async fn get(url: String) -> (u16, Value) {
 #[tokio::test]
 async fn the_agent_drains_deploys_and_enables_and_remembers_each_step_by_key() {
     let fleet = fleet(&[]).await;
-    let router = Router::start(fleet.backends(), "").await.unwrap();
-    fleet.attach(Arc::new(router.clone()));
+    let router = Router::start(&fleet, "").await.unwrap();
     let agent = format!("http://{}/agent", fleet.instances()[0].addr);
     let op = json!({"key": "k:web-0", "version": "2.0.0", "operation": "deploy"});
 
@@ -82,7 +79,7 @@ async fn the_agent_drains_deploys_and_enables_and_remembers_each_step_by_key() {
 #[tokio::test]
 async fn the_router_takes_weights_that_name_its_groups_and_add_up_to_100() {
     let fleet = fleet(&["blue", "green"]).await;
-    let router = Router::start(fleet.backends(), "blue").await.unwrap();
+    let router = Router::start(&fleet, "blue").await.unwrap();
     let url = format!("{}/weights", router.api_url());
     let client = reqwest::Client::new();
     let bad = client

@@ -2,8 +2,6 @@
 //! `metrics-threshold` reads its error ratio, `threshold-policy` calls it a
 //! hard breach, and the release rolls itself back before the rollout.
 
-use std::sync::Arc;
-
 use greenlight::fleet::Router;
 use serde_json::Value;
 
@@ -66,8 +64,7 @@ async fn rollback_started_ms(d: &Daemon, id: &str) -> u64 {
 #[tokio::test]
 async fn a_faulty_canary_is_rolled_back_by_the_policy_from_its_error_ratio() {
     let fleet = fleet(10, "1.0.0", &[]).await;
-    let router = Router::start(fleet.backends(), "").await.unwrap();
-    fleet.attach(Arc::new(router.clone()));
+    let router = Router::start(&fleet, "").await.unwrap();
     let d = daemon(&fleet, None, &watched(), "").await;
     // Greenlight learns the version to roll back to from the release that
     // put it on the fleet.

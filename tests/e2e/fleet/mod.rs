@@ -58,11 +58,9 @@ pub async fn fleet(n: usize, version: &str, groups: &[&str]) -> Fleet {
 
 /// nginx in front of a fleet, steering it, all traffic on `live_group`.
 pub async fn nginx(fleet: &Fleet, live_group: &str) -> Nginx {
-    let nginx = Nginx::start(&nginx_binary(), fleet.backends(), live_group)
+    Nginx::start(&nginx_binary(), fleet, live_group)
         .await
-        .unwrap();
-    fleet.attach(std::sync::Arc::new(nginx.clone()));
-    nginx
+        .unwrap()
 }
 
 /// Steady load through `addr`.

@@ -3,7 +3,6 @@
 //! releases through a precheck, a baked canary, an approval gate and rolling
 //! batches, every event printed as the daemon streams it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -72,8 +71,7 @@ impl DemoFleet {
             work_ms: 2,
         })
         .await?;
-        let router = Router::start(fleet.backends(), "").await?;
-        fleet.attach(Arc::new(router.clone()));
+        let router = Router::start(&fleet, "").await?;
         let load = Load::start(&LoadOptions {
             url: format!("http://{}/", router.addr),
             rate_per_s: 100,
