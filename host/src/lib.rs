@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod fleet;
 pub mod flowfile;
 pub mod metrics;
 pub mod plugins;

@@ -1,12 +1,14 @@
-//! The README's run command: `greenlight demo` shows the sandbox, then ships
-//! one release and rolls another back, and exits cleanly.
+//! The README's run command: `greenlight demo` shows the sandbox, then
+//! releases the demo fleet under traffic with the bundled plugins: one
+//! release ships past its approval gate, a faulty one rolls itself back, and
+//! no request fails but the faulty version's own.
 
 use std::process::Command;
 
 use crate::support::binary;
 
 #[test]
-fn the_demo_ships_one_release_and_rolls_another_back() {
+fn the_demo_ships_one_release_and_rolls_a_faulty_one_back() {
     let output = Command::new(binary())
         .arg("demo")
         .output()
@@ -21,13 +23,25 @@ fn the_demo_ships_one_release_and_rolls_another_back() {
         "host_denied",
         "deadline_exceeded",
         "memory_exhausted",
+        "precheck-done          sql@1.0.0 pass",
+        "approve it in the web UI at http://127.0.0.1:",
+        "approved               by admin: no one approved in time",
         "finished               succeeded",
-        "rollback: probe@1.0.0 failed at stage rollout, batch 1",
-        "1.5.0 succeeded; 1.6.0 rolled-back",
+        "1.5.0 succeeded in",
+        "decided                rollback: hard breach: metrics@1.0.0 failed at stage canary",
+        "1.5.0 succeeded; 1.6.0-faulty rolled-back. The fleet serves 1.5.0, 1.5.0, 1.5.0, 1.5.0, 1.5.0, 1.5.0, 1.5.0, 1.5.0.",
     ] {
         assert!(
             stdout.contains(expected),
             "missing `{expected}` in:\n{stdout}"
         );
     }
+    let shipped = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1.5.0 succeeded in"))
+        .unwrap_or_default();
+    assert!(
+        shipped.ends_with("requests served, 0 failed"),
+        "requests failed during the release that shipped: {shipped}"
+    );
 }

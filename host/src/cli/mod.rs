@@ -46,8 +46,9 @@ enum Command {
     Token(token::TokenCommand),
     /// Read the audit log.
     Audit(token::AuditArgs),
-    /// Start a daemon on a temporary data directory, upload the bundled
-    /// example plugins and run them through the sandbox.
+    /// Start a daemon on a temporary data directory, run an example plugin
+    /// through the sandbox, then release a demo fleet under traffic with the
+    /// bundled plugins.
     Demo(demo::DemoArgs),
 }
 

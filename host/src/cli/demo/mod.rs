@@ -1,0 +1,263 @@
+//! `greenlight demo`: a daemon on a scratch directory, shown at work through
+//! its real API: the plugin sandbox stopping hostile plugins, then two
+//! releases of the demo fleet by the bundled plugins under steady traffic,
+//! one that ships past an approval gate and a faulty one that rolls itself
+//! back.
+
+mod tour;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::server::{ADMIN_TOKEN_FILE, Daemon};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Keep the daemon running afterwards (Ctrl-C to stop).
+    #[arg(long)]
+    keep: bool,
+    /// How long to wait for someone to approve the gate in the web UI
+    /// before the demo approves it itself (default: 60 s on a terminal,
+    /// 2 s otherwise).
+    #[arg(long, value_name = "SECONDS")]
+    approve_after: Option<u64>,
+}
+
+/// The example check the sandbox tour runs, healthy and hostile.
+const PROBE: &[u8] = include_bytes!(concat!(
+    env!("GREENLIGHT_PLUGINS_DIR"),
+    "/fixture_check.wasm"
+));
+
+/// Starts a daemon on a scratch directory and shows the plugin sandbox at
+/// work through the real API: upload, grant, healthy calls, and hostile ones
+/// stopped by the sandbox.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    crate::telemetry::init("error");
+    let scratch = tempfile::tempdir()?;
+    // A manual release clock lets the demo skip bake periods on request.
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: scratch.path().to_path_buf(),
+        manual_clock_ms: Some(now),
+        ..Config::default()
+    };
+    let daemon = Daemon::start(config).await?;
+    let base = format!("http://{}", daemon.addr);
+    let token = std::fs::read_to_string(scratch.path().join(ADMIN_TOKEN_FILE))?;
+    let http = reqwest::Client::new();
+    let fleet = tour::DemoFleet::start().await?;
+    let service = fleet.fleet.instances()[0].addr;
+    println!(
+        "Greenlight daemon on {base}; a demo fleet of {} instances behind a router on http://{}",
+        fleet.fleet.instances().len(),
+        fleet.router.addr
+    );
+    println!(
+        "Web UI: {base}/ (sign in with the admin token {}; add --keep to browse it afterwards)",
+        token.trim()
+    );
+
+    let up: Value = http
+        .post(format!("{base}/api/v1/plugins?name=probe&version=1.0.0"))
+        .bearer_auth(token.trim())
+        .body(PROBE.to_vec())
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "Uploaded probe@1.0.0: a {} plugin, {} bytes, {}",
+        up["plugin"]["kind"].as_str().unwrap_or("?"),
+        up["plugin"]["size_bytes"],
+        up["plugin"]["digest"].as_str().unwrap_or("?")
+    );
+    let grant = json!({
+        "allowed_hosts": [format!("http://{service}")],
+        "config": {"greeting": "hello"},
+        "secrets": {"token": "s3cret"},
+        "limits": {"deadline_ms": 1000, "memory_mib": 32}
+    });
+    http.put(format!("{base}/api/v1/plugins/probe/grant"))
+        .bearer_auth(token.trim())
+        .json(&grant)
+        .send()
+        .await?
+        .error_for_status()
+        .context("setting the grant")?;
+    println!("Granted: http://{service}, one config value, one secret, 1 s, 32 MiB.\n");
+
+    let denied = SocketAddr::from(([127, 0, 0, 1], service.port().wrapping_add(1).max(1)));
+    let cases = [
+        ("healthy check", json!({"mode": "pass"})),
+        (
+            "HTTP to the granted service",
+            json!({"mode": "http-get", "url": format!("http://{service}/health")}),
+        ),
+        (
+            "HTTP to a host not granted",
+            json!({"mode": "http-get", "url": format!("http://{denied}/")}),
+        ),
+        ("infinite loop", json!({"mode": "loop"})),
+        ("memory bomb", json!({"mode": "membomb"})),
+        ("panic", json!({"mode": "panic"})),
+        ("read /etc/hostname", json!({"mode": "file"})),
+    ];
+    println!("{:<30} {:<10} RESULT", "CASE", "MS");
+    for (label, params) in cases {
+        let body = json!({
+            "context": {"application": "shop", "environment": "beta", "version": "1.4.0", "parameters": params},
+            "targets": [{"id": "web-1", "address": service.to_string()}, {"id": "web-2", "address": service.to_string()}]
+        });
+        let r: Value = http
+            .post(format!("{base}/api/v1/plugins/probe/latest/invoke"))
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let result = if r["status"] == "ok" {
+            let v = &r["output"]["verdict"];
+            format!(
+                "{}: {}",
+                v["status"].as_str().unwrap_or("?"),
+                v["summary"].as_str().unwrap_or("")
+            )
+        } else {
+            format!(
+                "{}: {}",
+                r["error"]["code"].as_str().unwrap_or("?"),
+                r["error"]["message"].as_str().unwrap_or("")
+            )
+        };
+        let ms = r["duration_ms"].as_f64().unwrap_or(0.0);
+        println!("{label:<30} {ms:<10.1} {}", truncate(&result, 110));
+    }
+    println!(
+        "\nThe daemon kept serving throughout: {}",
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await?
+            .text()
+            .await?
+    );
+    let api = Api {
+        http: http.clone(),
+        base: base.clone(),
+        token: token.trim().to_string(),
+    };
+    let approve_after = args.approve_after.unwrap_or_else(|| {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            60
+        } else {
+            2
+        }
+    });
+    tour::release_tour(&api, &fleet, std::time::Duration::from_secs(approve_after)).await?;
+    if args.keep {
+        println!(
+            "Daemon left running; open the web UI at {base}/ and sign in with the admin token {} \
+             (Ctrl-C to stop)",
+            token.trim()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    daemon.stop().await
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// The daemon's API, as the demo uses it.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request.bearer_auth(&self.token).send().await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            anyhow::bail!("{status}: {}", body["message"].as_str().unwrap_or("?"));
+        }
+        Ok(body)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    async fn upload(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let url = format!("{}/api/v1/plugins?name={name}&version=1.0.0", self.base);
+        self.send(self.http.post(url).body(bytes.to_vec())).await?;
+        Ok(())
+    }
+}
+
+/// One line about an event, from its journaled fields.
+fn describe(kind: &str, detail: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    match kind {
+        "precheck-done" => format!(
+            "{} {}: {}",
+            text(&detail["check"]),
+            text(&detail["verdict"]["status"]),
+            text(&detail["verdict"]["summary"])
+        ),
+        "deployed" | "rolled-back-batch" => {
+            let ids: Vec<String> = detail["results"]
+                .as_array()
+                .map(|rs| rs.iter().map(|r| text(&r["target_id"])).collect())
+                .unwrap_or_default();
+            ids.join(", ")
+        }
+        "started" => format!("by {}", text(&detail["by"])),
+        "deploy-started" | "rollback-batch-started" => format!(
+            "attempt {}, idempotency key {}",
+            detail["attempt"],
+            text(&detail["key"])
+        ),
+        "verified" | "rollback-verified" => detail["verdicts"]
+            .as_array()
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| {
+                        format!(
+                            "{} {}",
+                            text(&v["verdict"]["status"]),
+                            text(&v["verdict"]["summary"])
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default(),
+        "decided" => format!(
+            "{}: {}",
+            text(&detail["decision"]["ruling"]),
+            text(&detail["decision"]["reason"])
+        ),
+        "approved" | "rejected" => {
+            format!("by {}: {}", text(&detail["by"]), text(&detail["comment"]))
+        }
+        "finished" => format!("{}: {}", text(&detail["status"]), text(&detail["reason"])),
+        "bake-started" => "the canary bakes for 10 minutes".to_string(),
+        "gate-opened" => "waiting for a release manager".to_string(),
+        _ => String::new(),
+    }
+}
