@@ -106,6 +106,33 @@ fn key(parts: &[&str]) -> Vec<u8> {
     parts.join("\0").into_bytes()
 }
 
+/// How long opening waits for a lock the same process just let go of.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled. sled takes an exclusive lock on its files, and releases it
+/// from background threads shortly after the last handle is dropped; a
+/// store reopened in the same process (a restart in place) waits a bounded
+/// time for it instead of failing. Another process holding the lock still
+/// fails, after the wait, with sled's message naming the path.
+fn open_db(dir: &Path) -> Result<sled::Db, Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// The daemon's database.
 #[derive(Clone)]
 pub struct Store {
@@ -135,10 +162,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, Error> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_db(dir)?;
         Ok(Store {
             plugins: db.open_tree("plugins")?,
             blobs: db.open_tree("blobs")?,
