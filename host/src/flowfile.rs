@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::domain::flow::{
-    Approval, BatchSize, Deploy, Flow, FlowError, OnExpiry, PluginUse, Stage, StageKind, Strategy,
-    Unhealthy, VerdictLimits, WhenBusy, parse_duration_ms,
+    Approval, BatchSize, DEFAULT_NOTIFY_ON, Deploy, EVENT_NAMES, Flow, FlowError, OnExpiry,
+    PluginUse, Stage, StageKind, Strategy, Unhealthy, VerdictLimits, WhenBusy, parse_duration_ms,
 };
 
 #[derive(Deserialize)]
@@ -25,6 +25,12 @@ struct RawFlow {
     when_busy: Option<String>,
     #[serde(default)]
     stages: Vec<RawStage>,
+    /// Notifier plugins told of the release's events.
+    #[serde(default)]
+    notify: Option<Vec<RawPlugin>>,
+    /// Which events; the notable ones by default.
+    #[serde(default)]
+    notify_on: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -199,12 +205,32 @@ pub fn parse(text: &str) -> Result<Flow, Vec<FlowError>> {
         .enumerate()
         .filter_map(|(i, s)| stage(s, i, &mut errors))
         .collect();
+    let notify = plugin_list(&raw.notify, "notify", &mut errors);
+    let notify_on = match &raw.notify_on {
+        None => DEFAULT_NOTIFY_ON.iter().map(|e| e.to_string()).collect(),
+        Some(events) => {
+            for (i, event) in events.iter().enumerate() {
+                if !EVENT_NAMES.contains(&event.as_str()) {
+                    errors.push(
+                        format!("notify_on[{i}]"),
+                        format!(
+                            "`{event}` is not a release event ({})",
+                            EVENT_NAMES.join(", ")
+                        ),
+                    );
+                }
+            }
+            events.clone()
+        }
+    };
     let flow = Flow {
         name: raw.name,
         version: raw.version,
         description: raw.description,
         when_busy,
         stages,
+        notify,
+        notify_on,
     };
     if let Err(more) = flow.validate() {
         errors.0.extend(more);

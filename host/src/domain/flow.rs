@@ -224,6 +224,51 @@ pub enum WhenBusy {
     Queue,
 }
 
+/// The release events notifiers are told of unless a flow says otherwise:
+/// the ones a person acts on, not every batch.
+pub const DEFAULT_NOTIFY_ON: &[&str] = &[
+    "started",
+    "gate-opened",
+    "approved",
+    "rejected",
+    "gate-expired",
+    "paused",
+    "resumed",
+    "rollback-started",
+    "blocked",
+    "finished",
+];
+
+/// Every event name a flow may ask notifiers to be told of.
+pub const EVENT_NAMES: &[&str] = &[
+    "started",
+    "precheck-done",
+    "targets-checked",
+    "deploy-started",
+    "deployed",
+    "deploy-failed",
+    "bake-started",
+    "verified",
+    "decided",
+    "traffic-shifted",
+    "traffic-failed",
+    "gate-opened",
+    "gate-skipped",
+    "approved",
+    "rejected",
+    "gate-expired",
+    "paused",
+    "resumed",
+    "rollback-started",
+    "traffic-restored",
+    "rollback-batch-started",
+    "rolled-back-batch",
+    "rollback-failed",
+    "rollback-verified",
+    "blocked",
+    "finished",
+];
+
 /// A validated flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
@@ -232,6 +277,10 @@ pub struct Flow {
     pub description: String,
     pub when_busy: WhenBusy,
     pub stages: Vec<Stage>,
+    /// Notifier plugins told of the release's events.
+    pub notify: Vec<PluginUse>,
+    /// The events they are told of.
+    pub notify_on: Vec<String>,
 }
 
 impl Flow {
@@ -269,6 +318,9 @@ impl Flow {
                 }
                 StageKind::Approval(_) => {}
             }
+        }
+        for (j, p) in self.notify.iter().enumerate() {
+            uses.push((format!("notify[{j}]"), PluginRole::Notifier, p));
         }
         uses
     }
@@ -336,6 +388,7 @@ pub enum PluginRole {
     Traffic,
     Check,
     RollbackPolicy,
+    Notifier,
 }
 
 impl PluginRole {
@@ -348,6 +401,7 @@ impl PluginRole {
             PluginRole::Traffic => PluginKind::Traffic,
             PluginRole::Check => PluginKind::Check,
             PluginRole::RollbackPolicy => PluginKind::RollbackPolicy,
+            PluginRole::Notifier => PluginKind::Notifier,
         }
     }
 }

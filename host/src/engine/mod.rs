@@ -7,6 +7,7 @@
 //! clock or on a wake-up from a command.
 
 mod freeze;
+mod notify;
 mod perform;
 mod trains;
 
@@ -433,6 +434,7 @@ impl Engine {
     }
 
     fn publish(&self, spec: &ReleaseSpec, seq: u64, status: Status, event: Event) {
+        notify::send(&self.inner.registry, &self.inner.work, spec, &event, status);
         // Nobody listening is not an error.
         let _ = self.inner.events.send(Published {
             release: spec.id.clone(),

@@ -94,3 +94,86 @@ async fn a_failing_webhook_is_a_retryable_fault() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_flow_tells_its_chat_of_the_events_a_person_acts_on() {
+    use crate::support::releases::{
+        Recorder, advance, apply_flow, command, put_environment, release_daemon, standard_flow,
+        start_release, wait_for, wait_status,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = Router::new().route(
+        "/hooks/T000/B000",
+        post(move |Json(body): Json<Value>| async move {
+            let _ = tx.send(body);
+            StatusCode::OK
+        }),
+    );
+    let hook = serve(app).await;
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    let (status, body) = d
+        .upload("chat", "1.0.0", crate::support::fixture("webhook_notifier"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    d.grant(
+        "chat",
+        json!({"secrets": {"webhook_url": format!("{}/hooks/T000/B000", origin(hook))},
+               "allowed_hosts": [origin(hook)]}),
+    )
+    .await;
+    // A notifier must be one: `health` is a check.
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/flows")
+                .header("content-type", "application/toml")
+                .body("name = \"x\"\nversion = 1\nnotify = [{ plugin = \"health\" }]\n\n[[stages]]\nname = \"gate\"\nkind = \"approval\"\n"),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("notify[0]"),
+        "{body}"
+    );
+    // Top-level keys come before the first stage's table.
+    let flow = format!(
+        "notify = [{{ plugin = \"chat\" }}]\n{}",
+        standard_flow(&recorder)
+    );
+    apply_flow(&d, &flow).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+    let id = start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    wait_for(&d, &id, "the canary bake", |r| {
+        !r["next_check_ms"].is_null()
+    })
+    .await;
+    advance(&d, 600_000).await;
+    wait_status(&d, &id, "waiting-approval").await;
+    let (status, body) = command(&d, &id, "approve", json!({"comment": "canary is clean"})).await;
+    assert_eq!(status, 200, "{body}");
+    wait_status(&d, &id, "succeeded").await;
+
+    // Each notice is sent on its own, so they may arrive in any order.
+    let mut texts = Vec::new();
+    while texts.len() < 4 {
+        let body = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only these notices came: {texts:#?}"))
+            .unwrap();
+        assert_eq!(body["greenlight"]["release_id"], id.as_str());
+        texts.push(body["text"].as_str().unwrap().to_string());
+    }
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "[shop/prod] 2.0.0 approved: admin approved `go-ahead`: canary is clean",
+            "[shop/prod] 2.0.0 finished: succeeded: all 10 steps done",
+            "[shop/prod] 2.0.0 gate-opened: waiting for approval at `go-ahead`",
+            "[shop/prod] 2.0.0 started: started by admin",
+        ]
+        .map(String::from),
+        "the notable events, and no batch chatter"
+    );
+    assert!(rx.try_recv().is_err(), "no more than the notable events");
+}

@@ -162,6 +162,11 @@ pub struct ReleaseSpec {
     pub artifacts: Vec<Artifact>,
     pub stages: Vec<StageSpec>,
     pub steps: Vec<Step>,
+    /// Notifier plugins told of the release's events, and which events.
+    #[serde(default)]
+    pub notify: Vec<PluginRef>,
+    #[serde(default)]
+    pub notify_on: Vec<String>,
 }
 
 impl ReleaseSpec {
@@ -457,6 +462,8 @@ pub fn compile(
         artifacts: start.artifacts,
         stages,
         steps,
+        notify: pin_all("notify", &flow.notify)?,
+        notify_on: flow.notify_on.clone(),
     })
 }
 
