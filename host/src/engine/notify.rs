@@ -4,6 +4,7 @@
 //! is logged and counted like any plugin call.
 
 use crate::domain::plugin::{Call, ReleaseEvent};
+use crate::domain::release::policy::Ruling;
 use crate::domain::release::{Event, ReleaseSpec, Status};
 use crate::registry::Registry;
 
@@ -42,10 +43,30 @@ pub(super) fn message(spec: &ReleaseSpec, event: &Event, status: Status) -> Stri
             format!("rolling back ({by}){}", said(reason))
         }
         Event::Blocked { reason, .. } => format!("blocked, needs a human: {reason}"),
+        Event::Decided { decision, .. } => match decision.ruling {
+            Ruling::Rollback => format!("rolling back: {}", decision.reason),
+            Ruling::Pause => format!("paused for a human: {}", decision.reason),
+            _ => format!("{}: {}", decision.ruling.as_str(), decision.reason),
+        },
         Event::Finished { status, reason, .. } => {
             format!("{}{}", status.as_str(), said(reason))
         }
         _ => format!("now {}", status.as_str()),
+    }
+}
+
+/// Whether a flow asking for `notify_on` wants to hear of `event`. A policy's
+/// decision to roll back or pause is what a person hears of as the release
+/// rolling back or pausing, so it counts as those events too.
+pub(super) fn wanted(notify_on: &[String], event: &Event) -> bool {
+    let asked = |name: &str| notify_on.iter().any(|e| e == name);
+    match event {
+        Event::Decided { decision, .. } => {
+            asked("decided")
+                || (decision.ruling == Ruling::Rollback && asked("rollback-started"))
+                || (decision.ruling == Ruling::Pause && asked("paused"))
+        }
+        other => asked(other.name()),
     }
 }
 
@@ -57,7 +78,7 @@ pub(super) fn send(
     event: &Event,
     status: Status,
 ) {
-    if spec.notify.is_empty() || !spec.notify_on.iter().any(|e| e == event.name()) {
+    if spec.notify.is_empty() || !wanted(&spec.notify_on, event) {
         return;
     }
     let notice = ReleaseEvent {
@@ -81,5 +102,49 @@ pub(super) fn send(
             tracing::warn!(%release, plugin = %plugin.label(), error = %failure,
                 "A notifier was not told of a release event.");
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::release::DecisionRecord;
+
+    fn decided(ruling: Ruling) -> Event {
+        Event::Decided {
+            pc: 3,
+            decision: DecisionRecord {
+                ruling,
+                reason: "error_rate 7.2% > 5% at batch 2".into(),
+                by: "default-policy".into(),
+                stage: "rollout".into(),
+                batch: Some(1),
+                round: 1,
+                inputs: Vec::new(),
+                observations: 0,
+                at_ms: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn a_policy_rolling_back_is_news_and_a_passing_round_is_not() {
+        let defaults: Vec<String> = crate::domain::flow::DEFAULT_NOTIFY_ON
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert!(wanted(&defaults, &decided(Ruling::Rollback)));
+        assert!(wanted(&defaults, &decided(Ruling::Pause)));
+        assert!(!wanted(&defaults, &decided(Ruling::Proceed)));
+        assert!(!wanted(
+            &["finished".to_string()],
+            &decided(Ruling::Rollback)
+        ));
+        assert!(wanted(&["decided".to_string()], &decided(Ruling::Proceed)));
+        let spec = crate::domain::release::tests::sample_spec("r1");
+        assert_eq!(
+            message(&spec, &decided(Ruling::Rollback), Status::RollingBack),
+            "rolling back: error_rate 7.2% > 5% at batch 2"
+        );
     }
 }
