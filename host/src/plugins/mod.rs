@@ -270,10 +270,14 @@ impl Runtime {
         }
         let cache = match &options.artifact_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
+                // wasmtime's cache takes only an absolute directory; a
+                // relative one is taken from where the process started.
+                let dir = std::path::absolute(dir)
+                    .map_err(|e| Error::Setup(format!("cannot resolve {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir)
                     .map_err(|e| Error::Setup(format!("cannot create {}: {e}", dir.display())))?;
                 let mut cache_config = CacheConfig::new();
-                cache_config.with_directory(dir);
+                cache_config.with_directory(&dir);
                 Some(Cache::new(cache_config).map_err(setup)?)
             }
             None => None,
