@@ -144,6 +144,17 @@ export async function follow(path, onEvent, signal, onState) {
   }
 }
 
+/** An indicator of the event stream's state, and the callback that keeps
+ * it current, for `follow`. */
+export function liveIndicator() {
+  const el = h("span", { class: "live", id: "live" }, "connecting…");
+  const update = (state) => {
+    el.textContent = state;
+    el.className = "live is-" + state;
+  };
+  return [el, update];
+}
+
 /** Runs `load` now and again whenever `poke` is called, never twice at once
  * and at most once per `gap` milliseconds: a burst of events costs one
  * reload, not one per event. */

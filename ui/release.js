@@ -6,13 +6,13 @@
 // reread of the release.
 
 import {
-  api, h, fill, badge, duration, time, now, follow, coalesce, empty, showError, clearError,
+  api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, clearError,
   canCommand, confirmAction, session, FINISHED,
 } from "./lib.js";
 
 export function render(view, id) {
   const stop = new AbortController();
-  const live = h("span", { class: "live", id: "live" }, "connecting…");
+  const [live, showLive] = liveIndicator();
   const body = h("div", { id: "release", "data-release": id }, h("p", { class: "muted" }, "Loading…"));
   view.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/releases" }, "← Releases")),
@@ -74,7 +74,7 @@ export function render(view, id) {
     live.dataset.last = name;
     if (event && event.seq !== undefined) live.dataset.seq = event.seq;
     reload();
-  }, stop.signal, (state) => { live.textContent = state; live.className = "live is-" + state; });
+  }, stop.signal, showLive);
   const ticker = setInterval(() => release && tick(), 1000);
   return () => { stop.abort(); clearInterval(ticker); };
 }

@@ -1,7 +1,7 @@
 // The releases page: active releases first, then recent ones, filterable by
 // application, environment and state, and kept live by the event stream.
 
-import { api, h, fill, badge, duration, now, follow, coalesce, empty, showError, FINISHED } from "./lib.js";
+import { api, h, fill, badge, duration, now, follow, coalesce, liveIndicator, empty, showError, FINISHED } from "./lib.js";
 
 const STATES = [
   "", "queued", "running", "waiting-approval", "paused", "rolling-back", "blocked",
@@ -12,7 +12,7 @@ export function render(view) {
   const stop = new AbortController();
   const filters = { application: "", environment: "", status: "" };
   const known = new Map();
-  const live = h("span", { class: "live", id: "live" }, "connecting…");
+  const [live, showLive] = liveIndicator();
   const body = h("div", { id: "releases" }, h("p", { class: "muted" }, "Loading…"));
 
   const input = (key, label, list) =>
@@ -100,7 +100,7 @@ export function render(view) {
     // A new release, or one whose state changed, may move between the
     // sections or leave the filter: read the list again.
     if (!r || (event.status && event.status !== r.status)) reload();
-  }, stop.signal, (state) => { live.textContent = state; live.className = "live is-" + state; });
+  }, stop.signal, showLive);
   // Running times tick in place, without redrawing the tables.
   const ticker = setInterval(() => {
     for (const cell of body.querySelectorAll("td.dur")) {

@@ -59,17 +59,6 @@ pub(crate) fn nightly() -> Value {
     })
 }
 
-async fn scheduler_token(d: &Daemon) -> String {
-    let (status, created) = d
-        .send(
-            d.request(Method::POST, "/api/v1/tokens")
-                .json(&json!({"name": "ci-scheduler", "role": "scheduler"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    created["token"].as_str().unwrap().to_string()
-}
-
 async fn get(d: &Daemon, path: &str) -> Value {
     let (status, body) = d.send(d.request(Method::GET, path)).await;
     assert_eq!(status, 200, "{body}");
@@ -89,7 +78,7 @@ pub(crate) async fn fired(d: &Daemon) -> String {
 async fn a_schedule_fires_a_beta_release_that_runs_to_completion() {
     let recorder = Recorder::start().await;
     let d = setup(&recorder).await;
-    let token = scheduler_token(&d).await;
+    let token = d.create_token("ci-scheduler", "scheduler").await;
     let (status, created) = add_schedule(&d, &token, nightly()).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["next_fire_ms"], CLOCK_START_MS + 5_000);
