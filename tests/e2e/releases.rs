@@ -316,6 +316,51 @@ async fn a_crash_mid_batch_redeploys_only_the_batch_in_flight_with_its_key() {
     assert_eq!(done["approvals"].as_array().unwrap().len(), 1);
 }
 
+/// A deploy's outcome does not wait for the check round after it to be
+/// durable and announced: while the batch's checks are still running (held
+/// open here), the event stream already says the batch is deployed. Nothing
+/// reads the release meanwhile, so only the engine's own flush can have
+/// made the event durable and announced it.
+#[tokio::test]
+async fn a_deployed_batch_is_announced_while_its_checks_still_run() {
+    let recorder = Recorder::start().await;
+    let d = shop(&recorder, 4).await;
+    let id = start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    to_the_gate(&d, &id).await;
+    recorder.hold_checks("rollout");
+    let mut stream = d
+        .request(reqwest::Method::GET, "/api/v1/events")
+        .query(&[("release", id.as_str())])
+        .send()
+        .await
+        .expect("event stream");
+    command(&d, &id, "approve", json!({})).await;
+    let held = loop {
+        let call = recorder.next_call().await;
+        if call.action == "check" {
+            break call;
+        }
+    };
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !seen.contains("event: deployed") {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("no `deployed` event while the check was held: {other:?}; {seen}"),
+        }
+    }
+    let deploys = recorder.calls_of("deploy");
+    assert_eq!(
+        deploys.len(),
+        2,
+        "the canary and the first rollout batch only: {deploys:?}"
+    );
+    assert_eq!(held.batch, deploys[1].batch, "{held:?} {deploys:?}");
+    recorder.free();
+    wait_status(&d, &id, "succeeded").await;
+    assert_eq!(recorder.calls_of("deploy").len(), 4);
+}
+
 #[tokio::test]
 async fn a_crash_mid_bake_resumes_the_bake_with_its_remaining_time() {
     let recorder = Recorder::start().await;

@@ -210,7 +210,7 @@ pub async fn journal(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<EventDto>>, ApiError> {
-    let events = state.engine.journal(&id)?;
+    let events = state.engine.journal(&id).await?;
     Ok(Json(
         events
             .iter()

@@ -7,6 +7,7 @@
 //! clock or on a wake-up from a command.
 
 mod freeze;
+mod live;
 mod notify;
 mod perform;
 mod trains;
@@ -27,6 +28,7 @@ use crate::domain::release::{
 };
 use crate::registry::Registry;
 use crate::store::{self, InventoryOutcome, ReleaseSummary, Slot, Store};
+use live::Live;
 
 /// Why the engine refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,68 +94,13 @@ pub struct Published {
     pub event: Event,
 }
 
+/// How long a commit followed only by observing work waits for another
+/// commit to share its flush before flushing on its own: long enough for a
+/// quick check round to finish, short enough that nobody watching notices.
+const LAZY_FLUSH: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// The most recorded events one commit takes after its own.
 const MAX_FOLLOWING: usize = 16;
-
-/// A release the engine holds in memory.
-struct Live {
-    spec: Arc<ReleaseSpec>,
-    state: Mutex<State>,
-    wake: Notify,
-    /// The state as last read. A commit holds `state` until its events are
-    /// durable, so every state read under the lock is durable; readers that
-    /// find the lock taken are served this copy instead of waiting for the
-    /// flush.
-    last_read: std::sync::Mutex<Option<Arc<State>>>,
-}
-
-impl Live {
-    fn new(spec: ReleaseSpec, state: State) -> Live {
-        Live {
-            spec: Arc::new(spec),
-            state: Mutex::new(state),
-            wake: Notify::new(),
-            last_read: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// After a commit is durable: brings the last reading up to date, if
-    /// anyone reads this release (a release nobody reads costs no copy).
-    fn refresh(&self, state: &State) {
-        let mut last = self
-            .last_read
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if last.is_some() {
-            *last = Some(Arc::new(state.clone()));
-        }
-    }
-
-    /// The release's durable state, without waiting for a commit in flight
-    /// when an earlier reading exists.
-    async fn read(&self) -> Arc<State> {
-        let copy = |state: &State| Arc::new(state.clone());
-        let fresh = match self.state.try_lock() {
-            Ok(guard) => copy(&guard),
-            Err(_) => {
-                let last = self
-                    .last_read
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .clone();
-                match last {
-                    Some(last) => return last,
-                    None => copy(&*self.state.lock().await),
-                }
-            }
-        };
-        *self
-            .last_read
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(fresh.clone());
-        fresh
-    }
-}
 
 struct Inner {
     store: Store,
@@ -433,6 +380,13 @@ impl Engine {
         Ok((live.spec.clone(), state))
     }
 
+    /// Announces what flushes have made durable of a release's journal.
+    fn announce(&self, live: &Live) {
+        live.announce_durable(&self.inner.store, |seq, status, event| {
+            self.publish(&live.spec, seq, status, event)
+        });
+    }
+
     fn publish(&self, spec: &ReleaseSpec, seq: u64, status: Status, event: Event) {
         notify::send(&self.inner.registry, &self.inner.work, spec, &event, status);
         // Nobody listening is not an error.
@@ -447,14 +401,22 @@ impl Engine {
     /// A release's spec and current state.
     pub async fn release(&self, id: &str) -> Result<(Arc<ReleaseSpec>, State), Error> {
         let live = self.live(id).await?;
-        let state = live.read().await;
+        let state = live.read(&self.inner.store).await?;
+        self.announce(&live);
         Ok((live.spec.clone(), (*state).clone()))
     }
 
     /// A release's journal, oldest first.
-    pub fn journal(&self, id: &str) -> Result<Vec<Event>, Error> {
+    pub async fn journal(&self, id: &str) -> Result<Vec<Event>, Error> {
         if self.inner.store.release_summary(id)?.is_none() {
             return Err(Error::NotFound(format!("no release `{id}`")));
+        }
+        // A running release's newest events may still wait for their flush;
+        // a reader gets only what a crash cannot take back.
+        let live = self.inner.releases.lock().await.get(id).cloned();
+        if let Some(live) = live {
+            live.flush_tail(&self.inner.store).await?;
+            self.announce(&live);
         }
         Ok(self.inner.store.journal(id)?)
     }
@@ -564,7 +526,20 @@ impl Engine {
     /// release records next without calling anything (a deploy's start, a
     /// gate opening, the end) join the same write, so they cost no flush of
     /// their own; they are still durable before any plugin is called.
-    async fn commit(&self, live: &Live, events: Vec<Event>, follow: bool) -> Result<(), Error> {
+    ///
+    /// When what the release does next only observes (a check round, a
+    /// health check, a policy decision), the commit does not wait for its
+    /// flush: that call changes nothing a crash could leave half done, so it
+    /// starts at once, and the flush follows within [`LAZY_FLUSH`] or with
+    /// the next commit, whichever comes first. Work that changes targets or
+    /// traffic starts only after everything before it is durable, and
+    /// nothing is announced or shown to a reader before it is durable.
+    async fn commit(
+        &self,
+        live: &Arc<Live>,
+        events: Vec<Event>,
+        follow: bool,
+    ) -> Result<(), Error> {
         let mut state = live.state.lock().await;
         self.commit_locked(live, &mut state, events, follow).await
     }
@@ -572,7 +547,7 @@ impl Engine {
     /// [`Self::commit`] on a state already locked.
     async fn commit_locked(
         &self,
-        live: &Live,
+        live: &Arc<Live>,
         state: &mut State,
         events: Vec<Event>,
         follow: bool,
@@ -658,11 +633,32 @@ impl Engine {
                 other => other.into(),
             });
         }
-        self.inner.store.sync().await?;
-        // Whoever reads the release when told of these events sees them.
-        live.refresh(state);
-        for (i, (event, status)) in accepted.into_iter().enumerate() {
-            self.publish(spec, seq + i as u64, status, event);
+        let ticket = self.inner.store.ticket();
+        let lazy = follow
+            && slot == Slot::Keep
+            && inventory.is_none()
+            && after == before
+            && matches!(state.next(spec, self.inner.clock.now_ms()),
+                Action::Call(ref work) if work.observes_only());
+        let numbered = accepted
+            .into_iter()
+            .enumerate()
+            .map(|(i, (event, status))| (seq + i as u64, status, event))
+            .collect();
+        live.written(ticket, numbered, state);
+        if lazy {
+            let (engine, live) = (self.clone(), live.clone());
+            self.inner.work.spawn(async move {
+                tokio::time::sleep(LAZY_FLUSH).await;
+                match engine.inner.store.sync_through(ticket).await {
+                    Ok(()) => engine.announce(&live),
+                    Err(e) => tracing::error!(release = %live.spec.id, error = %e,
+                        "The release's journal cannot be flushed."),
+                }
+            });
+        } else {
+            self.inner.store.sync_through(ticket).await?;
+            self.announce(live);
         }
         for (stage, time) in &state.stage_times {
             let newly_done = stages_before

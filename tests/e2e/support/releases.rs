@@ -18,7 +18,7 @@ use super::Daemon;
 pub const CLOCK_START_MS: u64 = 1_800_000_000_000;
 
 /// One deploy or rollback call the fixture deployer reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordedCall {
     pub action: String,
     pub key: String,
@@ -34,6 +34,8 @@ struct RecorderState {
     /// The deploy call (counting from zero) to hold open until released.
     hold: Option<usize>,
     deploys: usize,
+    /// The stage whose check calls are held open until released.
+    hold_checks: Option<String>,
 }
 
 /// A loopback server the fixture deployer reports to and the fixture
@@ -53,6 +55,7 @@ impl Recorder {
         let record = {
             let state = state.clone();
             let release = release.clone();
+            let tx = tx.clone();
             move |Path(action): Path<String>, Query(q): Query<HashMap<String, String>>| {
                 let state = state.clone();
                 let release = release.clone();
@@ -86,10 +89,24 @@ impl Recorder {
         };
         let verdict = {
             let state = state.clone();
+            let release = release.clone();
+            let tx = tx.clone();
             move |Query(q): Query<HashMap<String, String>>| {
                 let state = state.clone();
+                let release = release.clone();
+                let tx = tx.clone();
                 async move {
                     let stage = q.get("stage").cloned().unwrap_or_default();
+                    let hold = state.lock().unwrap().hold_checks.as_ref() == Some(&stage);
+                    if hold {
+                        let freed = release.notified();
+                        let _ = tx.send(RecordedCall {
+                            action: "check".into(),
+                            batch: q.get("batch").cloned().unwrap_or_default(),
+                            ..RecordedCall::default()
+                        });
+                        freed.await;
+                    }
                     let mut s = state.lock().unwrap();
                     s.verdicts
                         .get_mut(&stage)
@@ -132,9 +149,18 @@ impl Recorder {
         self.state.lock().unwrap().hold = Some(n);
     }
 
+    /// Holds every check call of `stage` open until [`Self::free`]; each
+    /// arrives through [`Self::next_call`] as a `check`.
+    pub fn hold_checks(&self, stage: &str) {
+        self.state.lock().unwrap().hold_checks = Some(stage.to_string());
+    }
+
     /// Lets held calls answer.
     pub fn free(&self) {
-        self.state.lock().unwrap().hold = None;
+        let mut s = self.state.lock().unwrap();
+        s.hold = None;
+        s.hold_checks = None;
+        drop(s);
         self.release.notify_waiters();
     }
 

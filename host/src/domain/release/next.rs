@@ -89,6 +89,27 @@ pub enum Work {
     },
 }
 
+impl Work {
+    /// Whether the work only observes: prechecks, health checks, check
+    /// rounds and policy decisions change nothing outside the plugin's own
+    /// scoped store, so running one again after a crash is harmless. Such
+    /// work may start while the events before it are still being made
+    /// durable; work that changes targets or traffic may not.
+    pub fn observes_only(&self) -> bool {
+        match self {
+            Work::Precheck { .. }
+            | Work::HealthCheck { .. }
+            | Work::Verify { .. }
+            | Work::Decide { .. }
+            | Work::RollbackVerify { .. } => true,
+            Work::Deploy { .. }
+            | Work::Shift { .. }
+            | Work::RestoreTraffic { .. }
+            | Work::Rollback { .. } => false,
+        }
+    }
+}
+
 /// What plugin work produced. Plugin faults (traps, deadlines) arrive as
 /// errors or as `error` verdicts, never as panics.
 #[derive(Debug, Clone, PartialEq)]
