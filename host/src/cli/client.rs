@@ -14,6 +14,7 @@ pub struct ServerArgs {
     /// The daemon's base URL.
     #[arg(
         long = "url",
+        value_name = "URL",
         alias = "server",
         env = "GREENLIGHT_URL",
         default_value = "http://127.0.0.1:7878",
