@@ -42,7 +42,10 @@ impl From<store::Error> for Error {
     }
 }
 
-type LoadCell = Arc<OnceCell<Result<LoadedPlugin, String>>>;
+/// A plugin version's loaded component. Only a success is kept: a failed
+/// load (bytes missing, the store failing for a moment) is tried again by
+/// the next caller rather than pinning the version as failed until restart.
+type LoadCell = Arc<OnceCell<LoadedPlugin>>;
 
 /// The plugin registry; cheap to clone.
 #[derive(Clone)]
@@ -153,9 +156,9 @@ impl Registry {
             uploaded_by: uploaded_by.to_string(),
         };
         let outcome = self.store.put_plugin(&record, &bytes)?;
-        self.cell(name, &version)
-            .set(Ok(loaded))
-            .unwrap_or_default();
+        // A cell set meanwhile holds the same component, compiled from the
+        // same bytes, so either one serves.
+        let _ = self.cell(name, &version).set(loaded);
         tracing::info!(plugin = name, %version, kind = %record.kind, "Plugin uploaded.");
         Ok((record, outcome))
     }
@@ -234,37 +237,35 @@ impl Registry {
     /// path of every invocation after the first.
     fn ready(&self, name: &str, version: &str) -> Option<LoadedPlugin> {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        match loaded.get(name)?.get(version)?.get()? {
-            Ok(plugin) => Some(plugin.clone()),
-            Err(_) => None,
-        }
+        loaded.get(name)?.get(version)?.get().cloned()
     }
 
     /// The loaded plugin for a version, loading it from the store (from its
-    /// compiled artifact when there is one) the first time.
+    /// compiled artifact when there is one) the first time it succeeds.
+    /// Callers arriving during a load wait for it; if it fails, the next
+    /// caller loads again.
     pub async fn loaded(&self, record: &PluginRecord) -> Result<LoadedPlugin, Error> {
+        let corrupt = |problem: String| {
+            Error::Store(store::Error::Corrupt {
+                tree: "plugins",
+                key: format!("{}@{}", record.name, record.version),
+                problem,
+            })
+        };
         let cell = self.cell(&record.name, &record.version);
-        let result = cell
-            .get_or_init(|| async {
-                let bytes = match self.store.blob(&record.digest) {
-                    Ok(Some(bytes)) => bytes,
-                    Ok(None) => return Err(format!("the bytes of {} are missing", record.digest)),
-                    Err(e) => return Err(e.to_string()),
-                };
+        let plugin = cell
+            .get_or_try_init(|| async {
+                let bytes = self.store.blob(&record.digest)?.ok_or_else(|| {
+                    corrupt(format!("the bytes of {} are missing", record.digest))
+                })?;
                 let _permit = self.compiles.acquire().await.ok();
                 self.runtime
                     .load(bytes.into())
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| corrupt(e.to_string()))
             })
-            .await;
-        result.clone().map_err(|message| {
-            Error::Store(store::Error::Corrupt {
-                tree: "plugins",
-                key: format!("{}@{}", record.name, record.version),
-                problem: message,
-            })
-        })
+            .await?;
+        Ok(plugin.clone())
     }
 
     /// Loads every stored plugin, so the first invocation after a restart
@@ -325,6 +326,54 @@ mod tests {
         for bad in ["", "Probe", "-x", "a/b", "a\0b", &"x".repeat(65)] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// How many times the runtime was handed bytes to load: each load is
+    /// either compiled or read from the artifact cache.
+    fn loads(registry: &Registry) -> u64 {
+        let stats = registry.runtime().stats();
+        stats.artifact_cache_hits + stats.artifact_cache_misses
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_tried_again_and_a_success_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ManualClock::new(0));
+        let options = plugins::Options {
+            artifact_dir: Some(dir.path().join("artifacts")),
+            ..Default::default()
+        };
+        let runtime = Runtime::new(options, Arc::new(store.clone()), clock.clone()).unwrap();
+        let registry = Registry::new(store.clone(), runtime, clock);
+        let path = format!("{}/fixture_check.wasm", env!("GREENLIGHT_PLUGINS_DIR"));
+        let bytes = std::fs::read(&path).unwrap();
+        let record = PluginRecord {
+            name: "probe".into(),
+            version: "1.0.0".into(),
+            digest: digest(&bytes),
+            kind: "check".into(),
+            size_bytes: bytes.len() as u64,
+            imports: Vec::new(),
+            uploaded_at_ms: 0,
+            uploaded_by: "test".into(),
+        };
+
+        // The component's bytes are not in the store yet.
+        let err = registry.loaded(&record).await.unwrap_err().to_string();
+        assert!(err.contains("are missing"), "{err}");
+        assert!(registry.ready("probe", "1.0.0").is_none());
+        assert_eq!(loads(&registry), 0);
+
+        store.put_plugin(&record, &bytes).unwrap();
+        let plugin = registry.loaded(&record).await.unwrap();
+        assert_eq!(plugin.kind().as_str(), "check");
+        assert_eq!(loads(&registry), 1);
+
+        // Loaded once, served from then on without loading again.
+        registry.loaded(&record).await.unwrap();
+        assert!(registry.ready("probe", "1.0.0").is_some());
+        assert_eq!(loads(&registry), 1);
     }
 
     #[test]

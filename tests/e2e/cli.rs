@@ -1,8 +1,10 @@
-//! The command line: push and list against a daemon, and `plugin test`
-//! without one.
+//! The command line: push and list against a daemon, connection options in
+//! every position, and `plugin test` without one.
 
 use std::path::Path;
 use std::process::Command;
+
+use serde_json::{Value, json};
 
 use crate::support::{Daemon, binary};
 
@@ -11,6 +13,19 @@ fn fixture_path(name: &str) -> String {
         .join(format!("{name}.wasm"))
         .display()
         .to_string()
+}
+
+/// `plugin push FILE --name probe --version VERSION`.
+fn push_probe<'a>(file: &'a str, version: &'a str) -> [&'a str; 7] {
+    [
+        "plugin",
+        "push",
+        file,
+        "--name",
+        "probe",
+        "--version",
+        version,
+    ]
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
@@ -36,18 +51,7 @@ async fn push_then_list_through_the_cli() {
         ("GREENLIGHT_TOKEN", d.token.as_str()),
     ];
     let check = fixture_path("fixture_check");
-    let (ok, out, err) = run(
-        &[
-            "plugin",
-            "push",
-            &check,
-            "--name",
-            "probe",
-            "--version",
-            "0.3.0",
-        ],
-        &env,
-    );
+    let (ok, out, err) = run(&push_probe(&check, "0.3.0"), &env);
     assert!(ok, "push failed: {err}");
     assert!(
         out.contains("Uploaded probe@0.3.0 (check plugin, sha256:"),
@@ -55,18 +59,7 @@ async fn push_then_list_through_the_cli() {
     );
 
     let policy = fixture_path("fixture_policy");
-    let (ok, _, err) = run(
-        &[
-            "plugin",
-            "push",
-            &policy,
-            "--name",
-            "probe",
-            "--version",
-            "0.3.0",
-        ],
-        &env,
-    );
+    let (ok, _, err) = run(&push_probe(&policy, "0.3.0"), &env);
     assert!(!ok, "a conflicting push must fail");
     assert!(err.contains("plugin.version_exists (409)"), "{err}");
 
@@ -75,6 +68,89 @@ async fn push_then_list_through_the_cli() {
     assert!(
         out.lines()
             .any(|l| l.starts_with("probe") && l.contains("0.3.0") && l.contains("check")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn connection_options_work_before_the_command_as_after_it() {
+    let d = Daemon::start().await;
+    let token_file = d.data.join("admin-token");
+    let token_file = token_file.to_str().unwrap();
+    // The environment names a daemon that is not there, so every command
+    // that succeeds found the daemon through its `--url`.
+    let nowhere = [("GREENLIGHT_URL", "http://127.0.0.1:9")];
+    let leading = ["--url", d.base.as_str(), "--token", d.token.as_str()];
+
+    let check = fixture_path("fixture_check");
+    let push = [&leading[..], &push_probe(&check, "1.2.0")].concat();
+    let (ok, out, err) = run(&push, &nowhere);
+    assert!(ok, "push failed: {err}");
+    assert!(out.contains("Uploaded probe@1.2.0"), "{out}");
+
+    let listings = [
+        [&leading[..], &["--json", "plugin", "list"]].concat(),
+        [&["plugin"], &leading[..], &["--json", "list"]].concat(),
+        [&["plugin", "list", "--json"], &leading[..]].concat(),
+        vec![
+            "--json",
+            "--url",
+            &d.base,
+            "--token-file",
+            token_file,
+            "plugin",
+            "list",
+        ],
+    ];
+    for args in &listings {
+        let (ok, out, err) = run(args, &nowhere);
+        assert!(ok, "{args:?} failed: {err}");
+        let listed: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}):\n{out}"));
+        assert_eq!(listed[0]["name"], "probe", "{args:?}: {listed:#}");
+        assert_eq!(listed[0]["version"], "1.2.0", "{args:?}: {listed:#}");
+    }
+
+    let (ok, out, err) = run(
+        &[&leading[..], &["--json", "release", "list"]].concat(),
+        &nowhere,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!([]),
+        "{out}"
+    );
+
+    // The token in the leading position is the one sent: a wrong one is
+    // refused by the daemon, and nothing is printed on standard output.
+    let (ok, out, err) = run(
+        &[
+            "--url",
+            &d.base,
+            "--token",
+            "not-a-token",
+            "--json",
+            "release",
+            "list",
+        ],
+        &[],
+    );
+    assert!(!ok, "a wrong token must be refused");
+    assert_eq!(out, "");
+    assert!(err.contains("(401)"), "{err}");
+
+    // The environment still works on its own, with the options after the
+    // command.
+    let env = [
+        ("GREENLIGHT_URL", d.base.as_str()),
+        ("GREENLIGHT_TOKEN_FILE", token_file),
+    ];
+    let (ok, out, err) = run(&["release", "list", "--json"], &env);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!([]),
         "{out}"
     );
 }

@@ -154,7 +154,7 @@ async fn a_release_is_started_approved_watched_and_rolled_back_from_the_cli() {
         "{shown}"
     );
     assert!(
-        line_with(&shown, "proceed").contains("canary batch 0"),
+        line_with(&shown, "proceed").contains("canary batch 1"),
         "{shown}"
     );
     assert!(

@@ -168,7 +168,7 @@ async fn a_hard_breach_rolls_every_batch_back_newest_first() {
     let (ruling, reason) = decisions(&done).pop().unwrap();
     assert_eq!(ruling, "rollback");
     assert!(
-        reason.contains("failed at stage rollout, batch 1") && reason.contains("7.2% > 5%"),
+        reason.contains("failed at stage rollout, batch 2") && reason.contains("7.2% > 5%"),
         "{reason}"
     );
     assert!(

@@ -5,12 +5,16 @@ use serde::de::DeserializeOwned;
 
 use super::output::{Answer, Output};
 
-/// Where the daemon is and how to authenticate.
+/// Where the daemon is, how to authenticate and how to print. Every option
+/// is global, so it is accepted anywhere on the command line; `serve` and
+/// `demo` start a daemon of their own and ignore them.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Connection and output")]
 pub struct ServerArgs {
     /// The daemon's base URL.
     #[arg(
         long = "url",
+        value_name = "URL",
         alias = "server",
         env = "GREENLIGHT_URL",
         default_value = "http://127.0.0.1:7878",
@@ -24,7 +28,8 @@ pub struct ServerArgs {
     #[arg(long, env = "GREENLIGHT_TOKEN_FILE", global = true)]
     pub token_file: Option<std::path::PathBuf>,
     /// Print the daemon's answers as JSON instead of tables and summaries
-    /// (`release watch`: one event per line).
+    /// (`release watch`: one event per line; `plugin test`: the local
+    /// result).
     #[arg(long, global = true)]
     pub json: bool,
 }

@@ -14,28 +14,19 @@ pub enum FlowCommand {
     Apply {
         /// The flow file (TOML).
         file: PathBuf,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List the applied flows.
-    List {
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Show a flow's versions and the source of the latest.
-    Show {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Show { name: String },
 }
 
-pub async fn run(cmd: FlowCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: FlowCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
-        FlowCommand::Apply { file, server } => {
+        FlowCommand::Apply { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let applied = client
                 .fetch::<AppliedFlowDto>(
                     client
@@ -56,8 +47,8 @@ pub async fn run(cmd: FlowCommand) -> anyhow::Result<()> {
                 }
             })
         }
-        FlowCommand::List { server } => {
-            let client = Client::new(&server)?;
+        FlowCommand::List => {
+            let client = Client::new(server)?;
             let flows = client
                 .fetch::<Vec<FlowDto>>(client.get("/api/v1/flows"))
                 .await?;
@@ -72,8 +63,8 @@ pub async fn run(cmd: FlowCommand) -> anyhow::Result<()> {
                 }
             })
         }
-        FlowCommand::Show { name, server } => {
-            let client = Client::new(&server)?;
+        FlowCommand::Show { name } => {
+            let client = Client::new(server)?;
             let versions = client
                 .fetch::<Vec<FlowDto>>(client.get(&format!("/api/v1/flows/{name}")))
                 .await?;

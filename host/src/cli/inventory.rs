@@ -19,20 +19,13 @@ pub enum InventoryCommand {
     Apply {
         /// The inventory file (TOML): `application` and `[environments.NAME]`.
         file: PathBuf,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List applications and their environments.
-    List {
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Show one environment with its targets.
     Show {
         application: String,
         environment: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
@@ -76,11 +69,11 @@ fn read_file(file: &Path) -> anyhow::Result<InventoryFile> {
     Ok(inventory)
 }
 
-pub async fn run(cmd: InventoryCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: InventoryCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
-        InventoryCommand::Apply { file, server } => {
+        InventoryCommand::Apply { file } => {
             let inventory = read_file(&file)?;
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let app = &inventory.application;
             // Environments are put one by one; when one is refused, those
             // put before it are still reported, then the refusal.
@@ -118,8 +111,8 @@ pub async fn run(cmd: InventoryCommand) -> anyhow::Result<()> {
             })?;
             refused.map_or(Ok(()), Err)
         }
-        InventoryCommand::List { server } => {
-            let client = Client::new(&server)?;
+        InventoryCommand::List => {
+            let client = Client::new(server)?;
             let apps = client
                 .fetch::<Vec<ApplicationDto>>(client.get("/api/v1/apps"))
                 .await?;
@@ -152,9 +145,8 @@ pub async fn run(cmd: InventoryCommand) -> anyhow::Result<()> {
         InventoryCommand::Show {
             application,
             environment,
-            server,
         } => {
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let env = client
                 .fetch::<EnvironmentDto>(
                     client.get(&format!("/api/v1/apps/{application}/envs/{environment}")),

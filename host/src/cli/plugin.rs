@@ -26,20 +26,11 @@ pub enum PluginCommand {
         name: String,
         #[arg(long)]
         version: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List the uploaded plugins.
-    List {
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Show a plugin's versions and grant.
-    Show {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Show { name: String },
     /// Replace a plugin's grant (admin).
     Grant {
         name: String,
@@ -60,8 +51,6 @@ pub enum PluginCommand {
         max_output_bytes: Option<u64>,
         #[arg(long)]
         max_outbound_requests: Option<u32>,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Invoke an uploaded plugin through the daemon's sandbox.
     Invoke {
@@ -70,8 +59,6 @@ pub enum PluginCommand {
         /// The invocation input (JSON: context, targets, …).
         #[arg(long)]
         input: Option<PathBuf>,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Run a component locally, without a daemon, in the same sandbox.
     Test {
@@ -83,9 +70,6 @@ pub enum PluginCommand {
         /// A grant to run under (JSON, as for the API).
         #[arg(long)]
         grant: Option<PathBuf>,
-        /// Print the raw JSON result.
-        #[arg(long)]
-        json: bool,
         /// Keep compiled components in this directory, so that testing the
         /// same component again skips compiling it (a Python or JavaScript
         /// component takes seconds to compile).
@@ -111,17 +95,16 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(
     serde_json::from_str(&text).with_context(|| format!("{} is not valid input", path.display()))
 }
 
-pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
         PluginCommand::Push {
             file,
             name,
             version,
-            server,
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             eprintln!(
                 "Uploading {} ({} bytes); the daemon compiles it before answering…",
                 file.display(),
@@ -148,8 +131,8 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 );
             })
         }
-        PluginCommand::List { server } => {
-            let client = Client::new(&server)?;
+        PluginCommand::List => {
+            let client = Client::new(server)?;
             let plugins = client
                 .fetch::<Vec<PluginDto>>(client.get("/api/v1/plugins"))
                 .await?;
@@ -176,8 +159,8 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 }
             })
         }
-        PluginCommand::Show { name, server } => {
-            let client = Client::new(&server)?;
+        PluginCommand::Show { name } => {
+            let client = Client::new(server)?;
             let detail = client
                 .fetch::<PluginDetailDto>(client.get(&format!("/api/v1/plugins/{name}")))
                 .await?;
@@ -201,9 +184,8 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             memory_mib,
             max_output_bytes,
             max_outbound_requests,
-            server,
         } => {
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let dto = GrantDto {
                 allowed_hosts: allow_hosts,
                 config: config.into_iter().collect(),
@@ -227,14 +209,10 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 print_grant(g);
             })
         }
-        PluginCommand::Invoke {
-            plugin,
-            input,
-            server,
-        } => {
+        PluginCommand::Invoke { plugin, input } => {
             let (name, version) = plugin.split_once('@').unwrap_or((&plugin, "latest"));
             let request: InvokeRequest = read_json(input.as_ref())?;
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let answer = client
                 .fetch::<InvokeResponse>(
                     client
@@ -248,7 +226,6 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             file,
             input,
             grant,
-            json,
             artifact_dir,
         } => {
             let bytes =
@@ -278,7 +255,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "plugin".into());
             let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
-            report(Output::new(json), &Answer::local(result.into())?)
+            report(Output::new(server.json), &Answer::local(result.into())?)
         }
     }
 }

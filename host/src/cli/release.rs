@@ -49,8 +49,6 @@ pub enum ReleaseCommand {
         /// A file for the prechecks, as KIND:NAME:PATH (repeatable).
         #[arg(long = "artifact", value_name = "KIND:NAME:PATH", value_parser = artifact_arg)]
         artifacts: Vec<ArtifactArg>,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List releases, newest first.
     List {
@@ -60,22 +58,14 @@ pub enum ReleaseCommand {
         environment: Option<String>,
         #[arg(long, value_parser = statuses())]
         status: Option<String>,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Show where a release stands: stages, gate, decisions, targets.
-    Show {
-        id: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Show { id: String },
     /// Approve a release waiting at its gate.
     Approve {
         id: String,
         #[arg(long, default_value = "")]
         comment: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Reject a release at its gate; it rolls back.
     Reject {
@@ -83,23 +73,15 @@ pub enum ReleaseCommand {
         /// Why the release is rejected (required).
         #[arg(long)]
         comment: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Pause a running release before its next step.
     Pause {
         id: String,
         #[arg(long, default_value = "")]
         comment: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Resume a paused release.
-    Resume {
-        id: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Resume { id: String },
     /// Roll a release back, newest batch first.
     Rollback {
         id: String,
@@ -111,16 +93,10 @@ pub enum ReleaseCommand {
         force: bool,
         #[arg(long, default_value = "")]
         comment: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Print a release's events as they happen until it is over, under a
     /// progress bar on a terminal; exits with failure unless it succeeded.
-    Watch {
-        id: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Watch { id: String },
 }
 
 /// An artifact named on the command line, read when the release starts.
@@ -151,7 +127,7 @@ fn statuses() -> PossibleValuesParser {
     PossibleValuesParser::new(Status::ALL.map(Status::as_str))
 }
 
-pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: ReleaseCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
         ReleaseCommand::Start {
             application,
@@ -163,7 +139,6 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             comment,
             override_freeze,
             artifacts,
-            server,
         } => {
             let artifacts = artifacts
                 .into_iter()
@@ -177,7 +152,7 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let request = StartReleaseRequest {
                 application,
                 environment,
@@ -198,9 +173,8 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             application,
             environment,
             status,
-            server,
         } => {
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let query: Vec<(&str, String)> = [
                 ("application", application),
                 ("environment", environment),
@@ -233,19 +207,15 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 }
             })
         }
-        ReleaseCommand::Show { id, server } => {
-            let client = Client::new(&server)?;
+        ReleaseCommand::Show { id } => {
+            let client = Client::new(server)?;
             let release = client
                 .fetch::<ReleaseDto>(client.get(&format!("/api/v1/releases/{id}")))
                 .await?;
             client.print(&release, |r| println!("{}", view::summary(r)))
         }
-        ReleaseCommand::Approve {
-            id,
-            comment,
-            server,
-        } => {
-            let (client, r) = comment_command(&server, &id, "approve", comment).await?;
+        ReleaseCommand::Approve { id, comment } => {
+            let (client, r) = comment_command(server, &id, "approve", comment).await?;
             client.print(&r, |r| match &r.gate {
                 Some(gate) if r.status == "waiting-approval" => println!(
                     "Approved release {id} at {}: {} of {} approvals.",
@@ -256,31 +226,23 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 _ => println!("Approved release {id}; it is now {}.", r.status),
             })
         }
-        ReleaseCommand::Reject {
-            id,
-            comment,
-            server,
-        } => {
+        ReleaseCommand::Reject { id, comment } => {
             if comment.trim().is_empty() {
                 bail!("a rejection needs --comment saying why");
             }
-            let (client, r) = comment_command(&server, &id, "reject", comment).await?;
+            let (client, r) = comment_command(server, &id, "reject", comment).await?;
             client.print(&r, |r| {
                 println!("Rejected release {id}; it is now {}.", r.status);
             })
         }
-        ReleaseCommand::Pause {
-            id,
-            comment,
-            server,
-        } => {
-            let (client, r) = comment_command(&server, &id, "pause", comment).await?;
+        ReleaseCommand::Pause { id, comment } => {
+            let (client, r) = comment_command(server, &id, "pause", comment).await?;
             client.print(&r, |r| {
                 println!("Paused release {id}; it is now {}.", r.status);
             })
         }
-        ReleaseCommand::Resume { id, server } => {
-            let client = Client::new(&server)?;
+        ReleaseCommand::Resume { id } => {
+            let client = Client::new(server)?;
             let r = client
                 .fetch::<ReleaseDto>(client.post(&format!("/api/v1/releases/{id}/resume")))
                 .await?;
@@ -293,9 +255,8 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
             emergency,
             force,
             comment,
-            server,
         } => {
-            let client = Client::new(&server)?;
+            let client = Client::new(server)?;
             let mode = if emergency { "emergency" } else { "regular" };
             let request = RollbackRequest {
                 comment,
@@ -318,7 +279,7 @@ pub async fn run(cmd: ReleaseCommand) -> anyhow::Result<()> {
                 println!("Follow it with `greenlight release watch {id}`.");
             })
         }
-        ReleaseCommand::Watch { id, server } => watch::watch(&Client::new(&server)?, &id).await,
+        ReleaseCommand::Watch { id } => watch::watch(&Client::new(server)?, &id).await,
     }
 }
 

@@ -15,37 +15,20 @@ pub enum ScheduleCommand {
     /// Add a schedule that starts a release at every fire.
     Add(Box<AddArgs>),
     /// List schedules with their next fire and last outcome.
-    List {
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Show a schedule's next fire times.
     Next {
         name: String,
         /// How many.
         #[arg(long, short = 'n', default_value_t = 5)]
         count: usize,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Let a schedule fire again, from now on.
-    Enable {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Enable { name: String },
     /// Stop a schedule firing; a release it started carries on.
-    Disable {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Disable { name: String },
     /// Remove a schedule and its journal of fires.
-    Rm {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Rm { name: String },
 }
 
 /// `greenlight schedule add`.
@@ -94,8 +77,6 @@ pub struct AddArgs {
     /// Add it disabled.
     #[arg(long)]
     disabled: bool,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
 fn summary(s: &ScheduleDto) -> String {
@@ -130,11 +111,11 @@ async fn set_enabled(name: &str, enabled: bool, server: &ServerArgs) -> anyhow::
     })
 }
 
-pub async fn run(cmd: ScheduleCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: ScheduleCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
         ScheduleCommand::Add(args) => {
             let a = *args;
-            let client = Client::new(&a.server)?;
+            let client = Client::new(server)?;
             let request = CreateScheduleRequest {
                 name: a.name,
                 cron: a.cron,
@@ -155,8 +136,8 @@ pub async fn run(cmd: ScheduleCommand) -> anyhow::Result<()> {
                 .await?;
             client.print(&created, |s| println!("Added {}", summary(s)))
         }
-        ScheduleCommand::List { server } => {
-            let client = Client::new(&server)?;
+        ScheduleCommand::List => {
+            let client = Client::new(server)?;
             let schedules = client
                 .fetch::<Vec<ScheduleDto>>(client.get("/api/v1/schedules"))
                 .await?;
@@ -187,12 +168,8 @@ pub async fn run(cmd: ScheduleCommand) -> anyhow::Result<()> {
                 );
             })
         }
-        ScheduleCommand::Next {
-            name,
-            count,
-            server,
-        } => {
-            let client = Client::new(&server)?;
+        ScheduleCommand::Next { name, count } => {
+            let client = Client::new(server)?;
             let next = client
                 .fetch::<NextFiresDto>(
                     client
@@ -206,10 +183,10 @@ pub async fn run(cmd: ScheduleCommand) -> anyhow::Result<()> {
                 }
             })
         }
-        ScheduleCommand::Enable { name, server } => set_enabled(&name, true, &server).await,
-        ScheduleCommand::Disable { name, server } => set_enabled(&name, false, &server).await,
-        ScheduleCommand::Rm { name, server } => {
-            let client = Client::new(&server)?;
+        ScheduleCommand::Enable { name } => set_enabled(&name, true, server).await,
+        ScheduleCommand::Disable { name } => set_enabled(&name, false, server).await,
+        ScheduleCommand::Rm { name } => {
+            let client = Client::new(server)?;
             client
                 .response(client.delete(&format!("/api/v1/schedules/{name}")))
                 .await?;

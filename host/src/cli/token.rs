@@ -18,26 +18,17 @@ pub enum TokenCommand {
         /// admin, release-manager, plugin-author, scheduler or viewer.
         #[arg(long)]
         role: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List tokens (never their secrets).
-    List {
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Revoke a token at once.
-    Revoke {
-        name: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Revoke { name: String },
 }
 
-pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: TokenCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { name, role, server } => {
-            let client = Client::new(&server)?;
+        TokenCommand::Create { name, role } => {
+            let client = Client::new(server)?;
             let created = client
                 .fetch::<CreatedTokenDto>(
                     client
@@ -53,8 +44,8 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
                 println!("{}", created.token);
             })
         }
-        TokenCommand::List { server } => {
-            let client = Client::new(&server)?;
+        TokenCommand::List => {
+            let client = Client::new(server)?;
             let tokens = client
                 .fetch::<Vec<TokenDto>>(client.get("/api/v1/tokens"))
                 .await?;
@@ -77,8 +68,8 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
                 );
             })
         }
-        TokenCommand::Revoke { name, server } => {
-            let client = Client::new(&server)?;
+        TokenCommand::Revoke { name } => {
+            let client = Client::new(server)?;
             let revoked = client
                 .fetch::<TokenDto>(client.delete(&format!("/api/v1/tokens/{name}")))
                 .await?;
@@ -107,12 +98,10 @@ pub struct AuditArgs {
     /// At most this many entries.
     #[arg(long, default_value_t = 50)]
     limit: usize,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
-pub async fn audit(args: AuditArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.server)?;
+pub async fn audit(args: AuditArgs, server: &ServerArgs) -> anyhow::Result<()> {
+    let client = Client::new(server)?;
     let mut query: Vec<(&str, String)> = vec![("limit", args.limit.to_string())];
     if let Some(r) = args.release {
         query.push(("release", r));

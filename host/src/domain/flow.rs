@@ -239,7 +239,8 @@ pub const DEFAULT_NOTIFY_ON: &[&str] = &[
     "finished",
 ];
 
-/// Every event name a flow may ask notifiers to be told of.
+/// Every event name a flow may ask notifiers to be told of: the name of
+/// every `Event` variant, which a test in `release/event.rs` checks.
 pub const EVENT_NAMES: &[&str] = &[
     "started",
     "precheck-done",

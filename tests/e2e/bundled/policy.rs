@@ -44,14 +44,14 @@ async fn hard_breaches_roll_back_and_soft_ones_pause_only_when_they_persist() {
     assert_eq!(kind, "pause");
     assert_eq!(
         reason,
-        "soft breach: metrics@1.0.0 error_rate 0.02 > 0.01 at stage rollout batch 2 (3 in a row, pause after 3)"
+        "soft breach: metrics@1.0.0 error_rate 0.02 > 0.01 at stage rollout batch 3 (3 in a row, pause after 3)"
     );
 
     let (kind, reason) = decide(&d, vec![soft(0), observation("pass", 0.07, 1)]).await;
     assert_eq!(kind, "rollback");
     assert_eq!(
         reason,
-        "hard breach: metrics@1.0.0 error_rate 0.07 > 0.05 at stage rollout batch 1 (1 in a row, rollback after 1)"
+        "hard breach: metrics@1.0.0 error_rate 0.07 > 0.05 at stage rollout batch 2 (1 in a row, rollback after 1)"
     );
     let (kind, _) = decide(&d, vec![observation("fail", 0.0, 0)]).await;
     assert_eq!(kind, "rollback");

@@ -327,7 +327,7 @@ async fn an_error_rate_past_the_hard_threshold_rolls_the_release_back() {
     assert_eq!(versions(&agents), ["1.5.0"; 4], "{done:#}");
     let reason = done["rollback"]["reason"].as_str().unwrap_or_default();
     assert!(
-        reason.contains("hard breach: metrics@1.0.0 failed at stage rollout batch 0"),
+        reason.contains("hard breach: metrics@1.0.0 failed at stage rollout batch 1"),
         "{done:#}"
     );
     let evidence = &done["decisions"][0]["inputs"][0];

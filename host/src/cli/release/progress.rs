@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
+use super::view::batch_suffix;
 use crate::api::release_model::ReleaseDto;
 use crate::cli::output::Output;
 
@@ -81,7 +82,7 @@ impl Progress {
 struct Standing {
     done: u64,
     total: u64,
-    /// The status and the step under way: `running at canary batch 0 (verify)`.
+    /// The status and the step under way: `running at canary batch 1 (verify)`.
     place: String,
     /// `3 deployed, 1 verified, 0 rolled back of 4 targets`.
     targets: String,
@@ -96,10 +97,7 @@ impl Standing {
         };
         let place = match steps().find(|(_, step)| step.state == "current") {
             Some((stage, step)) => {
-                let batch = step
-                    .batch
-                    .map(|b| format!(" batch {b}"))
-                    .unwrap_or_default();
+                let batch = batch_suffix(step.batch);
                 format!("{} at {}{batch} ({})", r.status, stage.name, step.kind)
             }
             None => r.status.clone(),
@@ -162,7 +160,7 @@ mod tests {
             Standing {
                 done: 2,
                 total: 4,
-                place: "running at rollout batch 0 (verify)".into(),
+                place: "running at rollout batch 1 (verify)".into(),
                 targets: "1 deployed, 0 verified, 0 rolled back of 3 targets".into(),
             }
         );

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::api::release_model::{EventDto, ReleaseDto, ReleaseSummaryDto, StageDto, StepDto};
+use crate::domain::release::batch_number;
 
 /// How many decisions `show` prints.
 const LATEST_DECISIONS: usize = 5;
@@ -205,11 +206,17 @@ pub fn plan(r: &ReleaseDto) -> String {
     out
 }
 
+/// ` batch N` for a step of a batch, numbered from 1 as people count
+/// (the API counts from 0); nothing for other steps.
+pub fn batch_suffix(batch: Option<u32>) -> String {
+    batch
+        .map(|b| format!(" batch {}", batch_number(b)))
+        .unwrap_or_default()
+}
+
 fn step_line(step: &StepDto) -> String {
     let mut out = format!("{:<12} {:<9}", step.state, step.kind);
-    if let Some(batch) = step.batch {
-        let _ = write!(out, " batch {batch}");
-    }
+    out.push_str(&batch_suffix(step.batch));
     if let Some(percent) = step.percent {
         let _ = write!(out, " {percent}% of the traffic");
     }
@@ -378,7 +385,7 @@ pub fn summary(r: &ReleaseDto) -> String {
         let shown = r.decisions.len().min(LATEST_DECISIONS);
         let _ = writeln!(w, "\nDecisions (latest {shown} of {})", r.decisions.len());
         for d in &r.decisions[r.decisions.len() - shown..] {
-            let batch = d.batch.map(|b| format!(" batch {b}")).unwrap_or_default();
+            let batch = batch_suffix(d.batch);
             let _ = writeln!(
                 w,
                 "  {}  {:<8} {}{batch}, round {}, by {}: {}",
@@ -400,7 +407,7 @@ pub fn summary(r: &ReleaseDto) -> String {
     out
 }
 
-/// Step names by index (`canary batch 0`), to say where an event happened.
+/// Step names by index (`canary batch 1`), to say where an event happened.
 #[derive(Debug, Default)]
 pub struct Places {
     steps: BTreeMap<u64, String>,
@@ -411,10 +418,7 @@ impl Places {
         let mut steps = BTreeMap::new();
         for stage in &r.stages {
             for step in &stage.steps {
-                let name = match step.batch {
-                    Some(b) => format!("{} batch {b}", stage.name),
-                    None => stage.name.clone(),
-                };
+                let name = format!("{}{}", stage.name, batch_suffix(step.batch));
                 steps.insert(step.index as u64, name);
             }
         }
@@ -637,7 +641,7 @@ mod tests {
     #[test]
     fn events_read_with_their_place_and_reason() {
         let places = Places {
-            steps: [(3, "canary batch 0".to_string())].into(),
+            steps: [(3, "canary batch 1".to_string())].into(),
         };
         let event = |kind: &str, detail: Value| EventDto {
             release: "r".into(),
@@ -653,7 +657,7 @@ mod tests {
         );
         assert_eq!(
             event_line(&decided, &places),
-            "08:00:00  decided                running          canary batch 0: proceed: all checks pass"
+            "08:00:00  decided                running          canary batch 1: proceed: all checks pass"
         );
         let deployed = event(
             "deployed",
@@ -663,7 +667,7 @@ mod tests {
         );
         assert_eq!(
             event_detail(&deployed, &places),
-            "canary batch 0: failed on web-1 (disk full)"
+            "canary batch 1: failed on web-1 (disk full)"
         );
         let unknown = event("approved", json!({"pc": 9, "by": "alice", "comment": ""}));
         assert_eq!(event_detail(&unknown, &places), "step 9 by alice");

@@ -323,3 +323,220 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::domain::flow::{DEFAULT_NOTIFY_ON, EVENT_NAMES};
+    use crate::domain::plugin::VerdictStatus;
+
+    /// One event of every kind.
+    fn one_of_each() -> Vec<Event> {
+        let verdict = Verdict {
+            status: VerdictStatus::Pass,
+            summary: String::new(),
+            metrics: Vec::new(),
+        };
+        let decision = DecisionRecord {
+            ruling: Ruling::Proceed,
+            reason: String::new(),
+            by: "default-policy".into(),
+            stage: "canary".into(),
+            batch: Some(0),
+            round: 0,
+            inputs: Vec::new(),
+            observations: 0,
+            at_ms: 0,
+        };
+        let (by, reason, message, key) =
+            (String::new(), String::new(), String::new(), String::new());
+        let at_ms = 0;
+        vec![
+            Event::Started {
+                by: by.clone(),
+                at_ms,
+            },
+            Event::PrecheckDone {
+                pc: 0,
+                check: "c".into(),
+                verdict,
+                forward_only: false,
+                at_ms,
+            },
+            Event::TargetsChecked {
+                pc: 0,
+                unhealthy: Vec::new(),
+                at_ms,
+            },
+            Event::DeployStarted {
+                pc: 0,
+                attempt: 0,
+                key: key.clone(),
+                at_ms,
+            },
+            Event::Deployed {
+                pc: 0,
+                attempt: 0,
+                results: Vec::new(),
+                at_ms,
+            },
+            Event::DeployFailed {
+                pc: 0,
+                attempt: 0,
+                message: message.clone(),
+                retryable: true,
+                at_ms,
+            },
+            Event::BakeStarted {
+                pc: 0,
+                until_ms: 0,
+                at_ms,
+            },
+            Event::Verified {
+                pc: 0,
+                round: 0,
+                verdicts: Vec::new(),
+                at_ms,
+            },
+            Event::Decided { pc: 0, decision },
+            Event::TrafficShifted {
+                pc: 0,
+                weights: Vec::new(),
+                at_ms,
+            },
+            Event::TrafficFailed {
+                pc: 0,
+                attempt: 0,
+                message: message.clone(),
+                retryable: true,
+                at_ms,
+            },
+            Event::GateOpened {
+                pc: 0,
+                expires_at_ms: None,
+                at_ms,
+            },
+            Event::GateSkipped { pc: 0, at_ms },
+            Event::Approved {
+                pc: 0,
+                by: by.clone(),
+                comment: String::new(),
+                at_ms,
+            },
+            Event::Rejected {
+                pc: 0,
+                by: by.clone(),
+                comment: String::new(),
+                at_ms,
+            },
+            Event::GateExpired { pc: 0, at_ms },
+            Event::Paused {
+                by: by.clone(),
+                reason: reason.clone(),
+                at_ms,
+            },
+            Event::Resumed {
+                by: by.clone(),
+                at_ms,
+            },
+            Event::RollbackStarted {
+                by,
+                reason: reason.clone(),
+                mode: RollbackMode::Regular,
+                force: false,
+                at_ms,
+            },
+            Event::TrafficRestored {
+                stage: 0,
+                weights: Vec::new(),
+                at_ms,
+            },
+            Event::RollbackBatchStarted {
+                pcs: vec![0],
+                attempt: 0,
+                key,
+                at_ms,
+            },
+            Event::RolledBackBatch {
+                pcs: vec![0],
+                attempt: 0,
+                results: Vec::new(),
+                at_ms,
+            },
+            Event::RollbackFailed {
+                pcs: vec![0],
+                attempt: 0,
+                message,
+                retryable: true,
+                at_ms,
+            },
+            Event::RollbackVerified {
+                pcs: vec![0],
+                verdicts: Vec::new(),
+                at_ms,
+            },
+            Event::Blocked {
+                reason: reason.clone(),
+                at_ms,
+            },
+            Event::Finished {
+                status: Status::Succeeded,
+                reason,
+                at_ms,
+            },
+        ]
+    }
+
+    /// Every variant of `Event` as the journal spells it, from serde's own
+    /// list: its derive is generated from the enum, so a variant added to
+    /// the enum is in this list without anyone writing it down.
+    fn journaled_variants() -> BTreeSet<String> {
+        let err = serde_json::from_value::<Event>(serde_json::json!({"event": "?"}))
+            .unwrap_err()
+            .to_string();
+        let (_, expected) = err
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("serde did not list the variants: {err}"));
+        expected
+            .split(", ")
+            .filter_map(|v| v.split('`').nth(1))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_event_a_flow_may_name_is_an_event_and_every_event_may_be_named() {
+        let events = one_of_each();
+        for event in &events {
+            // The name flows and notifiers use is the one the journal keeps.
+            let journaled = serde_json::to_value(event).unwrap();
+            assert_eq!(journaled["event"], event.name(), "{event:?}");
+        }
+        let names: BTreeSet<String> = events.iter().map(|e| e.name().to_string()).collect();
+        assert_eq!(names.len(), events.len(), "two examples of one kind");
+        let variants = journaled_variants();
+        assert!(
+            names == variants,
+            "the examples lack {:?}",
+            variants.difference(&names).collect::<Vec<_>>()
+        );
+
+        let allowed: BTreeSet<String> = EVENT_NAMES.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            allowed.len(),
+            EVENT_NAMES.len(),
+            "EVENT_NAMES repeats a name"
+        );
+        assert!(
+            allowed == names,
+            "EVENT_NAMES lacks {:?} and names {:?}, which no event is",
+            names.difference(&allowed).collect::<Vec<_>>(),
+            allowed.difference(&names).collect::<Vec<_>>()
+        );
+        for name in DEFAULT_NOTIFY_ON {
+            assert!(allowed.contains(*name), "the default `{name}` is no event");
+        }
+    }
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{ApprovalRecord, DecisionRecord, Event, RollbackMode, Status};
 use super::policy::{CheckVerdict, Ruling};
-use super::{Expiry, ReleaseSpec, Step};
+use super::{Expiry, ReleaseSpec, Step, batch_number};
 use crate::domain::plugin::{GroupWeight, Observation, TargetResult, VerdictStatus};
 
 /// Attempts of one deploy, traffic or rollback call before giving up.
@@ -181,7 +181,7 @@ impl State {
             .map(|s| s.name.as_str())
             .unwrap_or("?");
         match step.batch() {
-            Some(b) => format!("at stage {stage}, batch {b}"),
+            Some(b) => format!("at stage {stage}, batch {}", batch_number(b)),
             None => format!("at stage {stage}"),
         }
     }
@@ -354,7 +354,8 @@ impl State {
                     self.pause = Some(PauseState {
                         by: "health-check".to_string(),
                         reason: format!(
-                            "unhealthy before batch {batch} of stage {}: {}",
+                            "unhealthy before batch {} of stage {}: {}",
+                            batch_number(*batch),
                             s.name,
                             list.join(", ")
                         ),

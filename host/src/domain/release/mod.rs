@@ -142,6 +142,13 @@ impl Step {
     }
 }
 
+/// A batch as people number it: a stage's first batch is batch 1, as the UI
+/// shows it. Stored indices, the API and plugins count from 0; only text
+/// meant for people uses this.
+pub fn batch_number(index: u32) -> u32 {
+    index.saturating_add(1)
+}
+
 /// Everything fixed about a release when it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseSpec {

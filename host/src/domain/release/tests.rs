@@ -495,3 +495,33 @@ fn a_refused_event_names_the_problem() {
     );
     let _ = VerdictStatus::Pass;
 }
+
+#[test]
+fn reasons_number_batches_from_one_as_people_do() {
+    let spec = sample_spec("r1");
+    let batches: Vec<(usize, u32)> = spec
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| matches!(step, super::Step::Deploy { .. }))
+        .filter_map(|(pc, step)| Some((pc, step.batch()?)))
+        .collect();
+    // A canary of one target, then the rollout of the other three, one
+    // at a time; stored indices count from 0 within each stage.
+    let indices: Vec<u32> = batches.iter().map(|(_, b)| *b).collect();
+    assert_eq!(indices, [0, 0, 1, 2]);
+    let places: Vec<String> = batches
+        .iter()
+        .map(|(pc, _)| State::place(&spec, *pc))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "at stage canary, batch 1",
+            "at stage rollout, batch 1",
+            "at stage rollout, batch 2",
+            "at stage rollout, batch 3",
+        ]
+    );
+    assert_eq!(super::batch_number(u32::MAX), u32::MAX);
+}

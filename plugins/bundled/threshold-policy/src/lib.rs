@@ -150,9 +150,11 @@ fn decide(settings: &Settings, observations: &[Observation]) -> Decision {
     }
 }
 
+/// Where an observation was made, for people: batches are numbered from 1
+/// there, though the host counts them from 0.
 fn place(o: &Observation) -> String {
     match o.batch {
-        Some(b) => format!("at stage {} batch {b}", o.stage),
+        Some(b) => format!("at stage {} batch {}", o.stage, b.saturating_add(1)),
         None => format!("at stage {}", o.stage),
     }
 }
@@ -212,7 +214,7 @@ mod tests {
         assert!(matches!(kind(&d), DecisionKind::Rollback), "{}", d.reason);
         assert_eq!(
             d.reason,
-            "hard breach: metrics error_rate 0.07 > 0.05 at stage canary batch 0 (1 in a row, rollback after 1)"
+            "hard breach: metrics error_rate 0.07 > 0.05 at stage canary batch 1 (1 in a row, rollback after 1)"
         );
         let failed = decide(&settings(1, 3), &[obs("health", VerdictStatus::Fail, 0.0)]);
         assert!(matches!(kind(&failed), DecisionKind::Rollback));

@@ -2,10 +2,11 @@
 //! to a webhook. The body carries a `text` line, which Slack incoming
 //! webhooks and the chat tools compatible with them (Mattermost, Rocket.Chat,
 //! Discord's `/slack` endpoints, Teams workflows) display, and the event in
-//! full under `greenlight` for other receivers:
+//! full under `greenlight` for other receivers (the text numbers batches
+//! from 1, as people do; `batch` is the host's index, from 0):
 //!
 //! ```json
-//! {"text": "[shop/prod] 2.0.0 rolled-back: error_rate 0.07 > 0.05 (stage canary, batch 2)",
+//! {"text": "[shop/prod] 2.0.0 rolled-back: error_rate 0.07 > 0.05 (stage canary, batch 3)",
 //!  "greenlight": {"release_id": "…", "application": "shop", "environment": "prod",
 //!                 "version": "2.0.0", "previous_version": "1.0.0", "stage": "canary",
 //!                 "batch": 2, "event": {"kind": "rolled-back", "message": "…", "at_ms": 0}}}
@@ -37,7 +38,7 @@ fn text(ctx: &ReleaseContext, event: &ReleaseEvent) -> String {
     }
     let place = match (ctx.stage.is_empty(), ctx.batch) {
         (true, _) => String::new(),
-        (false, Some(b)) => format!(" (stage {}, batch {b})", ctx.stage),
+        (false, Some(b)) => format!(" (stage {}, batch {})", ctx.stage, b.saturating_add(1)),
         (false, None) => format!(" (stage {})", ctx.stage),
     };
     line + &place
@@ -125,7 +126,7 @@ mod tests {
                 &ctx(Some(2)),
                 &event("rolled-back", "error_rate 0.07 > 0.05")
             ),
-            "[shop/prod] 2.0.0 rolled-back: error_rate 0.07 > 0.05 (stage canary, batch 2)"
+            "[shop/prod] 2.0.0 rolled-back: error_rate 0.07 > 0.05 (stage canary, batch 3)"
         );
         assert_eq!(
             text(&ctx(None), &event("succeeded", "")),
