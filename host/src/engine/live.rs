@@ -100,19 +100,24 @@ impl Live {
         }
     }
 
-    /// The release's durable state. A commit in flight is not waited for
-    /// when an earlier reading exists; a tail written without a flush yet is
-    /// flushed first, so a reader never sees what a crash could take back.
+    /// The release's durable state, without waiting for a flush when an
+    /// earlier reading exists: while a commit is in flight or a tail is
+    /// not yet flushed, the newest durable state is the last reading. Only
+    /// a first reader waits, flushing the tail, so that no reader ever sees
+    /// what a crash could take back.
     pub(super) async fn read(&self, store: &Store) -> Result<Arc<State>, store::Error> {
-        let guard = match self.state.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => {
-                if let Some(last) = lock(&self.last_read).clone() {
-                    return Ok(last);
-                }
-                self.state.lock().await
-            }
-        };
+        if let Ok(guard) = self.state.try_lock()
+            && store.is_durable(self.newest.load(Ordering::SeqCst))
+        {
+            let fresh = Arc::new(guard.clone());
+            drop(guard);
+            self.offer(fresh.clone());
+            return Ok(fresh);
+        }
+        if let Some(last) = lock(&self.last_read).clone() {
+            return Ok(last);
+        }
+        let guard = self.state.lock().await;
         // Under the lock nothing new is written, so this covers all of it.
         self.flush_tail(store).await?;
         let fresh = Arc::new(guard.clone());
