@@ -96,12 +96,33 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run())
 }
 
+/// Deploy calls made so far, from the daemon's metrics.
+async fn deploys(api: &Api) -> anyhow::Result<u64> {
+    let text = api
+        .http
+        .get(api.url("/metrics"))
+        .bearer_auth(&api.token)
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("greenlight_plugin_invocations_total{plugin=\"agent\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
 async fn run() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: scratch.path().to_path_buf(),
         manual_clock_ms: Some(1_800_000_000_000),
+        engine_nice: match std::env::var("GL_ENGINE_NICE") {
+            Ok(v) => v.parse()?,
+            Err(_) => Config::default().engine_nice,
+        },
         ..Config::default()
     };
     let daemon = Daemon::start(config).await?;
@@ -173,7 +194,9 @@ checks = [{ plugin = "health", params = { mode = "sleep", ms = "50" } }]
         .await?;
     }
     eprintln!("approved; measuring under load");
+    let deploys_before = deploys(&api).await?;
     let (loaded, loaded_rps) = load(&api, &ids).await;
+    let deployed = deploys(&api).await? - deploys_before;
     let mut still_running = 0;
     for id in &ids {
         let r = api
@@ -208,6 +231,10 @@ checks = [{ plugin = "health", params = { mode = "sleep", ms = "50" } }]
     println!(
         "  loaded p99 / baseline p99 = {:.2} (target <= 3); {still_running} of {RELEASES} still running at the end",
         pct(&loaded, 0.99) / pct(&baseline, 0.99)
+    );
+    println!(
+        "  meanwhile the releases deployed {deployed} batches ({:.0}/s)",
+        deployed as f64 / PHASE.as_secs_f64()
     );
     daemon.stop().await
 }

@@ -26,6 +26,13 @@ pub struct Config {
     /// Threads that run releases (plugin calls and journal commits), apart
     /// from the threads that serve the API.
     pub engine_threads: usize,
+    /// How much the release threads yield the processor to API requests:
+    /// the Linux nice value they run at (0 to 19; 0 is equal footing with
+    /// the API's threads).
+    /// Plugin calls and journal commits of many releases at once then
+    /// delay one another by microseconds instead of delaying a read by
+    /// milliseconds.
+    pub engine_nice: i32,
     /// The scheduler.
     pub scheduler: crate::scheduler::Options,
 }
@@ -38,6 +45,7 @@ impl Default for Config {
             plugins: plugins::Options::default(),
             manual_clock_ms: None,
             engine_threads: 2,
+            engine_nice: 10,
             scheduler: crate::scheduler::Options::default(),
         }
     }

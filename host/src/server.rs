@@ -84,9 +84,11 @@ impl Daemon {
         // Release work runs on threads of its own: plugin calls and journal
         // commits of many releases at once must not hold up API requests,
         // which the operating system then schedules beside them.
+        let nice = config.engine_nice.clamp(0, 19);
         let work = WorkThreads(Some(
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(config.engine_threads.max(1))
+                .on_thread_start(move || yield_to_requests(nice))
                 .thread_name("greenlight-engine")
                 .enable_all()
                 .build()
@@ -213,4 +215,17 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+/// Lowers the calling thread's scheduling priority by `nice`: release work
+/// runs behind API requests when both want the processor. On Linux the
+/// nice value of a thread id applies to that thread alone.
+fn yield_to_requests(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        tracing::warn!(error = %e, "A release thread keeps its priority.");
+    }
 }

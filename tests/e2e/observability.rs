@@ -52,3 +52,40 @@ async fn metrics_count_invocations_stages_and_releases() {
     let anonymous = reqwest::get(d.url("/metrics")).await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
 }
+
+/// Each thread of a process, as its name and nice value, from `/proc`.
+fn threads(pid: u32) -> Vec<(u32, String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // `tid (name) state ppid …`: the name may hold spaces, so fields
+        // are counted from its closing parenthesis; nice is the 19th.
+        let (head, rest) = stat.rsplit_once(')').unwrap();
+        let name = head.split_once('(').unwrap().1.to_string();
+        let nice = rest.split_whitespace().nth(16).unwrap().parse().unwrap();
+        let tid = task.file_name().to_str().unwrap().parse().unwrap();
+        out.push((tid, name, nice));
+    }
+    out
+}
+
+/// Release work yields the processor to API requests: the release threads
+/// run at the configured nice value, the daemon's own threads at its own.
+#[tokio::test]
+async fn release_threads_run_behind_the_api() {
+    let d = crate::support::Daemon::start_with_config("engine_nice = 7\n").await;
+    let (status, _) = d.send(d.request(reqwest::Method::GET, "/readyz")).await;
+    assert_eq!(status, 200);
+    let threads = threads(d.pid());
+    let engine: Vec<_> = threads
+        .iter()
+        .filter(|(_, name, _)| name.starts_with("greenlight-engi"))
+        .collect();
+    assert!(!engine.is_empty(), "no release threads among {threads:?}");
+    assert!(engine.iter().all(|(_, _, nice)| *nice == 7), "{engine:?}");
+    let main = threads.iter().find(|(tid, _, _)| *tid == d.pid());
+    assert_eq!(main.map(|t| t.2), Some(0), "{threads:?}");
+}

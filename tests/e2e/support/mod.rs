@@ -146,6 +146,11 @@ impl Daemon {
         (self.respawn().await, token)
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) {
         let pid = self.child.id().to_string();
