@@ -3,7 +3,10 @@
 //! baseline), then while the same 50 run rolling batches through real
 //! plugins. Both phases run in one process against one daemon, so machine
 //! noise hits them alike. Prints p50, p99 and requests per second for each,
-//! and the ratio of the loaded p99 to the baseline p99 (target ≤ 3).
+//! and the ratio of the loaded p99 to the baseline p99 (target ≤ 3), and how
+//! many batches the releases deployed meanwhile. `GL_ENGINE_NICE` sets the
+//! release threads' nice value for the run (default: the daemon's default),
+//! to compare the API's latency with release work on equal footing.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
