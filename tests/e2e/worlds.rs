@@ -49,6 +49,40 @@ async fn a_check_uses_its_kv_config_secret_and_clock() {
     assert!(!detail.to_string().contains("s3cret"), "{detail}");
 }
 
+/// A check built without the standard library imports no WASI interface at
+/// all, and the daemon takes it and runs it like any other check.
+#[tokio::test]
+async fn a_check_built_without_std_imports_only_the_platform_and_runs() {
+    let d = Daemon::start().await;
+    let up = d.upload_ok("lean", "fixture_no_std_check").await;
+    assert_eq!(up["plugin"]["kind"], "check", "{up}");
+    let imports: Vec<&str> = up["plugin"]["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(!imports.is_empty(), "{up}");
+    assert!(
+        imports.iter().all(|i| i.starts_with("greenlight:plugin/")),
+        "{imports:?}"
+    );
+    let std_built = d.upload_ok("probe", "fixture_check").await;
+    assert!(
+        std_built["plugin"]["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().starts_with("wasi:")),
+        "the std-built check is the one with WASI imports: {std_built}"
+    );
+    let answer = d.verify("lean", json!({})).await;
+    let v = verdict(&answer);
+    assert_eq!(v["status"], "fail");
+    assert_eq!(v["summary"], "fixture failure");
+    assert_eq!(v["metrics"][0]["name"], "error_rate");
+}
+
 #[tokio::test]
 async fn a_precheck_marks_destructive_migrations_forward_only() {
     let d = Daemon::start().await;
