@@ -274,8 +274,8 @@ async fn every_class_of_bad_input_gets_the_error_shape() {
         ),
         (
             "an oversized body",
-            // Its own client: the daemon closes a connection whose body it
-            // refuses to read.
+            // Its own client, as a refused body is read out before the
+            // answer.
             reqwest::Client::new()
                 .post(d.url("/api/v1/releases"))
                 .bearer_auth(&d.token)

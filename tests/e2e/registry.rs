@@ -153,8 +153,8 @@ async fn requests_without_a_valid_token_are_refused() {
     assert_eq!(r.status().as_u16(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], "auth.unauthorized");
-    // The server answers before reading the body and closes the
-    // connection, so each request here gets a client of its own.
+    // The server refuses before reading the body, and reads it out before
+    // answering; each request here gets a client of its own.
     let r = reqwest::Client::new()
         .post(d.url("/api/v1/plugins?name=x&version=1.0.0"))
         .bearer_auth("glt_not-a-real-token")
@@ -200,5 +200,39 @@ async fn a_far_too_large_upload_is_refused_before_its_body_is_read() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains(r#""code":"plugin.too_large""#), "{answer}");
     assert!(answer.contains("limit of 1048576 bytes"), "{answer}");
+    d.assert_healthy().await;
+}
+
+/// A refusal that comes before the body is read still reaches a client in
+/// the middle of sending a large one: a plugin author whose token expired
+/// sees 401 with its code, not a cut connection.
+#[tokio::test]
+async fn a_large_upload_refused_before_its_body_is_read_still_gets_the_answer() {
+    let d = Daemon::start().await;
+    for _ in 0..3 {
+        let r = reqwest::Client::new()
+            .post(d.url("/api/v1/plugins?name=x&version=1.0.0"))
+            .bearer_auth("glt_not-a-real-token")
+            .body(vec![0u8; 16 << 20])
+            .send()
+            .await
+            .expect("an answer, not a cut connection");
+        assert_eq!(r.status().as_u16(), 401);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "auth.unauthorized");
+    }
+    // A body over a route's limit is read only up to that limit; the rest
+    // is read out so that the sender gets the 413.
+    let r = reqwest::Client::new()
+        .post(d.url("/api/v1/flows"))
+        .bearer_auth(&d.token)
+        .header("content-type", "application/toml")
+        .body(vec![b'#'; 8 << 20])
+        .send()
+        .await
+        .expect("an answer, not a cut connection");
+    assert_eq!(r.status().as_u16(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "request.too_large");
     d.assert_healthy().await;
 }

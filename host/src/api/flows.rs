@@ -59,9 +59,15 @@ pub async fn apply(
 ) -> Result<(StatusCode, Json<AppliedFlowDto>), ApiError> {
     caller.require(&[Role::ReleaseManager])?;
     let body = body.map_err(|e| {
+        // Too large is the same refusal, with the same code, on every route.
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "request.too_large"
+        } else {
+            "request.bad_body"
+        };
         ApiError::new(
             e.status(),
-            "request.bad_body",
+            code,
             format!("the flow file could not be read: {}", e.body_text()),
         )
     })?;

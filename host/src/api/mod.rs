@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod drain;
 mod error;
 mod flows;
 mod health;
@@ -166,6 +167,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            drain::DrainLimit(upload_limit as u64),
+            drain::drain_refused,
         ))
         .fallback(|| async {
             ApiError::new(
