@@ -521,11 +521,11 @@ impl Engine {
         Ok((live.spec.clone(), state))
     }
 
-    /// Applies events to a release and journals the ones that fit, durably,
-    /// before anything else happens to it. With `follow`, the events the
+    /// Applies events to a release and journals the ones that fit. With
+    /// `follow`, the events the
     /// release records next without calling anything (a deploy's start, a
     /// gate opening, the end) join the same write, so they cost no flush of
-    /// their own; they are still durable before any plugin is called.
+    /// their own.
     ///
     /// When what the release does next only observes (a check round, a
     /// health check, a policy decision), the commit does not wait for its
