@@ -109,10 +109,7 @@ impl Live {
         if let Ok(guard) = self.state.try_lock()
             && store.is_durable(self.newest.load(Ordering::SeqCst))
         {
-            let fresh = Arc::new(guard.clone());
-            drop(guard);
-            self.offer(fresh.clone());
-            return Ok(fresh);
+            return Ok(self.keep(guard));
         }
         if let Some(last) = lock(&self.last_read).clone() {
             return Ok(last);
@@ -120,9 +117,15 @@ impl Live {
         let guard = self.state.lock().await;
         // Under the lock nothing new is written, so this covers all of it.
         self.flush_tail(store).await?;
+        Ok(self.keep(guard))
+    }
+
+    /// Copies a durable state out of the lock and keeps it as the last
+    /// reading.
+    fn keep(&self, guard: tokio::sync::MutexGuard<'_, State>) -> Arc<State> {
         let fresh = Arc::new(guard.clone());
         drop(guard);
         self.offer(fresh.clone());
-        Ok(fresh)
+        fresh
     }
 }
