@@ -77,7 +77,13 @@ async fn run() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let store = Store::open(scratch.path())?;
     let clock = Arc::new(SystemClock);
-    let runtime = Runtime::new(Options::default(), Arc::new(store.clone()), clock.clone())?;
+    // `GL_KEEP_RESIDENT_KIB` compares resident windows in one build.
+    let mut options = Options::default();
+    if let Ok(kib) = std::env::var("GL_KEEP_RESIDENT_KIB") {
+        options.keep_resident_kib = kib.parse()?;
+    }
+    let keep_resident_kib = options.keep_resident_kib;
+    let runtime = Runtime::new(options, Arc::new(store.clone()), clock.clone())?;
     let registry = Registry::new(store, runtime.clone(), clock);
     let (ctx, targets) = (context(), targets());
     let call = || Call::Verify {
@@ -141,9 +147,10 @@ async fn run() -> anyhow::Result<()> {
         .map(|s| (s.label, us(median(s.a)), us(median(s.b))))
         .collect();
     println!(
-        "invocation overhead, medians over {} calls each ({} spawns):",
+        "invocation overhead, medians over {} calls each ({} spawns), {} KiB of memory kept resident:",
         ROUNDS * PER_ROUND,
-        ROUNDS * SPAWNS_PER_ROUND
+        ROUNDS * SPAWNS_PER_ROUND,
+        keep_resident_kib
     );
     print!("  {:<28}", "");
     for (label, _, _) in &rows {

@@ -645,6 +645,18 @@ impl Engine {
             .enumerate()
             .map(|(i, (event, status))| (seq + i as u64, status, event))
             .collect();
+        // Counted before the commit can be seen, so that a reader who sees a
+        // stage finished also finds it in the metrics.
+        for (stage, time) in &state.stage_times {
+            let newly_done = stages_before
+                .get(stage)
+                .is_none_or(|t| t.finished_ms.is_none());
+            if let (Some(end), true) = (time.finished_ms, newly_done) {
+                let kind = spec.stages.get(*stage).map_or("?", |s| s.kind.as_str());
+                let seconds = end.saturating_sub(time.started_ms) as f64 / 1000.0;
+                self.inner.registry.metrics().stage(kind, seconds);
+            }
+        }
         live.written(ticket, numbered, state);
         if lazy {
             let (engine, live) = (self.clone(), live.clone());
@@ -659,16 +671,6 @@ impl Engine {
         } else {
             self.inner.store.sync_through(ticket).await?;
             self.announce(live);
-        }
-        for (stage, time) in &state.stage_times {
-            let newly_done = stages_before
-                .get(stage)
-                .is_none_or(|t| t.finished_ms.is_none());
-            if let (Some(end), true) = (time.finished_ms, newly_done) {
-                let kind = spec.stages.get(*stage).map_or("?", |s| s.kind.as_str());
-                let seconds = end.saturating_sub(time.started_ms) as f64 / 1000.0;
-                self.inner.registry.metrics().stage(kind, seconds);
-            }
         }
         if slot == Slot::Free {
             // In its own task: the caller may hold locks the start needs.

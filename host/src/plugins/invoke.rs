@@ -322,8 +322,10 @@ fn classify(
             backtrace,
         );
     }
+    let overflowed = trap == Some(Trap::StackOverflow)
+        || (trap == Some(Trap::MemoryOutOfBounds) && ran_below_address_zero(error));
     match trap {
-        Some(Trap::StackOverflow) => fail(
+        Some(_) if overflowed => fail(
             ErrorKind::Trap,
             with_output("the plugin overflowed its call stack (runaway recursion)".into()),
             backtrace,
@@ -344,6 +346,22 @@ fn classify(
             None,
         ),
     }
+}
+
+/// Whether a memory fault was at an address a stack pointer reaches by
+/// running below zero. Compilers for wasm32 put the stack first in linear
+/// memory, growing down towards address 0, so an overflowing stack wraps to
+/// the top of the 32-bit address space and faults there. wasmtime names the
+/// faulting address in the error's context.
+fn ran_below_address_zero(error: &wasmtime::Error) -> bool {
+    const PREFIX: &str = "memory fault at wasm address 0x";
+    error.chain().any(|cause| {
+        let text = cause.to_string();
+        text.strip_prefix(PREFIX)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .is_some_and(|address| (0xFFFF_0000..=0xFFFF_FFFF).contains(&address))
+    })
 }
 
 /// The innermost message of an error chain.
@@ -484,4 +502,26 @@ async fn dispatch(
         // `invoke` checks the call's kind against the plugin's first.
         (_, call) => wasmtime::bail!("`{}` does not match the plugin's kind", call.function()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ran_below_address_zero;
+
+    fn fault_at(address: u64) -> wasmtime::Error {
+        wasmtime::Error::msg("wasm trap: out of bounds memory access").context(format!(
+            "memory fault at wasm address 0x{address:x} in linear memory of size 0x20000"
+        ))
+    }
+
+    #[test]
+    fn a_fault_just_below_the_top_of_the_address_space_is_a_stack_run_below_zero() {
+        assert!(ran_below_address_zero(&fault_at(0xffff_fff0)));
+        assert!(ran_below_address_zero(&fault_at(0xffff_0000)));
+        assert!(!ran_below_address_zero(&fault_at(0x3_0000)));
+        assert!(!ran_below_address_zero(&fault_at(0xfffe_ffff)));
+        assert!(!ran_below_address_zero(&wasmtime::Error::msg(
+            "wasm trap: out of bounds memory access"
+        )));
+    }
 }
