@@ -84,5 +84,24 @@ mod tests {
         let c: Config = toml::from_str("[plugins]\ndefault_deadline_ms = 100\n").unwrap();
         assert_eq!(c.plugins.default_deadline_ms, 100);
         assert_eq!(c.plugins.max_concurrent_invocations, 64);
+        assert_eq!(c.plugins.keep_resident_kib, 192);
+    }
+
+    #[test]
+    fn the_resident_windows_are_set_from_the_file() {
+        let c: Config = toml::from_str(
+            "[plugins]
+keep_resident_kib = 256
+table_keep_resident_kib = 32
+",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.plugins.keep_resident_kib,
+                c.plugins.table_keep_resident_kib
+            ),
+            (256, 32)
+        );
     }
 }

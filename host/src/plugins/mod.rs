@@ -267,6 +267,17 @@ impl Runtime {
         clock: Arc<dyn Clock>,
     ) -> Result<Runtime, Error> {
         let setup = |e: wasmtime::Error| Error::Setup(e.to_string());
+        for (field, kib) in [
+            ("keep_resident_kib", options.keep_resident_kib),
+            ("table_keep_resident_kib", options.table_keep_resident_kib),
+        ] {
+            if kib > MAX_RESIDENT_KIB {
+                return Err(Error::Setup(format!(
+                    "plugins.{field} is {kib} KiB, above the {MAX_RESIDENT_KIB} KiB allowed: \
+                     the window is reset byte by byte after every call"
+                )));
+            }
+        }
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
@@ -376,6 +387,9 @@ impl Runtime {
     }
 }
 
+/// The largest resident window a memory or table may keep between calls.
+const MAX_RESIDENT_KIB: u64 = 64 * 1024;
+
 /// Sizes the pooling allocator from the concurrency limit. Components built
 /// from Python or JavaScript hold several core instances, memories and large
 /// tables, so the per-component allowances are generous.
@@ -434,4 +448,45 @@ fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result
         })
         .map(drop)
         .map_err(|e| Error::Setup(format!("cannot start the epoch thread: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resident_window_too_large_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db")).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ManualClock::new(0));
+        for (options, field) in [
+            (
+                Options {
+                    keep_resident_kib: MAX_RESIDENT_KIB + 1,
+                    ..Default::default()
+                },
+                "plugins.keep_resident_kib",
+            ),
+            (
+                Options {
+                    table_keep_resident_kib: u64::MAX,
+                    ..Default::default()
+                },
+                "plugins.table_keep_resident_kib",
+            ),
+        ] {
+            let err = Runtime::new(options, Arc::new(store.clone()), clock.clone())
+                .err()
+                .expect("refused");
+            assert!(
+                matches!(&err, Error::Setup(m) if m.contains(field)),
+                "{err}"
+            );
+        }
+        let fits = Options {
+            keep_resident_kib: MAX_RESIDENT_KIB,
+            ..Default::default()
+        };
+        assert!(Runtime::new(fits, Arc::new(store), clock).is_ok());
+    }
 }
