@@ -153,6 +153,23 @@ async fn connection_options_work_before_the_command_as_after_it() {
         json!([]),
         "{out}"
     );
+
+    // A token file passed on the command line wins over a stale token
+    // exported in the environment.
+    let env = [
+        ("GREENLIGHT_URL", d.base.as_str()),
+        ("GREENLIGHT_TOKEN", "stale-token"),
+    ];
+    let (ok, out, err) = run(
+        &["--token-file", token_file, "release", "list", "--json"],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!([]),
+        "{out}"
+    );
 }
 
 #[test]
