@@ -115,12 +115,7 @@ async fn connection_options_work_before_the_command_as_after_it() {
         &[&leading[..], &["--json", "release", "list"]].concat(),
         &nowhere,
     );
-    assert!(ok, "{err}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&out).unwrap(),
-        json!([]),
-        "{out}"
-    );
+    assert_no_releases(ok, &out, &err);
 
     // The token in the leading position is the one sent: a wrong one is
     // refused by the daemon, and nothing is printed on standard output.
@@ -147,12 +142,7 @@ async fn connection_options_work_before_the_command_as_after_it() {
         ("GREENLIGHT_TOKEN_FILE", token_file),
     ];
     let (ok, out, err) = run(&["release", "list", "--json"], &env);
-    assert!(ok, "{err}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&out).unwrap(),
-        json!([]),
-        "{out}"
-    );
+    assert_no_releases(ok, &out, &err);
 
     // A token file passed on the command line wins over a stale token
     // exported in the environment.
@@ -164,12 +154,7 @@ async fn connection_options_work_before_the_command_as_after_it() {
         &["--token-file", token_file, "release", "list", "--json"],
         &env,
     );
-    assert!(ok, "{err}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&out).unwrap(),
-        json!([]),
-        "{out}"
-    );
+    assert_no_releases(ok, &out, &err);
 }
 
 #[test]
@@ -237,4 +222,14 @@ fn the_daemon_starts_on_a_relative_data_directory() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(cwd.path().join("greenlight-data/admin-token").exists());
+}
+
+/// Checks that a `release list --json` succeeded and listed nothing.
+fn assert_no_releases(ok: bool, out: &str, err: &str) {
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(out).unwrap(),
+        json!([]),
+        "{out}"
+    );
 }
