@@ -233,3 +233,118 @@ fn assert_no_releases(ok: bool, out: &str, err: &str) {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn freeze_windows_are_added_listed_and_removed_from_the_command_line() {
+    let d = Daemon::start().await;
+    let env = [
+        ("GREENLIGHT_URL", d.base.as_str()),
+        ("GREENLIGHT_TOKEN", d.token.as_str()),
+    ];
+    let (ok, out, err) = run(
+        &[
+            "freeze",
+            "add",
+            "holidays",
+            "--from",
+            "2026-12-24T00:00:00Z",
+            "--until",
+            "2026-12-27T08:00:00+08:00",
+            "--env",
+            "prod",
+            "--reason",
+            "year-end freeze",
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Added deny window `holidays` for */prod: 2026-12-24 00:00"),
+        "{out}"
+    );
+    let (ok, _, err) = run(
+        &[
+            "freeze",
+            "add",
+            "weekends",
+            "--cron",
+            "0 18 * * 5",
+            "--for",
+            "62h",
+            "--timezone",
+            "Asia/Shanghai",
+            "--app",
+            "shop",
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+
+    // The table, and the daemon's own answer with --json.
+    let (ok, out, err) = run(&["freeze", "list"], &env);
+    assert!(ok, "{err}");
+    assert!(out.contains("year-end freeze"), "{out}");
+    assert!(out.contains("0 18 * * 5 (Asia/Shanghai) for 62h"), "{out}");
+    let (ok, out, err) = run(&["freeze", "list", "--json"], &env);
+    assert!(ok, "{err}");
+    let windows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(windows[0]["name"], "holidays", "{windows}");
+    // 2026-12-27T08:00:00+08:00 is midnight UTC.
+    assert_eq!(windows[0]["end_ms"], 1_798_329_600_000u64, "{windows}");
+    assert_eq!(windows[1]["name"], "weekends", "{windows}");
+    assert_eq!(windows[1]["duration_ms"], 62 * 3_600_000, "{windows}");
+    assert_eq!(windows[1]["application"], "shop", "{windows}");
+
+    // Bad input is named, by the command line or by the daemon, and adds
+    // nothing.
+    let (ok, _, err) = run(
+        &[
+            "freeze",
+            "add",
+            "x",
+            "--from",
+            "soon",
+            "--until",
+            "2027-01-01T00:00:00Z",
+        ],
+        &env,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("--from: `soon` is not an RFC 3339 time"),
+        "{err}"
+    );
+    let (ok, _, err) = run(
+        &[
+            "freeze",
+            "add",
+            "x",
+            "--cron",
+            "every friday",
+            "--for",
+            "2h",
+        ],
+        &env,
+    );
+    assert!(!ok);
+    assert!(err.contains("freeze.invalid (400)"), "{err}");
+    assert!(err.contains("cron"), "{err}");
+    let (ok, _, err) = run(&["freeze", "add", "x", "--cron", "0 18 * * 5"], &env);
+    assert!(!ok, "a recurring window needs --for");
+    assert!(err.contains("--for"), "{err}");
+
+    let (ok, out, err) = run(&["freeze", "rm", "holidays"], &env);
+    assert!(ok, "{err}");
+    assert!(out.contains("Removed freeze window `holidays`."), "{out}");
+    let (ok, _, err) = run(&["freeze", "rm", "holidays"], &env);
+    assert!(!ok);
+    assert!(err.contains("(404)"), "{err}");
+    let (ok, out, err) = run(&["freeze", "list", "--json"], &env);
+    assert!(ok, "{err}");
+    let names: Vec<Value> = serde_json::from_str::<Vec<Value>>(&out)
+        .unwrap()
+        .into_iter()
+        .map(|w| w["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("weekends")]);
+}

@@ -3,6 +3,7 @@
 mod client;
 mod demo;
 mod flow;
+mod freeze;
 mod inventory;
 mod output;
 mod plugin;
@@ -46,6 +47,9 @@ enum Command {
     /// Add, list, enable, disable and remove release schedules.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Add, list and remove freeze windows, when no release starts.
+    #[command(subcommand)]
+    Freeze(freeze::FreezeCommand),
     /// Create, list and revoke API tokens (admins).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -70,6 +74,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Inventory(cmd) => inventory::run(cmd, server).await,
         Command::Release(cmd) => release::run(cmd, server).await,
         Command::Schedule(cmd) => schedule::run(cmd, server).await,
+        Command::Freeze(cmd) => freeze::run(cmd, server).await,
         Command::Token(cmd) => token::run(cmd, server).await,
         Command::Audit(args) => token::audit(args, server).await,
         Command::Demo(args) => demo::demo(args).await,
