@@ -348,3 +348,27 @@ async fn freeze_windows_are_added_listed_and_removed_from_the_command_line() {
         .collect();
     assert_eq!(names, vec![json!("weekends")]);
 }
+
+#[test]
+fn plugin_test_advises_a_smaller_stack_only_to_a_plugin_that_needs_it() {
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/check-input.json");
+    let big = fixture_path("fixture_big_stack");
+    let (ok, out, err) = run(&["plugin", "test", &big, "--input", input], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("PASS: 2 targets"), "{out}");
+    assert!(
+        err.contains("hint: this component's stack is 1024 KiB")
+            && err.contains("-zstack-size=65536"),
+        "{err}"
+    );
+    // With --json the answer on standard output stays one document.
+    let (ok, out, err) = run(&["plugin", "test", &big, "--input", input, "--json"], &[]);
+    assert!(ok, "{err}");
+    serde_json::from_str::<Value>(&out).unwrap();
+    assert!(err.contains("hint:"), "{err}");
+
+    let small = fixture_path("fixture_check");
+    let (ok, _, err) = run(&["plugin", "test", &small, "--input", input], &[]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("hint:"), "{err}");
+}

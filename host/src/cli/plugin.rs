@@ -13,7 +13,7 @@ use crate::api::model::{
     PluginDto, UploadDto,
 };
 use crate::clock::SystemClock;
-use crate::plugins::{Options, Runtime};
+use crate::plugins::{self, Options, Runtime};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -246,7 +246,8 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
                 .validate(&options.limit_bounds())
                 .map_err(anyhow::Error::msg)?;
             let runtime = Runtime::new(options, Arc::new(store), Arc::new(SystemClock))?;
-            let plugin = runtime.load(bytes.into()).await?;
+            let bytes: Arc<[u8]> = bytes.into();
+            let plugin = runtime.load(bytes.clone()).await?;
             let call = request
                 .into_call(plugin.kind())
                 .map_err(anyhow::Error::msg)?;
@@ -255,6 +256,11 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "plugin".into());
             let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
+            // Advice goes to standard error, so that `--json` output stays
+            // one document.
+            if let Some(hint) = plugins::stack_hint(&bytes, runtime.options()) {
+                eprintln!("hint: {hint}");
+            }
             report(Output::new(server.json), &Answer::local(result.into())?)
         }
     }

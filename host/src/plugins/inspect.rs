@@ -108,6 +108,111 @@ pub(super) fn check_imports(engine: &Engine, component: &Component) -> Result<Ve
     Ok(imports)
 }
 
+/// The size of a component's stack in linear memory, when a module of it
+/// lays its stack out first and names its stack pointer: the initial value
+/// of the global named `__stack_pointer`, which the linker sets to the top
+/// of the stack, below every data segment. The largest such stack among the
+/// component's modules, or `None` when no module says (a stripped build, a
+/// runtime that puts its data first, or one whose modules share a memory,
+/// as componentize-py's do).
+pub fn stack_bytes(bytes: &[u8]) -> Option<u64> {
+    use wasmparser::{DataKind, Encoding, KnownCustom, Name, Operator, Parser, Payload, TypeRef};
+
+    /// The value of a constant expression, when it is one.
+    fn constant(expr: &wasmparser::ConstExpr<'_>) -> Option<u64> {
+        match expr.get_operators_reader().read() {
+            Ok(Operator::I32Const { value }) => Some(value as u32 as u64),
+            Ok(Operator::I64Const { value }) => Some(value as u64),
+            _ => None,
+        }
+    }
+
+    /// What one core module says about its globals.
+    #[derive(Default)]
+    struct Module {
+        imported_globals: u32,
+        /// Initial values of the globals the module defines, when constant.
+        defined: Vec<Option<u64>>,
+        stack_pointer: Option<u32>,
+        /// Where the lowest active data segment starts.
+        lowest_data: Option<u64>,
+    }
+
+    let mut modules: Vec<Module> = Vec::new();
+    let mut largest: Option<u64> = None;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else {
+            return largest;
+        };
+        match payload {
+            Payload::Version {
+                encoding: Encoding::Module,
+                ..
+            } => modules.push(Module::default()),
+            Payload::Version { .. } => {}
+            Payload::ImportSection(reader) => {
+                if let Some(module) = modules.last_mut() {
+                    module.imported_globals += reader
+                        .into_imports()
+                        .filter(|i| matches!(i, Ok(i) if matches!(i.ty, TypeRef::Global(_))))
+                        .count() as u32;
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                if let Some(module) = modules.last_mut() {
+                    for global in reader.into_iter().flatten() {
+                        module.defined.push(constant(&global.init_expr));
+                    }
+                }
+            }
+            Payload::DataSection(reader) => {
+                if let Some(module) = modules.last_mut() {
+                    for data in reader.into_iter().flatten() {
+                        if let DataKind::Active { offset_expr, .. } = data.kind {
+                            let start = constant(&offset_expr);
+                            module.lowest_data = match (module.lowest_data, start) {
+                                (Some(low), Some(start)) => Some(low.min(start)),
+                                (low, start) => low.or(start),
+                            };
+                        }
+                    }
+                }
+            }
+            Payload::CustomSection(section) => {
+                if let (Some(module), KnownCustom::Name(names)) =
+                    (modules.last_mut(), section.as_known())
+                {
+                    for name in names.into_iter().flatten() {
+                        if let Name::Global(map) = name {
+                            module.stack_pointer = map
+                                .into_iter()
+                                .flatten()
+                                .find(|n| n.name == "__stack_pointer")
+                                .map(|n| n.index);
+                        }
+                    }
+                }
+            }
+            Payload::End(_) => {
+                // The end of a module, or of the component around them.
+                if let Some(module) = modules.pop() {
+                    let top = module.stack_pointer.and_then(|index| {
+                        let defined = index.checked_sub(module.imported_globals)?;
+                        *module.defined.get(defined as usize)?
+                    });
+                    // Only a stack below the module's own data starts at
+                    // address 0; without data of its own to compare with,
+                    // the module does not say.
+                    let first = top.filter(|&top| module.lowest_data.is_some_and(|d| d >= top));
+                    largest = largest.max(first);
+                }
+            }
+            _ => {}
+        }
+    }
+    largest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
