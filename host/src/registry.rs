@@ -154,6 +154,7 @@ impl Registry {
             imports: loaded.imports().to_vec(),
             uploaded_at_ms: self.clock.now_ms(),
             uploaded_by: uploaded_by.to_string(),
+            stack_bytes: crate::plugins::stack_bytes(&bytes),
         };
         let outcome = self.store.put_plugin(&record, &bytes)?;
         // A cell set meanwhile holds the same component, compiled from the
@@ -357,6 +358,7 @@ mod tests {
             imports: Vec::new(),
             uploaded_at_ms: 0,
             uploaded_by: "test".into(),
+            stack_bytes: None,
         };
 
         // The component's bytes are not in the store yet.

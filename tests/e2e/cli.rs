@@ -372,3 +372,60 @@ fn plugin_test_advises_a_smaller_stack_only_to_a_plugin_that_needs_it() {
     assert!(ok, "{err}");
     assert!(!err.contains("hint:"), "{err}");
 }
+
+#[tokio::test]
+async fn an_upload_records_the_stack_and_advises_on_one_too_big() {
+    let d = Daemon::start().await;
+    let env = [
+        ("GREENLIGHT_URL", d.base.as_str()),
+        ("GREENLIGHT_TOKEN", d.token.as_str()),
+    ];
+    let big = fixture_path("fixture_big_stack");
+    let (ok, out, err) = run(
+        &[
+            "plugin",
+            "push",
+            &big,
+            "--name",
+            "big",
+            "--version",
+            "1.0.0",
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("Uploaded big@1.0.0"), "{out}");
+    assert!(
+        err.contains("hint: this component's stack is 1024 KiB"),
+        "{err}"
+    );
+    let small = fixture_path("fixture_check");
+    let (ok, _, err) = run(
+        &[
+            "plugin",
+            "push",
+            &small,
+            "--name",
+            "small",
+            "--version",
+            "1.0.0",
+        ],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("hint:"), "{err}");
+
+    // The size is kept with the version and shown with it.
+    let (ok, out, err) = run(&["plugin", "show", "big"], &env);
+    assert!(ok, "{err}");
+    assert!(out.contains("stack 1024 KiB"), "{out}");
+    let detail: Value = d
+        .request(reqwest::Method::GET, "/api/v1/plugins/small")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["versions"][0]["stack_bytes"], 65536, "{detail}");
+}

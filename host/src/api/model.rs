@@ -23,6 +23,9 @@ pub struct PluginDto {
     pub imports: Vec<String>,
     pub uploaded_at_ms: u64,
     pub uploaded_by: String,
+    /// The component's stack in linear memory, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_bytes: Option<u64>,
 }
 
 impl From<PluginRecord> for PluginDto {
@@ -36,6 +39,7 @@ impl From<PluginRecord> for PluginDto {
             imports: r.imports,
             uploaded_at_ms: r.uploaded_at_ms,
             uploaded_by: r.uploaded_by,
+            stack_bytes: r.stack_bytes,
         }
     }
 }
@@ -46,6 +50,10 @@ pub struct UploadDto {
     /// False when the same bytes were already stored under this version.
     pub created: bool,
     pub plugin: PluginDto,
+    /// Advice on how the plugin could be built to cost less per call (a
+    /// stack reaching past the memory the daemon keeps resident).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 /// Limits a grant sets; unset fields take the daemon's defaults.

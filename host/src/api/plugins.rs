@@ -107,6 +107,10 @@ pub async fn upload(
         status,
         Json(UploadDto {
             created,
+            advice: crate::plugins::stack_advice(
+                record.stack_bytes,
+                state.registry.runtime().options(),
+            ),
             plugin: record.into(),
         }),
     ))

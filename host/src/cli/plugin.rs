@@ -129,6 +129,9 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
                     "{what} {}@{} ({} plugin, {})",
                     p.name, p.version, p.kind, p.digest
                 );
+                if let Some(advice) = &up.advice {
+                    eprintln!("hint: {advice}");
+                }
             })
         }
         PluginCommand::List => {
@@ -167,8 +170,11 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
             client.print(&detail, |d| {
                 println!("{}", d.name);
                 for v in &d.versions {
+                    let stack = v
+                        .stack_bytes
+                        .map_or(String::new(), |b| format!("  stack {} KiB", b / 1024));
                     println!(
-                        "  {}  {}  {}  uploaded by {}",
+                        "  {}  {}  {}  uploaded by {}{stack}",
                         v.version, v.kind, v.digest, v.uploaded_by
                     );
                 }

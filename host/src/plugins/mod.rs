@@ -387,11 +387,22 @@ impl Runtime {
     }
 }
 
+/// The size of a component's stack, when its modules say (see
+/// [`inspect::stack_bytes`]).
+pub fn stack_bytes(bytes: &[u8]) -> Option<u64> {
+    inspect::stack_bytes(bytes)
+}
+
 /// Advice for a plugin author whose component's stack reaches beyond the
 /// memory kept resident between calls, where each call faults its stack in
 /// again; `None` when the stack fits or the component does not say.
 pub fn stack_hint(bytes: &[u8], options: &Options) -> Option<String> {
-    hint_for_stack(inspect::stack_bytes(bytes), options.keep_resident_kib)
+    stack_advice(inspect::stack_bytes(bytes), options)
+}
+
+/// [`stack_hint`] for a stack size already read.
+pub fn stack_advice(stack_bytes: Option<u64>, options: &Options) -> Option<String> {
+    hint_for_stack(stack_bytes, options.keep_resident_kib)
 }
 
 fn hint_for_stack(stack_bytes: Option<u64>, keep_resident_kib: u64) -> Option<String> {

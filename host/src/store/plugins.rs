@@ -23,6 +23,10 @@ pub struct PluginRecord {
     pub imports: Vec<String>,
     pub uploaded_at_ms: u64,
     pub uploaded_by: String,
+    /// The component's stack size, when it says; absent from records
+    /// stored before it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_bytes: Option<u64>,
 }
 
 /// What storing a plugin version did.
@@ -149,6 +153,15 @@ impl Store {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_record_stored_before_the_stack_was_read_still_reads() {
+        let old = r#"{"name":"probe","version":"1.0.0","digest":"sha256:aa","kind":"check",
+            "size_bytes":3,"imports":[],"uploaded_at_ms":0,"uploaded_by":"test"}"#;
+        let record: PluginRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.stack_bytes, None);
+        assert_eq!(record.name, "probe");
+    }
+
     fn record(name: &str, version: &str, digest: &str) -> PluginRecord {
         PluginRecord {
             name: name.into(),
@@ -159,6 +172,7 @@ mod tests {
             imports: vec![],
             uploaded_at_ms: 1,
             uploaded_by: "admin".into(),
+            stack_bytes: Some(65536),
         }
     }
 
