@@ -46,10 +46,7 @@ async fn push_then_list_through_the_cli() {
     // The daemon is another process, so blocking this test's thread on the
     // CLI is fine.
     let d = Daemon::start().await;
-    let env = [
-        ("GREENLIGHT_URL", d.base.as_str()),
-        ("GREENLIGHT_TOKEN", d.token.as_str()),
-    ];
+    let env = signed_in(&d);
     let check = fixture_path("fixture_check");
     let (ok, out, err) = run(&push_probe(&check, "0.3.0"), &env);
     assert!(ok, "push failed: {err}");
@@ -237,10 +234,7 @@ fn assert_no_releases(ok: bool, out: &str, err: &str) {
 #[tokio::test]
 async fn freeze_windows_are_added_listed_and_removed_from_the_command_line() {
     let d = Daemon::start().await;
-    let env = [
-        ("GREENLIGHT_URL", d.base.as_str()),
-        ("GREENLIGHT_TOKEN", d.token.as_str()),
-    ];
+    let env = signed_in(&d);
     let (ok, out, err) = run(
         &[
             "freeze",
@@ -376,10 +370,7 @@ fn plugin_test_advises_a_smaller_stack_only_to_a_plugin_that_needs_it() {
 #[tokio::test]
 async fn an_upload_records_the_stack_and_advises_on_one_too_big() {
     let d = Daemon::start().await;
-    let env = [
-        ("GREENLIGHT_URL", d.base.as_str()),
-        ("GREENLIGHT_TOKEN", d.token.as_str()),
-    ];
+    let env = signed_in(&d);
     let big = fixture_path("fixture_big_stack");
     let (ok, out, err) = run(
         &[
@@ -428,4 +419,12 @@ async fn an_upload_records_the_stack_and_advises_on_one_too_big() {
         .await
         .unwrap();
     assert_eq!(detail["versions"][0]["stack_bytes"], 65536, "{detail}");
+}
+
+/// The environment that points the command line at a daemon, as its admin.
+fn signed_in(d: &Daemon) -> [(&'static str, &str); 2] {
+    [
+        ("GREENLIGHT_URL", d.base.as_str()),
+        ("GREENLIGHT_TOKEN", d.token.as_str()),
+    ]
 }

@@ -442,8 +442,10 @@ checks = [{{ plugin = "health", params = {{ mode = "remote", url = "{origin}/ver
         &["pass", "pass", "pass", "fail p99 900 ms at 50%"],
     );
     let id = start_release(&d, "shop", "prod", "2.0.0", "switch").await;
-    let at_ten = wait_for(&d, &id, "the 10% step", |r| {
-        r["weights"][1]["percent"] == 10
+    // The step's first check must have ruled before the clock moves, or
+    // the step would bake out unchecked and take one check, not two.
+    let at_ten = wait_for(&d, &id, "the 10% step's bake", |r| {
+        r["weights"][1]["percent"] == 10 && !r["next_check_ms"].is_null()
     })
     .await;
     assert_eq!(
