@@ -154,7 +154,7 @@ impl Registry {
             imports: loaded.imports().to_vec(),
             uploaded_at_ms: self.clock.now_ms(),
             uploaded_by: uploaded_by.to_string(),
-            stack_bytes: crate::plugins::stack_bytes(&bytes),
+            stack_bytes: loaded.stack_bytes(),
         };
         let outcome = self.store.put_plugin(&record, &bytes)?;
         // A cell set meanwhile holds the same component, compiled from the

@@ -252,8 +252,7 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
                 .validate(&options.limit_bounds())
                 .map_err(anyhow::Error::msg)?;
             let runtime = Runtime::new(options, Arc::new(store), Arc::new(SystemClock))?;
-            let bytes: Arc<[u8]> = bytes.into();
-            let plugin = runtime.load(bytes.clone()).await?;
+            let plugin = runtime.load(bytes.into()).await?;
             let call = request
                 .into_call(plugin.kind())
                 .map_err(anyhow::Error::msg)?;
@@ -264,7 +263,7 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
             let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
             // Advice goes to standard error, so that `--json` output stays
             // one document.
-            if let Some(hint) = plugins::stack_hint(&bytes, runtime.options()) {
+            if let Some(hint) = plugins::stack_advice(plugin.stack_bytes(), runtime.options()) {
                 eprintln!("hint: {hint}");
             }
             report(Output::new(server.json), &Answer::local(result.into())?)

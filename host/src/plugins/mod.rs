@@ -201,6 +201,7 @@ pub trait KvBackend: Send + Sync + 'static {
 pub struct LoadedPlugin {
     kind: PluginKind,
     imports: Arc<[String]>,
+    stack_bytes: Option<u64>,
     pre: invoke::KindPre,
 }
 
@@ -208,6 +209,12 @@ impl LoadedPlugin {
     /// The world the plugin implements.
     pub fn kind(&self) -> PluginKind {
         self.kind
+    }
+
+    /// The size of the component's stack in linear memory, when its modules
+    /// say: read at load from a stack-first module's `__stack_pointer`.
+    pub fn stack_bytes(&self) -> Option<u64> {
+        self.stack_bytes
     }
 
     /// The interfaces the plugin imports.
@@ -363,6 +370,7 @@ impl Runtime {
         Ok(LoadedPlugin {
             kind,
             imports: imports.into(),
+            stack_bytes: inspect::stack_bytes(bytes),
             pre,
         })
     }
@@ -387,20 +395,9 @@ impl Runtime {
     }
 }
 
-/// The size of a component's stack, when its modules say (see
-/// [`inspect::stack_bytes`]).
-pub fn stack_bytes(bytes: &[u8]) -> Option<u64> {
-    inspect::stack_bytes(bytes)
-}
-
 /// Advice for a plugin author whose component's stack reaches beyond the
 /// memory kept resident between calls, where each call faults its stack in
 /// again; `None` when the stack fits or the component does not say.
-pub fn stack_hint(bytes: &[u8], options: &Options) -> Option<String> {
-    stack_advice(inspect::stack_bytes(bytes), options)
-}
-
-/// [`stack_hint`] for a stack size already read.
 pub fn stack_advice(stack_bytes: Option<u64>, options: &Options) -> Option<String> {
     hint_for_stack(stack_bytes, options.keep_resident_kib)
 }
