@@ -40,7 +40,7 @@ pub fn nginx_binary() -> PathBuf {
         .chain([PathBuf::from("/usr/sbin")])
         .map(|dir| dir.join("nginx"))
         .find(|p| p.exists())
-        .expect("nginx is not installed: `apt-get install nginx` (.ci/run does)")
+        .expect("nginx is not installed: `apt-get install nginx` (`./dev setup test` does)")
 }
 
 /// A fleet of `n` instances on `version` in `groups`.

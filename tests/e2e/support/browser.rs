@@ -41,7 +41,7 @@ impl Browser {
             .spawn()
             .expect(
                 "chromedriver cannot be started: install the Debian packages \
-                 `chromium` and `chromium-driver` (.ci/run does)",
+                 `chromium` and `chromium-driver` (`./dev setup test` does)",
             );
         // chromedriver says when it listens; wait for that line.
         let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();

@@ -57,7 +57,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// The example check in `language`, built (and its tools installed) the
-/// first time a test asks for it; `.ci/run` builds both beforehand, so then
+/// first time a test asks for it; `./dev test` builds both beforehand, so then
 /// this finds them up to date. Prints the build time and the size.
 pub async fn component(language: Language) -> &'static Component {
     let cell = match language {
