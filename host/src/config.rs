@@ -35,6 +35,11 @@ pub struct Config {
     pub engine_nice: i32,
     /// The scheduler.
     pub scheduler: crate::scheduler::Options,
+    /// Answers state-changing requests before their change is durable.
+    /// Never read from a file: only the durability benchmark sets it, to
+    /// measure what the durability promise costs.
+    #[serde(skip)]
+    pub answer_before_durable: bool,
 }
 
 impl Default for Config {
@@ -47,6 +52,7 @@ impl Default for Config {
             engine_threads: 2,
             engine_nice: 10,
             scheduler: crate::scheduler::Options::default(),
+            answer_before_durable: false,
         }
     }
 }

@@ -126,6 +126,7 @@ impl Daemon {
             store: store.clone(),
             engine: engine.clone(),
             scheduler,
+            answer_before_durable: config.answer_before_durable,
         });
         let task = tokio::spawn(async move {
             axum::serve(

@@ -5,6 +5,7 @@ mod authz;
 mod bundled;
 mod cli;
 mod demo;
+mod durability;
 mod fleet;
 mod flows;
 mod fuzz;

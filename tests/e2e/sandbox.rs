@@ -124,6 +124,29 @@ async fn a_huge_output_is_refused() {
 }
 
 #[tokio::test]
+async fn an_answer_over_four_mebibytes_arrives_whole() {
+    let d = Daemon::start().await;
+    d.upload_ok("big", "fixture_check").await;
+    d.grant(
+        "big",
+        json!({"limits": {"max_output_bytes": 8 * 1024 * 1024}}),
+    )
+    .await;
+    let answer = d.verify("big", json!({"mode": "huge-output"})).await;
+    let summary = verdict(&answer)["summary"].as_str().unwrap_or_default();
+    assert_eq!(summary.len(), 4 * 1024 * 1024, "the answer was cut");
+    // The audit entry of the invocation is there all the same.
+    let (_, log) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/audit?limit=1"))
+        .await;
+    assert_eq!(
+        log[0]["action"], "POST /api/v1/plugins/{name}/{version}/invoke",
+        "{log}"
+    );
+    assert_eq!(log[0]["status"], 200, "{log}");
+}
+
+#[tokio::test]
 async fn a_non_finite_metric_is_malformed_output() {
     let d = hostile_daemon().await;
     let answer = d.verify("hostile", json!({"mode": "nan"})).await;

@@ -4,22 +4,78 @@
 
 use std::net::SocketAddr;
 
+use std::convert::Infallible;
+
 use axum::Json;
-use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::HeaderMap;
+use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::ErrorBody;
-use super::{ApiError, AppState, Caller, JSON_BODY_LIMIT, auth};
-use crate::store::{AuditEntry, AuditFilter, Role};
+use super::error::{ErrorBody, ErrorCode};
+use super::{ApiError, AppState, Caller, auth};
+use crate::store::{self, AuditEntry, AuditFilter, Role};
 
-/// Responses are small JSON documents; larger ones are passed on unread.
-const RESPONSE_READ_LIMIT: usize = 4 * 1024 * 1024;
+/// The most of a comment kept in an entry; the rest is cut, with a mark.
+const COMMENT_CHARS: usize = 2000;
+
+/// What a handler adds to its request's audit entry, attached to its answer
+/// (`(AuditNote, Json(dto))`). The middleware records it with what it sees
+/// of every request itself, and reads neither the request's body nor the
+/// answer's.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    /// The release concerned, when the path does not name it.
+    pub release: Option<String>,
+    /// The comment given, with what is always called out (an emergency
+    /// release, a freeze override) before it.
+    pub comment: Option<String>,
+    /// The token a sign-in opened its session with, as name and role: the
+    /// request itself presents the token in its body, never in the log.
+    pub signed_in: Option<(String, String)>,
+}
+
+impl AuditNote {
+    /// A note carrying a comment (none when it is empty), prefixed by the
+    /// labels that apply.
+    pub fn comment(comment: &str, labels: &[&str]) -> AuditNote {
+        let mut parts: Vec<&str> = labels.to_vec();
+        if !comment.is_empty() {
+            parts.push(comment);
+        }
+        AuditNote {
+            comment: (!parts.is_empty()).then(|| cap(&parts.join(": "))),
+            ..AuditNote::default()
+        }
+    }
+
+    /// This note, naming a release.
+    pub fn with_release(self, release: &str) -> AuditNote {
+        AuditNote {
+            release: Some(release.to_string()),
+            ..self
+        }
+    }
+}
+
+impl IntoResponseParts for AuditNote {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Infallible> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
+
+fn cap(text: &str) -> String {
+    match text.char_indices().nth(COMMENT_CHARS) {
+        Some((at, _)) => format!("{}… (cut)", &text[..at]),
+        None => text.to_string(),
+    }
+}
 
 fn identify(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
     match auth::identify(state, headers) {
@@ -36,7 +92,13 @@ fn release_in(path: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Records every request that is not a read.
+/// Records every request that is not a read, and answers it only once its
+/// change and its entry are durable.
+///
+/// This is the API's one durability rule: whatever a handler wrote, and
+/// the entry appended here after it, are made durable by one group commit
+/// ([`crate::store::Store::sync`]) before the answer leaves, so an
+/// acknowledged change survives a crash whichever route made it.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
@@ -58,86 +120,16 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string());
     let (actor, role) = identify(&state, request.headers());
-    let is_json = request
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let mut comment = None;
-    let request = if is_json {
-        let (parts, body) = request.into_parts();
-        match to_bytes(body, JSON_BODY_LIMIT).await {
-            Ok(bytes) => {
-                let body = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
-                comment = body
-                    .get("comment")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .filter(|c| !c.is_empty());
-                // An emergency start and a start inside a freeze window are
-                // always called out in the log.
-                for (flag, label) in [
-                    ("emergency", "emergency release"),
-                    ("override_freeze", "freeze override"),
-                ] {
-                    if body.get(flag) == Some(&Value::Bool(true)) {
-                        comment = Some(match comment {
-                            Some(c) => format!("{label}: {c}"),
-                            None => label.to_string(),
-                        });
-                    }
-                }
-                Request::from_parts(parts, Body::from(bytes))
-            }
-            Err(_) => {
-                let response = ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request.too_large",
-                    format!("the body is larger than {JSON_BODY_LIMIT} bytes"),
-                )
-                .into_response();
-                let entry = AuditEntry {
-                    seq: 0,
-                    at_ms: state.engine.clock().now_ms(),
-                    actor,
-                    role,
-                    action,
-                    release: release_in(&target),
-                    target,
-                    from,
-                    outcome: "refused".into(),
-                    status: 413,
-                    code: Some("request.too_large".into()),
-                    comment: None,
-                };
-                append(&state, &entry);
-                return response;
-            }
-        }
-    } else {
-        request
-    };
     let response = next.run(request).await;
     let status = response.status();
-    let (parts, body) = response.into_parts();
-    let bytes = to_bytes(body, RESPONSE_READ_LIMIT)
-        .await
+    let note = response
+        .extensions()
+        .get::<AuditNote>()
+        .cloned()
         .unwrap_or_default();
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let release = release_in(&target).or_else(|| {
-        (action == "POST /api/v1/releases" && status.is_success())
-            .then(|| answer["id"].as_str().map(str::to_string))
-            .flatten()
-    });
-    // A sign-in presents its token in the body, never in the log: the
-    // entry names the token it signed in with from the answer instead.
-    let (actor, role) = if action == "POST /api/v1/session" && status.is_success() {
-        (
-            answer["name"].as_str().map_or(actor, str::to_string),
-            answer["role"].as_str().map(str::to_string),
-        )
-    } else {
-        (actor, role)
+    let (actor, role) = match note.signed_in {
+        Some((name, role)) => (name, Some(role)),
+        None => (actor, role),
     };
     let outcome = match status.as_u16() {
         s if s < 400 => "allowed",
@@ -150,24 +142,33 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         actor,
         role,
         action,
+        release: release_in(&target).or(note.release),
         target,
         from,
         outcome: outcome.into(),
         status: status.as_u16(),
-        code: (!status.is_success())
-            .then(|| answer["code"].as_str().map(str::to_string))
-            .flatten(),
-        release,
-        comment,
+        code: response
+            .extensions()
+            .get::<ErrorCode>()
+            .map(|c| c.0.to_string()),
+        comment: note.comment,
     };
-    append(&state, &entry);
-    Response::from_parts(parts, Body::from(bytes))
+    match append_durably(&state, &entry).await {
+        Ok(()) => response,
+        Err(e) => ApiError::internal(
+            "The change or its audit entry could not be made durable",
+            &e,
+        )
+        .into_response(),
+    }
 }
 
-fn append(state: &AppState, entry: &AuditEntry) {
-    if let Err(e) = state.store.append_audit(entry) {
-        tracing::error!(error = %e, action = %entry.action, "An audit entry cannot be written.");
+async fn append_durably(state: &AppState, entry: &AuditEntry) -> Result<(), store::Error> {
+    state.store.append_audit(entry)?;
+    if state.answer_before_durable {
+        return Ok(());
     }
+    state.store.sync().await
 }
 
 /// Filters of `GET /api/v1/audit`.

@@ -55,13 +55,19 @@ impl ApiError {
     }
 }
 
+/// The code of an error answer, kept on the response for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(ErrorBody {
             code: self.code,
             message: &self.message,
         });
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
     }
 }
 

@@ -1,7 +1,7 @@
 //! Flow routes: apply a flow file, list and show flows.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, StringRejection};
+use axum::extract::rejection::StringRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
@@ -9,7 +9,7 @@ use super::error::ErrorBody;
 use super::model::{
     AppliedFlowDto, FlowDto, PlanRequest, PlanScope, PlannedStageDto, StageSummaryDto,
 };
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, JsonBody};
 use crate::catalog;
 use crate::store::Role;
 
@@ -174,9 +174,9 @@ pub async fn plan(
     State(state): State<AppState>,
     _caller: Caller,
     Path(name): Path<String>,
-    body: Result<Json<PlanRequest>, JsonRejection>,
+    body: JsonBody<PlanRequest>,
 ) -> Result<Json<Vec<PlannedStageDto>>, ApiError> {
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let version = request.version;
     let scope = request
         .scope()

@@ -2,7 +2,6 @@
 //! applications.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
@@ -10,7 +9,7 @@ use super::error::ErrorBody;
 use super::model::{
     ApplicationDto, EnvironmentDto, EnvironmentRequest, PutEnvironmentDto, applications,
 };
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, JsonBody};
 use crate::domain::flow::join_errors;
 use crate::domain::inventory::Environment;
 
@@ -68,15 +67,12 @@ pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path((application, name)): Path<(String, String)>,
-    body: Result<Json<EnvironmentRequest>, JsonRejection>,
+    body: JsonBody<EnvironmentRequest>,
 ) -> Result<(StatusCode, Json<PutEnvironmentDto>), ApiError> {
     caller.require(&[])?;
     // A body of the wrong shape (an unknown or missing field) names the
     // field at fault, like every other inventory error.
-    let Json(request) = body.map_err(|e| match e {
-        JsonRejection::JsonDataError(_) => invalid(e.body_text()),
-        other => super::json_error(other),
-    })?;
+    let request = body.read_as("inventory.invalid")?;
     let environment = request.into_environment(&application, &name);
     environment
         .validate()

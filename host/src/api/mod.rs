@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod body;
 mod drain;
 mod error;
 mod flows;
@@ -21,12 +22,11 @@ mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
 use axum::routing::{MethodFilter, on};
 
-pub use audit::AuditEntryDto;
+pub use audit::{AuditEntryDto, AuditNote};
 pub use auth::{Caller, token_hash};
+use body::JsonBody;
 pub use error::ApiError;
 
 use crate::catalog::Catalog;
@@ -42,16 +42,9 @@ pub struct AppState {
     pub store: Store,
     pub engine: Engine,
     pub scheduler: crate::scheduler::Scheduler,
-}
-
-/// A JSON body that could not be read, as our error shape.
-fn json_error(e: JsonRejection) -> ApiError {
-    let status = match e {
-        JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, "request.bad_json", e.body_text())
+    /// Answers before the change is durable: for the durability benchmark
+    /// only (see `Config::answer_before_durable`).
+    pub answer_before_durable: bool,
 }
 
 /// 201 for something new, 200 for something that was already there.

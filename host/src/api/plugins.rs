@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use super::model::{
     GrantDto, GrantView, InvokeRequest, InvokeResponse, PluginDetailDto, PluginDto, RuntimeDto,
     UploadDto,
 };
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, JsonBody};
 use crate::store::{PutOutcome, Role};
 
 /// The query of an upload.
@@ -226,10 +226,10 @@ pub async fn set_grant(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Result<Json<GrantDto>, JsonRejection>,
+    body: JsonBody<GrantDto>,
 ) -> Result<Json<GrantView>, ApiError> {
     caller.require(&[])?;
-    let Json(dto) = body.map_err(super::json_error)?;
+    let dto = body.read()?;
     let grant = dto
         .into_grant()
         .map_err(|m| ApiError::bad_request("grant.invalid", m))?;
@@ -268,10 +268,10 @@ pub async fn invoke(
     State(state): State<AppState>,
     caller: Caller,
     Path((name, version)): Path<(String, String)>,
-    body: Result<Json<InvokeRequest>, JsonRejection>,
+    body: JsonBody<InvokeRequest>,
 ) -> Result<Json<InvokeResponse>, ApiError> {
     caller.require(&[Role::PluginAuthor, Role::ReleaseManager])?;
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let record = state.registry.version(&name, &version)?;
     let kind = record
         .kind

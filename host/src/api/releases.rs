@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{self, KeepAlive, Sse};
@@ -19,7 +18,7 @@ use super::release_model::{
     ClockDto, ClockRequest, CommentRequest, EventDto, ReleaseDto, ReleaseSummaryDto,
     RollbackRequest, StartReleaseRequest,
 };
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, AuditNote, Caller, JsonBody};
 use crate::domain::plugin::Artifact;
 use crate::domain::release::{Actor, Command};
 use crate::engine::{self, StartOptions, StartRequest};
@@ -77,10 +76,20 @@ pub(super) fn actor(caller: &Caller) -> Actor {
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<StartReleaseRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<ReleaseDto>), ApiError> {
+    body: JsonBody<StartReleaseRequest>,
+) -> Result<(StatusCode, AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[Role::ReleaseManager, Role::Scheduler])?;
-    let Json(r) = body.map_err(super::json_error)?;
+    let r = body.read()?;
+    // An emergency start and a start inside a freeze window are always
+    // called out in the log.
+    let labels: Vec<&str> = [
+        (r.override_freeze, "freeze override"),
+        (r.emergency, "emergency release"),
+    ]
+    .into_iter()
+    .filter_map(|(on, label)| on.then_some(label))
+    .collect();
+    let note = AuditNote::comment(&r.comment, &labels);
     let request = StartRequest {
         application: r.application,
         environment: r.environment,
@@ -107,7 +116,11 @@ pub async fn start(
         .engine
         .start_release_with(request, &actor(&caller), options)
         .await?;
-    Ok((StatusCode::CREATED, Json(ReleaseDto::new(&spec, &release))))
+    Ok((
+        StatusCode::CREATED,
+        note.with_release(&spec.id),
+        Json(ReleaseDto::new(&spec, &release)),
+    ))
 }
 
 /// Filters of `GET /api/v1/releases`.
@@ -225,19 +238,11 @@ async fn command(
     caller: &Caller,
     id: &str,
     command: Command,
-) -> Result<Json<ReleaseDto>, ApiError> {
+    note: AuditNote,
+) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[Role::ReleaseManager])?;
     let (spec, release) = state.engine.command(id, &actor(caller), command).await?;
-    Ok(Json(ReleaseDto::new(&spec, &release)))
-}
-
-fn comment(body: Result<Json<CommentRequest>, JsonRejection>) -> Result<String, ApiError> {
-    match body {
-        Ok(Json(c)) => Ok(c.comment),
-        // An empty body is an empty comment.
-        Err(JsonRejection::MissingJsonContentType(_)) => Ok(String::new()),
-        Err(e) => Err(super::json_error(e)),
-    }
+    Ok((note, Json(ReleaseDto::new(&spec, &release))))
 }
 
 /// Approves, rejects or pauses a release.
@@ -274,9 +279,11 @@ pub async fn comment_command(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, action)): Path<(String, String)>,
-    body: Result<Json<CommentRequest>, JsonRejection>,
-) -> Result<Json<ReleaseDto>, ApiError> {
-    let comment = comment(body)?;
+    body: JsonBody<CommentRequest>,
+) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
+    // An empty body is an empty comment.
+    let comment = body.read_or_default()?.comment;
+    let note = AuditNote::comment(&comment, &[]);
     let command = match action.as_str() {
         "approve" => Command::Approve { comment },
         "reject" => Command::Reject { comment },
@@ -291,7 +298,7 @@ pub async fn comment_command(
             ));
         }
     };
-    self::command(&state, &caller, &id, command).await
+    self::command(&state, &caller, &id, command, note).await
 }
 
 /// Resumes a paused release.
@@ -317,8 +324,8 @@ pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<ReleaseDto>, ApiError> {
-    command(&state, &caller, &id, Command::Resume).await
+) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
+    command(&state, &caller, &id, Command::Resume, AuditNote::default()).await
 }
 
 /// Rolls a release back.
@@ -352,13 +359,10 @@ pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<RollbackRequest>, JsonRejection>,
-) -> Result<Json<ReleaseDto>, ApiError> {
-    let request = match body {
-        Ok(Json(r)) => r,
-        Err(JsonRejection::MissingJsonContentType(_)) => RollbackRequest::default(),
-        Err(e) => return Err(super::json_error(e)),
-    };
+    body: JsonBody<RollbackRequest>,
+) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
+    let request = body.read_or_default()?;
+    let note = AuditNote::comment(&request.comment, &[]);
     let mode = request
         .mode()
         .map_err(|m| ApiError::bad_request("request.bad_json", m))?;
@@ -367,7 +371,7 @@ pub async fn rollback(
         force: request.force,
         reason: request.comment,
     };
-    command(&state, &caller, &id, rollback).await
+    command(&state, &caller, &id, rollback, note).await
 }
 
 /// Filter of `GET /api/v1/events`.
@@ -484,10 +488,10 @@ pub async fn clock(State(state): State<AppState>, _caller: Caller) -> Json<Clock
 pub async fn move_clock(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<ClockRequest>, JsonRejection>,
+    body: JsonBody<ClockRequest>,
 ) -> Result<Json<ClockDto>, ApiError> {
     caller.require(&[])?;
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let clock = state.engine.clock();
     let manual = clock.manual().ok_or_else(|| {
         ApiError::new(

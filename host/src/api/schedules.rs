@@ -4,7 +4,7 @@
 //! always may).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use super::error::ErrorBody;
 use super::schedule_model::{
     CreateFreezeRequest, CreateScheduleRequest, FireDto, FreezeDto, NextFiresDto, ScheduleDto,
 };
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, JsonBody};
 use crate::domain::flow::join_errors;
 use crate::scheduler::Error;
 use crate::store::{self, Role};
@@ -67,10 +67,10 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateScheduleRequest>, JsonRejection>,
+    body: JsonBody<CreateScheduleRequest>,
 ) -> Result<(StatusCode, Json<ScheduleDto>), ApiError> {
     caller.require(&[Role::Scheduler])?;
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let schedule = request
         .into_domain()
         .map_err(|p| ApiError::bad_request("schedule.invalid", join_errors(&p)))?;
@@ -348,10 +348,10 @@ pub async fn fires(
 pub async fn create_freeze(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateFreezeRequest>, JsonRejection>,
+    body: JsonBody<CreateFreezeRequest>,
 ) -> Result<(StatusCode, Json<FreezeDto>), ApiError> {
     caller.require(&[Role::ReleaseManager])?;
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let window = request
         .into_domain()
         .map_err(|p| ApiError::bad_request("freeze.invalid", join_errors(&p)))?;

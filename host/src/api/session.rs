@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::auth::{SESSION_COOKIE, session_id};
 use super::error::ErrorBody;
-use super::{ApiError, AppState, Caller, token_hash};
+use super::{ApiError, AppState, AuditNote, Caller, JsonBody, token_hash};
 use crate::store::SessionRecord;
 
 /// How long a browser stays signed in.
@@ -82,9 +81,9 @@ fn cookie(headers: &HeaderMap, value: &str, max_age_s: u64) -> HeaderValue {
 pub async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<SignInRequest>, JsonRejection>,
+    body: JsonBody<SignInRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let hash = token_hash(request.token.trim());
     let record = state
         .store
@@ -116,13 +115,17 @@ pub async fn sign_in(
         .put_session(&token_hash(&id), &session)
         .map_err(|e| ApiError::internal("Cannot store a session", &e))?;
     tracing::info!(token = %record.name, "Browser signed in.");
+    let note = AuditNote {
+        signed_in: Some((record.name.clone(), record.role.as_str().to_string())),
+        ..AuditNote::default()
+    };
     let dto = SessionDto {
         name: record.name,
         role: record.role.as_str().to_string(),
         csrf: Some(session.csrf),
         expires_ms: Some(session.expires_ms),
     };
-    let mut response = (StatusCode::CREATED, Json(dto)).into_response();
+    let mut response = (StatusCode::CREATED, note, Json(dto)).into_response();
     response
         .headers_mut()
         .insert(header::SET_COOKIE, cookie(&headers, &id, SESSION_MS / 1000));

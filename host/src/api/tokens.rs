@@ -2,13 +2,12 @@
 //! list tokens, revoke one.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::error::ErrorBody;
 use super::model::{CreateTokenRequest, CreatedTokenDto, TokenDto};
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, JsonBody};
 use crate::store::{self, Role, TokenRecord};
 
 fn valid_name(name: &str) -> bool {
@@ -42,10 +41,10 @@ fn valid_name(name: &str) -> bool {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateTokenRequest>, JsonRejection>,
+    body: JsonBody<CreateTokenRequest>,
 ) -> Result<(StatusCode, Json<CreatedTokenDto>), ApiError> {
     caller.require(&[])?;
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     if !valid_name(&request.name) {
         return Err(ApiError::bad_request(
             "token.invalid",
@@ -82,7 +81,6 @@ pub async fn create(
         }
         other => other?,
     }
-    state.store.flush()?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedTokenDto {
@@ -157,6 +155,5 @@ pub async fn revoke(
             format!("no token named `{name}`"),
         )
     })?;
-    state.store.flush()?;
     Ok(Json(record.into()))
 }

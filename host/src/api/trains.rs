@@ -1,14 +1,13 @@
 //! Train routes: start a train, list and show trains, roll a train back.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::error::ErrorBody;
 use super::release_model::{PlannedMemberDto, StartTrainRequest, TrainDto};
 use super::releases::actor;
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, JsonBody};
 use crate::domain::train::Member;
 use crate::store::Role;
 
@@ -50,9 +49,9 @@ fn members(request: StartTrainRequest) -> Vec<Member> {
 pub async fn plan(
     State(state): State<AppState>,
     _caller: Caller,
-    body: Result<Json<StartTrainRequest>, JsonRejection>,
+    body: JsonBody<StartTrainRequest>,
 ) -> Result<Json<Vec<PlannedMemberDto>>, ApiError> {
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let members = members(request);
     let plans = state.engine.plan_train(&members)?;
     Ok(Json(
@@ -96,10 +95,10 @@ pub async fn plan(
 pub async fn start(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<StartTrainRequest>, JsonRejection>,
+    body: JsonBody<StartTrainRequest>,
 ) -> Result<(StatusCode, Json<TrainDto>), ApiError> {
     caller.require(&[Role::ReleaseManager, Role::Scheduler])?;
-    let Json(request) = body.map_err(super::json_error)?;
+    let request = body.read()?;
     let name = request.name.clone();
     let members = members(request);
     let view = state

@@ -115,6 +115,9 @@ struct Inner {
     /// burst of plugin calls and journal commits never queues API requests.
     work: tokio::runtime::Handle,
     train_wakes: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
+    /// Held by every read-modify-write of a train record, so that a train's
+    /// task and a human's rollback never write over each other's change.
+    train_writes: Mutex<()>,
 }
 
 /// The engine; cheap to clone.
@@ -173,6 +176,7 @@ impl Engine {
                 tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
                 work,
                 train_wakes: std::sync::Mutex::new(HashMap::new()),
+                train_writes: Mutex::new(()),
             }),
         };
         let mut resumed = 0;

@@ -151,6 +151,23 @@ impl Engine {
         Ok(resumed)
     }
 
+    /// Applies `change` to the stored record of a train and stores it,
+    /// under the train lock: whoever writes a train reads the newest record
+    /// first, so a change made meanwhile (a rollback requested while the
+    /// train's task started a member) is never written over. Returns the
+    /// record as written; the caller makes it durable.
+    async fn update_train(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut TrainRecord),
+    ) -> Result<TrainRecord, Error> {
+        let _writing = self.inner.train_writes.lock().await;
+        let mut record = self.load_train(id)?;
+        change(&mut record);
+        self.inner.store.put_train(&record)?;
+        Ok(record)
+    }
+
     fn load_train(&self, id: &str) -> Result<TrainRecord, Error> {
         self.inner
             .store
@@ -200,24 +217,34 @@ impl Engine {
 
     /// Rolls a whole train back, newest dependents first.
     pub async fn rollback_train(&self, id: &str, actor: &Actor) -> Result<TrainView, Error> {
-        let mut record = self.load_train(id)?;
-        if record.status == TrainStatus::RolledBack {
+        let mut finished = false;
+        let mut requested_now = false;
+        let record = self
+            .update_train(id, |record| {
+                if record.status == TrainStatus::RolledBack {
+                    finished = true;
+                } else if !record.rollback_requested {
+                    requested_now = true;
+                    record.rollback_requested = true;
+                    record.problem = Some(format!("{} rolled the train back", actor.name));
+                    if record.status == TrainStatus::Succeeded {
+                        record.status = TrainStatus::RollingBack;
+                    }
+                }
+            })
+            .await?;
+        if finished {
             return Err(Error::Refused(crate::domain::release::CommandError {
                 code: "train.finished",
                 message: format!("train {id} has already rolled back"),
             }));
         }
-        if !record.rollback_requested {
-            record.rollback_requested = true;
-            record.problem = Some(format!("{} rolled the train back", actor.name));
-            if record.status == TrainStatus::Succeeded {
-                record.status = TrainStatus::RollingBack;
-                self.inner.store.put_train(&record)?;
-                self.spawn_train(id.to_string());
-            } else {
-                self.inner.store.put_train(&record)?;
-            }
+        if requested_now {
             self.inner.store.sync().await?;
+            // A finished train has no task of its own any more.
+            if record.status == TrainStatus::RollingBack {
+                self.spawn_train(id.to_string());
+            }
         }
         self.train_wake(id).notify_one();
         self.train(id).await
@@ -257,8 +284,9 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        record.releases[i] = Some(id);
-        self.inner.store.put_train(record)?;
+        *record = self
+            .update_train(&record.id.clone(), |stored| stored.releases[i] = Some(id))
+            .await?;
         self.inner.store.sync().await?;
         Ok(())
     }
@@ -316,13 +344,34 @@ impl Engine {
             let statuses = self.member_statuses(&record).await;
             let (now_status, _, _) =
                 train::decide(&record.members, &statuses, record.rollback_requested);
+            let decided_unwinding = record.rollback_requested;
             if now_status != record.status || dirty {
-                record.status = now_status;
-                if let Err(e) = self.inner.store.put_train(&record) {
-                    tracing::error!(train = %id, error = %e, "A train cannot be written.");
-                    return;
-                }
+                let problem = record.problem.clone();
+                let unwinds = record.rollback_requested;
+                let written = self
+                    .update_train(&id, |stored| {
+                        stored.status = now_status;
+                        if unwinds && !stored.rollback_requested {
+                            stored.rollback_requested = true;
+                            stored.problem = problem;
+                        }
+                    })
+                    .await;
+                record = match written {
+                    Ok(record) => record,
+                    Err(e) => {
+                        tracing::error!(train = %id, error = %e, "A train cannot be written.");
+                        return;
+                    }
+                };
                 let _ = self.inner.store.sync().await;
+            }
+            // A rollback requested while this round acted is decided on
+            // in the next round, never lost behind a status of this one.
+            let requested_meanwhile =
+                !decided_unwinding && self.load_train(&id).is_ok_and(|r| r.rollback_requested);
+            if requested_meanwhile {
+                continue;
             }
             if matches!(now_status, TrainStatus::Succeeded | TrainStatus::RolledBack) {
                 tracing::info!(train = %id, status = now_status.as_str(), "Train finished.");
