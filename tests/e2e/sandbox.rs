@@ -147,6 +147,33 @@ async fn an_answer_over_four_mebibytes_arrives_whole() {
 }
 
 #[tokio::test]
+async fn a_plugins_key_value_store_stops_at_its_total_and_says_so() {
+    let d = Daemon::start_with_config("[plugins]\nkv_quota_mib = 1\n").await;
+    d.upload_ok("filler", "fixture_check").await;
+    // Ten values of 200 KiB: the sixth would take it past 1 MiB.
+    let answer = d
+        .verify("filler", json!({"mode": "kv-fill", "count": "10"}))
+        .await;
+    // The check reports the refusal as its error verdict.
+    assert_eq!(verdict(&answer)["status"], "error", "{answer}");
+    let message = verdict(&answer)["summary"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("key-value store is full") && message.contains("kv_quota_mib"),
+        "{answer}"
+    );
+    let (status, plugin) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/plugins/filler"))
+        .await;
+    assert_eq!(status, 200, "{plugin}");
+    let used = plugin["kv_used_bytes"].as_u64().unwrap();
+    assert_eq!(plugin["kv_quota_bytes"], 1024 * 1024, "{plugin}");
+    assert!(
+        used > 5 * 200 * 1024 && used <= 1024 * 1024,
+        "{used} bytes kept"
+    );
+}
+
+#[tokio::test]
 async fn a_non_finite_metric_is_malformed_output() {
     let d = hostile_daemon().await;
     let answer = d.verify("hostile", json!({"mode": "nan"})).await;

@@ -141,6 +141,10 @@ pub struct PluginDetailDto {
     pub grant: GrantView,
     /// The flows whose latest version uses this plugin.
     pub used_by: Vec<String>,
+    /// The bytes of keys and values the plugin keeps in its key-value store.
+    pub kv_used_bytes: u64,
+    /// The most its key-value store may hold (`[plugins] kv_quota_mib`).
+    pub kv_quota_bytes: u64,
 }
 
 /// Runtime counters.

@@ -164,11 +164,21 @@ pub async fn detail(
     let versions = state.registry.versions(&name)?;
     let grant = state.registry.grant(&name)?;
     let used_by = state.catalog.flows_using(&name)?;
+    let kv_used_bytes = crate::plugins::KvBackend::used_bytes(&state.store, &name)
+        .map_err(|e| ApiError::internal("Cannot read a plugin's key-value usage", &e))?;
+    let kv_quota_bytes = state
+        .registry
+        .runtime()
+        .options()
+        .kv_quota_mib
+        .saturating_mul(1 << 20);
     Ok(Json(PluginDetailDto {
         name,
         versions: versions.into_iter().map(Into::into).collect(),
         grant: GrantView::from(&*grant),
         used_by,
+        kv_used_bytes,
+        kv_quota_bytes,
     }))
 }
 

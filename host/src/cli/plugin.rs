@@ -179,6 +179,11 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
                     );
                 }
                 print_grant(&d.grant);
+                println!(
+                    "  key-value store: {} of {} KiB used",
+                    d.kv_used_bytes.div_ceil(1024),
+                    d.kv_quota_bytes / 1024
+                );
             })
         }
         PluginCommand::Grant {

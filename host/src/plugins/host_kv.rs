@@ -1,6 +1,7 @@
 //! `greenlight:plugin/kv`: a key-value store private to each plugin name,
 //! backed by the daemon's store through [`KvBackend`](super::KvBackend).
 
+use super::KvRefusal;
 use super::bindings::kv::{Host, KvError};
 use super::state::InvocationState;
 
@@ -32,9 +33,22 @@ impl Host for InvocationState {
         if value.len() > MAX_VALUE_BYTES {
             return Err(KvError::ValueTooLarge(MAX_VALUE_BYTES as u64));
         }
+        // Interface 0.1.0 has no case of its own for a full store; the
+        // message says what happened and what to do.
         self.kv
-            .set(&self.plugin, &key, &value)
-            .map_err(KvError::Unavailable)
+            .set(&self.plugin, &key, &value, self.kv_quota_bytes)
+            .map_err(|refusal| match refusal {
+                KvRefusal::Full {
+                    used,
+                    needed,
+                    quota,
+                } => KvError::Unavailable(format!(
+                    "the plugin's key-value store is full: it holds {used} of its {quota} bytes \
+                     and this write needs {needed} more; delete keys it no longer needs, or ask \
+                     an admin to raise [plugins] kv_quota_mib"
+                )),
+                KvRefusal::Unavailable(e) => KvError::Unavailable(e),
+            })
     }
 
     fn delete(&mut self, key: String) -> Result<(), KvError> {

@@ -184,6 +184,7 @@ impl Runtime {
             plugin: Arc::from(name),
             grant,
             kv: inner.kv.clone(),
+            kv_quota_bytes: inner.options.kv_quota_mib.saturating_mul(1 << 20),
             clock: inner.clock.clone(),
             wasi,
             http: WasiHttpCtx::new(),

@@ -82,6 +82,9 @@ pub struct Options {
     pub table_keep_resident_kib: u64,
     /// How much of a pooled call stack stays resident between calls.
     pub stack_keep_resident_kib: u64,
+    /// The most a plugin's key-value store may hold in all (keys and
+    /// values), per plugin name.
+    pub kv_quota_mib: u64,
     /// Where compiled artifacts are kept; none means compile every time.
     pub artifact_dir: Option<PathBuf>,
 }
@@ -105,6 +108,7 @@ impl Default for Options {
             keep_resident_kib: 192,
             table_keep_resident_kib: 16,
             stack_keep_resident_kib: 128,
+            kv_quota_mib: 64,
             artifact_dir: None,
         }
     }
@@ -192,8 +196,22 @@ pub struct LogLine {
 /// Where plugins' key-value data lives; the store implements it.
 pub trait KvBackend: Send + Sync + 'static {
     fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
-    fn set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), String>;
+    /// Writes a value unless the plugin's keys and values would then take
+    /// more than `quota_bytes` in all.
+    fn set(&self, plugin: &str, key: &str, value: &[u8], quota_bytes: u64)
+    -> Result<(), KvRefusal>;
     fn delete(&self, plugin: &str, key: &str) -> Result<(), String>;
+    /// The bytes of keys and values the plugin keeps.
+    fn used_bytes(&self, plugin: &str) -> Result<u64, String>;
+}
+
+/// Why a key-value write did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvRefusal {
+    /// The write would take the plugin past its total.
+    Full { used: u64, needed: u64, quota: u64 },
+    /// The store failed.
+    Unavailable(String),
 }
 
 /// A compiled, validated plugin ready to be invoked; cheap to clone.

@@ -27,6 +27,7 @@ pub(super) struct InvocationState {
     pub plugin: Arc<str>,
     pub grant: Arc<Grant>,
     pub kv: Arc<dyn KvBackend>,
+    pub kv_quota_bytes: u64,
     pub clock: Arc<dyn Clock>,
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,

@@ -7,6 +7,7 @@
 mod audit;
 mod flows;
 mod inventory;
+mod kv;
 mod plugins;
 mod releases;
 mod schedules;
@@ -141,6 +142,8 @@ pub struct Store {
     blobs: sled::Tree,
     grants: sled::Tree,
     plugin_kv: sled::Tree,
+    /// The bytes of keys and values each plugin keeps, by plugin name.
+    plugin_kv_usage: sled::Tree,
     tokens: sled::Tree,
     token_names: sled::Tree,
     audit: sled::Tree,
@@ -168,6 +171,7 @@ impl Store {
             blobs: db.open_tree("blobs")?,
             grants: db.open_tree("grants")?,
             plugin_kv: db.open_tree("plugin_kv")?,
+            plugin_kv_usage: db.open_tree("plugin_kv_usage")?,
             tokens: db.open_tree("tokens")?,
             token_names: db.open_tree("token_names")?,
             audit: db.open_tree("audit")?,
@@ -195,49 +199,9 @@ impl Store {
     }
 }
 
-impl crate::plugins::KvBackend for Store {
-    fn get(&self, plugin: &str, k: &str) -> Result<Option<Vec<u8>>, String> {
-        self.plugin_kv
-            .get(key(&[plugin, k]))
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| e.to_string())
-    }
-
-    fn set(&self, plugin: &str, k: &str, value: &[u8]) -> Result<(), String> {
-        self.plugin_kv
-            .insert(key(&[plugin, k]), value)
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-
-    fn delete(&self, plugin: &str, k: &str) -> Result<(), String> {
-        self.plugin_kv
-            .remove(key(&[plugin, k]))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::KvBackend;
-
-    #[test]
-    fn plugin_kv_is_scoped_by_plugin_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.set("a", "k", b"one").unwrap();
-            store.set("b", "k", b"two").unwrap();
-            store.flush().unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.get("a", "k").unwrap(), Some(b"one".to_vec()));
-        assert_eq!(store.get("b", "k").unwrap(), Some(b"two".to_vec()));
-        store.delete("a", "k").unwrap();
-        assert_eq!(store.get("a", "k").unwrap(), None);
-    }
 
     #[test]
     fn records_with_an_unknown_version_are_reported_not_misread() {
