@@ -12,6 +12,7 @@ mod identity;
 mod inventory;
 mod observability;
 mod openapi;
+mod plugin_answers;
 mod polyglot;
 mod registry;
 mod release_cli;

@@ -1,6 +1,7 @@
 //! What a release does next, and how the outcome of plugin work becomes
 //! events.
 
+use super::answers::deployer_answer;
 use super::event::{DecisionRecord, Event, RollbackMode, Status, UnhealthyTarget};
 use super::machine::{State, Undo};
 use super::policy::{CheckVerdict, Ruling, judge};
@@ -428,7 +429,8 @@ impl State {
         }
     }
 
-    /// Turns the outcome of `work` into events.
+    /// Turns the outcome of `work` into events. What a deployer answered is
+    /// first checked against what it was asked (see [`deployer_answer`]).
     pub fn conclude(
         &self,
         spec: &ReleaseSpec,
@@ -471,7 +473,17 @@ impl State {
                     at_ms: now,
                 }]
             }
-            (Work::Deploy { pc, attempt, .. }, WorkOutcome::Targets(result)) => {
+            (
+                Work::Deploy {
+                    pc,
+                    attempt,
+                    plugin,
+                    targets,
+                    ..
+                },
+                WorkOutcome::Targets(result),
+            ) => {
+                let result = result.and_then(|r| deployer_answer(plugin, targets, r));
                 vec![match result {
                     Ok(results) => Event::Deployed {
                         pc: *pc,
@@ -608,7 +620,17 @@ impl State {
                     at_ms: now,
                 },
             }],
-            (Work::Rollback { pcs, attempt, .. }, WorkOutcome::Targets(result)) => {
+            (
+                Work::Rollback {
+                    pcs,
+                    attempt,
+                    plugin,
+                    targets,
+                    ..
+                },
+                WorkOutcome::Targets(result),
+            ) => {
+                let result = result.and_then(|r| deployer_answer(plugin, targets, r));
                 vec![match result {
                     Ok(results) => Event::RolledBackBatch {
                         pcs: pcs.clone(),
