@@ -5,6 +5,7 @@ mod authz;
 mod bundled;
 mod cli;
 mod demo;
+mod evidence;
 mod fleet;
 mod flows;
 mod fuzz;

@@ -94,6 +94,7 @@ mod tests {
             plugin: "agent".into(),
             version: "1.0.0".into(),
             params: vec![],
+            evidence_optional: false,
         }
     }
 

@@ -7,6 +7,7 @@
 mod answers;
 mod command;
 pub mod event;
+pub mod evidence;
 pub mod machine;
 mod next;
 pub mod policy;
@@ -31,6 +32,10 @@ pub struct PluginRef {
     pub plugin: String,
     pub version: String,
     pub params: Vec<(String, String)>,
+    /// For a check whose flow says `evidence = "optional"`: a round in
+    /// which it measured nothing may pass (see [`evidence`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evidence_optional: bool,
 }
 
 impl PluginRef {
@@ -276,6 +281,7 @@ pub fn compile(
             plugin: u.plugin.clone(),
             version,
             params: u.params.clone(),
+            evidence_optional: u.evidence_optional,
         })
     };
     let pin_all = |at: &str, uses: &[PluginUse]| -> Result<Vec<PluginRef>, FlowError> {
