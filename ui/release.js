@@ -235,8 +235,12 @@ function timeline(r) {
           h("strong", {}, stage.name), " ", h("span", { class: "kind" }, stage.kind),
           " ", h("span", { class: "badge st-" + state }, state),
           stage.reversible ? null : h("span", { class: "badge forward" }, "forward-only"),
+          stage.unverified ? h("span", { class: "badge unverified" }, "no evidence") : null,
           h("span", { class: "muted right" }, stage.duration_ms !== null && stage.duration_ms !== undefined
             ? duration(stage.duration_ms) : "")),
+        // A stage that went on from rounds in which every check measured
+        // nothing says so in words, not only with a badge.
+        stage.unverified ? h("p", { class: "warn unverified", "data-unverified": stage.name }, stage.unverified) : null,
         stage.steps.length > 1 || stage.steps.some((s) => s.targets.length) ?
           h("ul", { class: "steps" }, stage.steps.map((s) => step(r, s))) : null);
     })));
@@ -318,6 +322,8 @@ function decisions(list) {
     list.length ? h("ul", { class: "decisions" }, list.slice().reverse().map((d) =>
       h("li", {},
         badge(d.ruling), " ", h("span", { class: "reason" }, d.reason),
+        d.unverified && !d.reason.includes("verified by nothing")
+          ? [" ", h("span", { class: "warn unverified" }, "(" + d.unverified + ")")] : null,
         h("span", { class: "muted" }, " — " + d.by + " at " + d.stage +
           (d.batch === null || d.batch === undefined ? "" : ", batch " + (d.batch + 1)) + ", " + time(d.at_ms)))))
       : h("p", { class: "muted" }, "No decision yet."));

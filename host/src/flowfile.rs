@@ -41,6 +41,10 @@ struct RawPlugin {
     version: Option<String>,
     #[serde(default)]
     params: BTreeMap<String, toml::Value>,
+    /// For a check: `required` (the default) or `optional`. Read as any
+    /// value so that a wrong one is reported with its field path.
+    #[serde(default)]
+    evidence: Option<toml::Value>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -149,7 +153,18 @@ fn param_text(value: &toml::Value) -> String {
     }
 }
 
+/// A plugin other than a stage's checks, which has no say about evidence.
 fn plugin_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
+    if raw.evidence.is_some() {
+        errors.push(
+            format!("{path}.evidence"),
+            "applies only to a stage's checks",
+        );
+    }
+    any_plugin(raw, path, errors)
+}
+
+fn any_plugin(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
     if raw.plugin.trim().is_empty() {
         errors.push(format!("{path}.plugin"), "must name a plugin");
     }
@@ -161,7 +176,26 @@ fn plugin_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
             .iter()
             .map(|(k, v)| (k.clone(), param_text(v)))
             .collect(),
+        evidence_optional: false,
     }
+}
+
+/// One of a stage's checks, which may say that a round in which it
+/// measured nothing may pass (`evidence = "optional"`).
+fn check_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
+    let mut check = any_plugin(raw, path, errors);
+    check.evidence_optional = match raw.evidence.as_ref().map(param_text).as_deref() {
+        None | Some("required") => false,
+        Some("optional") => true,
+        Some(other) => {
+            errors.push(
+                format!("{path}.evidence"),
+                format!("`{other}` is not `required` or `optional`"),
+            );
+            false
+        }
+    };
+    check
 }
 
 fn plugin_list(raw: &Option<Vec<RawPlugin>>, path: &str, errors: &mut Errors) -> Vec<PluginUse> {
@@ -169,6 +203,14 @@ fn plugin_list(raw: &Option<Vec<RawPlugin>>, path: &str, errors: &mut Errors) ->
         .flatten()
         .enumerate()
         .map(|(i, p)| plugin_use(p, &format!("{path}[{i}]"), errors))
+        .collect()
+}
+
+fn check_list(raw: &Option<Vec<RawPlugin>>, path: &str, errors: &mut Errors) -> Vec<PluginUse> {
+    raw.iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, p)| check_use(p, &format!("{path}[{i}]"), errors))
         .collect()
 }
 
@@ -332,7 +374,7 @@ fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
             plugins: plugin_list(&raw.plugins, &at("plugins"), errors),
         },
         "verify" => StageKind::Verify {
-            checks: plugin_list(&raw.checks, &at("checks"), errors),
+            checks: check_list(&raw.checks, &at("checks"), errors),
         },
         "approval" => StageKind::Approval(Approval {
             roles: raw
@@ -359,7 +401,7 @@ fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
             let deployer = errors.required(&raw.deployer, at("deployer"), "deploy stages");
             let deployer = deployer.map(|d| plugin_use(&d, &at("deployer"), errors));
             let strategy = deploy_strategy(raw, i, errors);
-            let checks = plugin_list(&raw.checks, &at("checks"), errors);
+            let checks = check_list(&raw.checks, &at("checks"), errors);
             let policy = raw
                 .policy
                 .as_ref()
@@ -548,6 +590,38 @@ mod tests {
             vec![("max_rows".to_string(), "1000".to_string())]
         );
         assert_eq!(plugins[0].version, "latest");
+    }
+
+    #[test]
+    fn a_check_may_be_allowed_to_measure_nothing() {
+        let text = include_str!("../../tests/flows/evidence-optional.toml");
+        let StageKind::Deploy(deploy) = &parse(text).unwrap().stages[0].kind else {
+            panic!("stage 0 is a deploy stage");
+        };
+        let optional: Vec<bool> = deploy.checks.iter().map(|c| c.evidence_optional).collect();
+        assert_eq!(optional, [false, true]);
+
+        let bad = |evidence: &str| {
+            let text = format!(
+                "name = \"f\"\nversion = 1\n[[stages]]\nname = \"v\"\nkind = \"verify\"\n\
+                 checks = [{{ plugin = \"health\" }}, {{ plugin = \"health\", evidence = {evidence} }}]\n\
+                 [[stages]]\nname = \"p\"\nkind = \"precheck\"\n\
+                 plugins = [{{ plugin = \"lint\", evidence = \"optional\" }}]\n"
+            );
+            let errors = parse(&text).unwrap_err();
+            errors.iter().map(|e| e.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            bad("\"maybe\""),
+            [
+                "stages[0].checks[1].evidence: `maybe` is not `required` or `optional`",
+                "stages[1].plugins[0].evidence: applies only to a stage's checks",
+            ]
+        );
+        assert_eq!(
+            bad("true")[0],
+            "stages[0].checks[1].evidence: `true` is not `required` or `optional`"
+        );
     }
 
     #[test]

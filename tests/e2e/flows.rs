@@ -74,7 +74,10 @@ async fn every_sample_flow_gives_its_stated_outcome() {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["blue-green", "health-checked", "standard"]);
+    assert_eq!(
+        names,
+        ["blue-green", "health-checked", "quiet-hours", "standard"]
+    );
 }
 
 #[tokio::test]

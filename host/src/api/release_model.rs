@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::plugin::{Observation, Verdict};
+use crate::domain::release::evidence;
 use crate::domain::release::machine::Undo;
 use crate::domain::release::policy::CheckVerdict;
 use crate::domain::release::{
@@ -173,6 +174,9 @@ pub struct DecisionDto {
     /// How many observations a policy plugin weighed.
     pub observations: usize,
     pub at_ms: u64,
+    /// Set when every check of the round measured nothing (no data or an
+    /// error): `verified by nothing: all 3 checks returned no data`.
+    pub unverified: Option<String>,
 }
 
 impl From<&DecisionRecord> for DecisionDto {
@@ -191,6 +195,8 @@ impl From<&DecisionRecord> for DecisionDto {
                 .collect(),
             observations: d.observations,
             at_ms: d.at_ms,
+            unverified: evidence::nothing(&d.inputs)
+                .map(|what| format!("verified by nothing: {what}")),
         }
     }
 }
@@ -251,6 +257,10 @@ pub struct StageDto {
     /// How long the stage took, or has taken so far.
     pub duration_ms: Option<u64>,
     pub steps: Vec<StepDto>,
+    /// Set when a round of the stage's checks the release went on from
+    /// measured nothing: `verified by nothing: all 3 checks returned no
+    /// data`, or `verified by nothing in 1 of 4 rounds: …`.
+    pub unverified: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -410,6 +420,9 @@ impl ReleaseDto {
                         state: step_state(pc, s).to_string(),
                     })
                     .collect(),
+                unverified: evidence::stage_note(
+                    state.decisions.iter().filter(|d| d.stage == stage.name),
+                ),
             })
             .collect();
         let gate = state.gate.as_ref().map(|g| {

@@ -47,6 +47,10 @@ pub struct PluginUse {
     /// An exact version, or `latest`.
     pub version: String,
     pub params: Vec<(String, String)>,
+    /// For a check: whether the flow lets a round in which it measured
+    /// nothing (`no-data` or `error`) pass without a human, as
+    /// `evidence = "optional"` says. Checks need evidence by default.
+    pub evidence_optional: bool,
 }
 
 /// How many targets a rolling batch takes.

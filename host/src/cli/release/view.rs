@@ -292,6 +292,9 @@ pub fn summary(r: &ReleaseDto) -> String {
             ", cannot be undone"
         };
         let _ = writeln!(w, "  {}. {} ({}{note})", i + 1, stage.name, stage.kind);
+        if let Some(unverified) = &stage.unverified {
+            let _ = writeln!(w, "       {unverified}");
+        }
         if stage.steps.len() > STEPS_SHOWN {
             let _ = writeln!(
                 w,
@@ -386,9 +389,14 @@ pub fn summary(r: &ReleaseDto) -> String {
         let _ = writeln!(w, "\nDecisions (latest {shown} of {})", r.decisions.len());
         for d in &r.decisions[r.decisions.len() - shown..] {
             let batch = batch_suffix(d.batch);
+            // A policy plugin's own reason may not say what it stood on.
+            let unverified = match &d.unverified {
+                Some(note) if !d.reason.contains("verified by nothing") => format!(" ({note})"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 w,
-                "  {}  {:<8} {}{batch}, round {}, by {}: {}",
+                "  {}  {:<8} {}{batch}, round {}, by {}: {}{unverified}",
                 time_of_day(d.at_ms),
                 d.ruling,
                 d.stage,
@@ -635,6 +643,92 @@ mod tests {
         assert_eq!(
             out,
             "ID      APP   AGE\na       shop  5m\nabcdef  s     10d"
+        );
+    }
+
+    /// A release of three checks whose first round measured nothing.
+    fn paused_on_nothing() -> ReleaseDto {
+        use crate::domain::plugin::{Target, TargetResult, Verdict, VerdictStatus};
+        use crate::domain::release::policy::CheckVerdict;
+        use crate::domain::release::{Action, State, Work, WorkOutcome};
+
+        let flow = r#"
+name = "quiet"
+version = 1
+
+[[stages]]
+name = "rollout"
+kind = "deploy"
+strategy = "rolling"
+deployer = { plugin = "agent" }
+batch = "50%"
+checks = [{ plugin = "latency" }, { plugin = "errors" }, { plugin = "saturation" }]
+"#;
+        let targets = (0..2)
+            .map(|i| Target {
+                id: format!("web-{i}"),
+                ..Target::default()
+            })
+            .collect();
+        let spec = crate::domain::release::tests::spec_for(flow, targets, None, false);
+        let mut state = State::default();
+        let now = 1_800_000_000_000;
+        loop {
+            let events = match state.next(&spec, now) {
+                Action::Record(event) => vec![event],
+                Action::Call(work) => {
+                    let outcome = match &*work {
+                        Work::Deploy { targets, .. } => WorkOutcome::Targets(Ok(targets
+                            .iter()
+                            .map(|t| TargetResult {
+                                target_id: t.id.clone(),
+                                ok: true,
+                                message: String::new(),
+                            })
+                            .collect())),
+                        Work::Verify { checks, .. } => WorkOutcome::Verdicts(
+                            checks
+                                .iter()
+                                .map(|(c, _)| CheckVerdict {
+                                    check: c.label(),
+                                    verdict: Verdict {
+                                        status: VerdictStatus::NoData,
+                                        summary: "no requests yet".into(),
+                                        metrics: vec![],
+                                    },
+                                })
+                                .collect(),
+                        ),
+                        other => panic!("unexpected work {other:?}"),
+                    };
+                    state.conclude(&spec, &work, outcome, now)
+                }
+                Action::Wait(_) | Action::Done => break,
+            };
+            for event in events {
+                state.apply(&spec, &event).unwrap();
+            }
+        }
+        ReleaseDto::new(&spec, &state)
+    }
+
+    #[test]
+    fn a_stage_verified_by_nothing_says_so() {
+        let r = paused_on_nothing();
+        assert_eq!(r.status, "paused");
+        let out = summary(&r);
+        assert!(
+            out.contains(
+                "  1. rollout (deploy)\n       verified by nothing: all 3 checks returned no data\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "by default-policy: verified by nothing at stage rollout, batch 1: \
+                 all 3 checks returned no data\n"
+            ),
+            "{out}"
         );
     }
 

@@ -4,8 +4,10 @@
 //! The serde derives here define the release journal's stored form; the API
 //! has its own types.
 
+mod answers;
 mod command;
 pub mod event;
+pub mod evidence;
 pub mod machine;
 mod next;
 pub mod policy;
@@ -30,6 +32,10 @@ pub struct PluginRef {
     pub plugin: String,
     pub version: String,
     pub params: Vec<(String, String)>,
+    /// For a check whose flow says `evidence = "optional"`: a round in
+    /// which it measured nothing may pass (see [`evidence`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evidence_optional: bool,
 }
 
 impl PluginRef {
@@ -275,6 +281,7 @@ pub fn compile(
             plugin: u.plugin.clone(),
             version,
             params: u.params.clone(),
+            evidence_optional: u.evidence_optional,
         })
     };
     let pin_all = |at: &str, uses: &[PluginUse]| -> Result<Vec<PluginRef>, FlowError> {

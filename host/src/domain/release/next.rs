@@ -1,7 +1,9 @@
 //! What a release does next, and how the outcome of plugin work becomes
 //! events.
 
+use super::answers::deployer_answer;
 use super::event::{DecisionRecord, Event, RollbackMode, Status, UnhealthyTarget};
+use super::evidence;
 use super::machine::{State, Undo};
 use super::policy::{CheckVerdict, Ruling, judge};
 use super::{PluginRef, ReleaseSpec, Step};
@@ -15,12 +17,17 @@ use crate::domain::plugin::{
 pub enum Action {
     /// Journal this event; nothing needs calling.
     Record(Event),
-    /// Call plugins, then hand the outcome to [`State::conclude`].
-    Call(Work),
+    /// Call plugins, then hand the outcome to [`State::conclude`]. Boxed:
+    /// plugin work is several times the size of an event.
+    Call(Box<Work>),
     /// Nothing to do until this instant, or until a human acts (`None`).
     Wait(Option<u64>),
     /// The release is over.
     Done,
+}
+
+fn call(work: Work) -> Action {
+    Action::Call(Box::new(work))
 }
 
 /// Plugin work the engine carries out.
@@ -177,7 +184,7 @@ impl State {
         let Some(plugin) = spec.stages[*stage].deployer.clone() else {
             return Action::Wait(None);
         };
-        Action::Call(Work::Deploy {
+        call(Work::Deploy {
             pc,
             attempt,
             key,
@@ -216,7 +223,7 @@ impl State {
             return Action::Wait(Some(at));
         }
         match step {
-            Step::Precheck { stage, plugin } => Action::Call(Work::Precheck {
+            Step::Precheck { stage, plugin } => call(Work::Precheck {
                 pc,
                 plugin: plugin.clone(),
                 ctx: spec.context(*stage, None, self.attempt, plugin),
@@ -230,7 +237,7 @@ impl State {
                 let Some(plugin) = spec.stages[*stage].health_check.clone() else {
                     return Action::Wait(None);
                 };
-                Action::Call(Work::HealthCheck {
+                call(Work::HealthCheck {
                     pc,
                     ctx: spec.context(*stage, Some(*batch), self.attempt, &plugin),
                     plugin,
@@ -252,7 +259,7 @@ impl State {
             } => {
                 if self.awaiting_decision {
                     if let Some(plugin) = &spec.stages[*stage].verification.policy {
-                        return Action::Call(Work::Decide {
+                        return call(Work::Decide {
                             pc,
                             plugin: plugin.clone(),
                             ctx: spec.context(*stage, *batch, self.round, plugin),
@@ -276,7 +283,7 @@ impl State {
                 if now < due {
                     return Action::Wait(Some(due));
                 }
-                Action::Call(Work::Verify {
+                call(Work::Verify {
                     pc,
                     round: self.round,
                     checks: Self::checks(spec, *stage, *batch, self.round + 1),
@@ -288,7 +295,7 @@ impl State {
                 let Some(plugin) = s.traffic.clone() else {
                     return Action::Wait(None);
                 };
-                Action::Call(Work::Shift {
+                call(Work::Shift {
                     pc,
                     attempt: self.attempt,
                     ctx: spec.context(*stage, None, self.attempt, &plugin),
@@ -336,7 +343,7 @@ impl State {
                 })
                 .flatten()
                 .collect();
-            return Action::Call(Work::RollbackVerify {
+            return call(Work::RollbackVerify {
                 pcs: pcs.clone(),
                 checks: Self::checks(spec, stage, spec.steps[pcs[0]].batch(), 1),
                 targets: spec.targets_except(&targets, &self.skipped),
@@ -357,7 +364,7 @@ impl State {
                 let Some(plugin) = spec.stages[*stage].traffic.clone() else {
                     return Action::Wait(None);
                 };
-                Action::Call(Work::RestoreTraffic {
+                call(Work::RestoreTraffic {
                     stage: *stage,
                     attempt: rb.attempt,
                     ctx: spec.context(*stage, None, rb.attempt, &plugin),
@@ -408,7 +415,7 @@ impl State {
                             })
                             .flatten()
                             .collect();
-                        Action::Call(Work::Rollback {
+                        call(Work::Rollback {
                             pcs: pcs.clone(),
                             attempt: *attempt,
                             key: key.clone(),
@@ -428,7 +435,8 @@ impl State {
         }
     }
 
-    /// Turns the outcome of `work` into events.
+    /// Turns the outcome of `work` into events. What a deployer answered is
+    /// first checked against what it was asked (see [`deployer_answer`]).
     pub fn conclude(
         &self,
         spec: &ReleaseSpec,
@@ -471,7 +479,17 @@ impl State {
                     at_ms: now,
                 }]
             }
-            (Work::Deploy { pc, attempt, .. }, WorkOutcome::Targets(result)) => {
+            (
+                Work::Deploy {
+                    pc,
+                    attempt,
+                    plugin,
+                    targets,
+                    ..
+                },
+                WorkOutcome::Targets(result),
+            ) => {
+                let result = result.and_then(|r| deployer_answer(plugin, targets, r));
                 vec![match result {
                     Ok(results) => Event::Deployed {
                         pc: *pc,
@@ -549,13 +567,22 @@ impl State {
                 };
                 let round = self.round.saturating_sub(1);
                 let inputs = self.last_round.clone();
+                let stage = &spec.stages[spec.steps[*pc].stage()];
+                let (ruling, reason, by) = evidence::hold(
+                    &stage.verification.checks,
+                    &inputs,
+                    ruling,
+                    reason,
+                    &plugin.label(),
+                    &Self::place(spec, *pc),
+                );
                 vec![Event::Decided {
                     pc: *pc,
                     decision: DecisionRecord {
                         ruling,
                         reason,
-                        by: plugin.label(),
-                        stage: spec.stages[spec.steps[*pc].stage()].name.clone(),
+                        by,
+                        stage: stage.name.clone(),
                         batch: spec.steps[*pc].batch(),
                         round,
                         inputs,
@@ -608,7 +635,17 @@ impl State {
                     at_ms: now,
                 },
             }],
-            (Work::Rollback { pcs, attempt, .. }, WorkOutcome::Targets(result)) => {
+            (
+                Work::Rollback {
+                    pcs,
+                    attempt,
+                    plugin,
+                    targets,
+                    ..
+                },
+                WorkOutcome::Targets(result),
+            ) => {
+                let result = result.and_then(|r| deployer_answer(plugin, targets, r));
                 vec![match result {
                     Ok(results) => Event::RolledBackBatch {
                         pcs: pcs.clone(),

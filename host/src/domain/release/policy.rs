@@ -1,13 +1,16 @@
 //! The default verdict policy, used when a stage names no rollback-policy
 //! plugin. It follows the practice of the better progressive-delivery tools:
 //! a failure limit, a consecutive-error limit, no data counted as
-//! inconclusive, and inconclusive evidence paused for a human.
+//! inconclusive, and inconclusive evidence paused for a human. A round in
+//! which every check measured nothing pauses as verified by nothing (see
+//! [`super::evidence`]), unless the flow allows it of all of them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::Verification;
+use super::evidence;
 use crate::domain::plugin::{Verdict, VerdictStatus};
 
 /// One check's verdict in a round.
@@ -107,13 +110,29 @@ pub fn judge(
             )
         });
     }
-    let doubtful = round.iter().find(|v| {
-        matches!(
-            v.verdict.status,
-            VerdictStatus::Inconclusive | VerdictStatus::NoData
-        )
-    });
-    if let Some(v) = doubtful {
+    // A check the flow marks `evidence = "optional"` may have no data.
+    let optional = |i: usize| {
+        verification
+            .checks
+            .get(i)
+            .is_some_and(|c| c.evidence_optional)
+    };
+    let doubtful = round
+        .iter()
+        .enumerate()
+        .find(|(i, v)| match v.verdict.status {
+            VerdictStatus::Inconclusive => true,
+            VerdictStatus::NoData => !optional(*i),
+            _ => false,
+        });
+    let nothing = evidence::nothing(round);
+    if let Some((_, v)) = doubtful {
+        if let Some(what) = nothing {
+            return (
+                Ruling::Pause,
+                format!("verified by nothing {place}: {what}"),
+            );
+        }
         let what = if v.verdict.status == VerdictStatus::NoData {
             "had no data"
         } else {
@@ -127,6 +146,13 @@ pub fn judge(
     if let Some(reason) = retry {
         return (Ruling::Retry, reason);
     }
+    // Only checks marked optional are left, none of them measuring.
+    if let Some(what) = nothing {
+        return (
+            Ruling::Proceed,
+            format!("verified by nothing {place}: {what}, which the flow allows"),
+        );
+    }
     if let Some(first) = failed.first() {
         return (
             Ruling::Proceed,
@@ -138,8 +164,15 @@ pub fn judge(
             ),
         );
     }
+    let passed = round
+        .iter()
+        .filter(|v| v.verdict.status == VerdictStatus::Pass)
+        .count();
     let reason = match round.len() {
         0 => format!("no checks {place}"),
+        n if passed < n => format!(
+            "{passed} of {n} checks passed {place}; the rest had no data, which the flow allows"
+        ),
         1 => format!("{} passed {place}", round[0].check),
         n => format!("all {n} checks passed {place}"),
     };
@@ -198,6 +231,94 @@ mod tests {
                 .collect();
             let (ruling, reason) = judge(&verification(*limit), &round, &none, 0, "at stage s");
             assert_eq!(ruling, *expected, "{statuses:?}: {reason}");
+        }
+    }
+
+    /// A stage whose checks are optional (`true`) or required (`false`).
+    fn checks(optional: &[bool]) -> Verification {
+        let mut v = verification(0);
+        v.checks = optional
+            .iter()
+            .enumerate()
+            .map(|(i, o)| super::super::PluginRef {
+                plugin: format!("c{i}"),
+                version: "1.0.0".into(),
+                params: vec![],
+                evidence_optional: *o,
+            })
+            .collect();
+        v
+    }
+
+    #[test]
+    fn a_round_that_measured_nothing_pauses_as_verified_by_nothing() {
+        use VerdictStatus::*;
+        let none = BTreeMap::new();
+        let cases: &[(&[bool], &[VerdictStatus], Ruling, &str)] = &[
+            (
+                &[false, false, false],
+                &[NoData, NoData, NoData],
+                Ruling::Pause,
+                "verified by nothing at stage s: all 3 checks returned no data",
+            ),
+            (
+                &[false, false],
+                &[Error, NoData],
+                Ruling::Pause,
+                "verified by nothing at stage s: all 2 checks returned no data or errors",
+            ),
+            (
+                &[true, false],
+                &[NoData, NoData],
+                Ruling::Pause,
+                "verified by nothing at stage s: all 2 checks returned no data",
+            ),
+            // Errors are asked again first, and roll back past their limit.
+            (
+                &[false, false],
+                &[Error, Error],
+                Ruling::Retry,
+                "c0@1.0.0 errored at stage s (1 of 4 tolerated in a row): x",
+            ),
+            // A flow may allow checks to have nothing to say.
+            (
+                &[true, true],
+                &[NoData, NoData],
+                Ruling::Proceed,
+                "verified by nothing at stage s: all 2 checks returned no data, which the flow allows",
+            ),
+            (
+                &[false, true],
+                &[Pass, NoData],
+                Ruling::Proceed,
+                "1 of 2 checks passed at stage s; the rest had no data, which the flow allows",
+            ),
+            (
+                &[true, false],
+                &[Pass, NoData],
+                Ruling::Pause,
+                "c1@1.0.0 had no data at stage s: x",
+            ),
+        ];
+        for (optional, statuses, ruling, reason) in cases {
+            let round: Vec<CheckVerdict> = statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| CheckVerdict {
+                    check: format!("c{i}@1.0.0"),
+                    verdict: Verdict {
+                        status: *s,
+                        summary: "x".into(),
+                        metrics: vec![],
+                    },
+                })
+                .collect();
+            let got = judge(&checks(optional), &round, &none, 0, "at stage s");
+            assert_eq!(
+                got,
+                (*ruling, reason.to_string()),
+                "{optional:?} {statuses:?}"
+            );
         }
     }
 

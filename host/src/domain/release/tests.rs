@@ -143,7 +143,7 @@ fn verdict(status: &str) -> Verdict {
 
 fn fault(outcome: &str) -> Option<PluginFault> {
     match outcome {
-        "ok" | "fail" => None,
+        "ok" | "fail" | "stranger" => None,
         "retry" => Some(PluginFault {
             message: "scripted transient fault".into(),
             retryable: true,
@@ -155,7 +155,13 @@ fn fault(outcome: &str) -> Option<PluginFault> {
     }
 }
 
+/// `ok`, `fail` (the first target fails), `retry`, `fault`, or an answer
+/// that does not fit the call: `stranger` (the first target answered for
+/// under another id) or `empty` (no target answered for).
 fn targets_outcome(outcome: String, targets: &[Target]) -> WorkOutcome {
+    if outcome == "empty" {
+        return WorkOutcome::Targets(Ok(Vec::new()));
+    }
     if let Some(f) = fault(&outcome) {
         return WorkOutcome::Targets(Err(f));
     }
@@ -163,7 +169,11 @@ fn targets_outcome(outcome: String, targets: &[Target]) -> WorkOutcome {
         .iter()
         .enumerate()
         .map(|(i, t)| TargetResult {
-            target_id: t.id.clone(),
+            target_id: if outcome == "stranger" && i == 0 {
+                "stranger".to_string()
+            } else {
+                t.id.clone()
+            },
             ok: !(outcome == "fail" && i == 0),
             message: outcome.clone(),
         })
