@@ -223,7 +223,7 @@ export function badge(status) {
   return h("span", { class: "badge s-" + status, "data-status": status }, status);
 }
 
-export const FINISHED = ["succeeded", "failed", "rolled-back", "rejected"];
+export const FINISHED = ["succeeded", "failed", "rolled-back", "rejected", "abandoned"];
 
 /** Whether the signed-in role may command releases (approve, reject,
  * pause, resume, roll back). The server refuses anyway; the UI does not

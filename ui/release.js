@@ -44,7 +44,8 @@ export function render(view, id) {
         h("h2", {}, "Paused"),
         h("p", {}, "Paused by ", h("strong", {}, r.pause.by), " at ", time(r.pause.at_ms), ": ", r.pause.reason || "no reason given")) : null,
       r.rollback ? h("section", { class: "card danger", id: "rollback" },
-        h("h2", {}, r.status === "rolled-back" ? "Rolled back" : "Rolling back"),
+        h("h2", {}, ({ "rolled-back": "Rolled back", "rolling-back": "Rolling back" })[r.status] ||
+          "Rollback (" + r.status + ")"),
         h("p", {}, "Requested by ", h("strong", {}, r.rollback.by), " (" + r.rollback.mode + (r.rollback.force ? ", forced" : "") + "): ",
           r.rollback.reason || "no reason given")) : null,
       timeline(r),
@@ -126,7 +127,7 @@ function actions(r, reload) {
       run: (c) => { comment = c; return command(r, "pause", () => ({ comment }), reload)(); },
     }));
   }
-  if (r.status === "paused" || r.status === "blocked") {
+  if (r.status === "paused") {
     buttons.push(button("resume", "Resume", "", {
       title: "Resume this release?",
       body: "The release carries on from where it stopped.",
@@ -134,7 +135,15 @@ function actions(r, reload) {
       run: () => command(r, "resume", () => undefined, reload)(),
     }));
   }
-  if (r.status !== "rolling-back") {
+  if (r.status === "blocked") {
+    buttons.push(button("roll-back-force", "Roll back with force", "danger", {
+      title: "Roll back this release with force?",
+      body: "The rollback starts again and passes steps that cannot be undone: " +
+        "what they changed stays changed. The deployer is asked again to undo each deployed batch.",
+      confirmLabel: "Roll back with force",
+      run: (comment) => command(r, "rollback", () => ({ comment, force: true }), reload)(),
+    }));
+  } else if (r.status !== "rolling-back") {
     const deployed = r.targets.filter((t) => t.state !== "pending").length;
     buttons.push(button("roll-back", "Roll back", "danger", {
       title: "Roll back this release?",
@@ -143,6 +152,17 @@ function actions(r, reload) {
         ", in reverse order. This cannot be cancelled once started.",
       confirmLabel: "Roll back",
       run: (comment) => command(r, "rollback", () => ({ comment }), reload)(),
+    }));
+  }
+  if (session.current.role === "admin") {
+    buttons.push(button("abandon", "Abandon", "danger", {
+      title: "Abandon this release?",
+      body: "The release ends where it stands: nothing more is deployed or undone, " +
+        r.application + "/" + r.environment + " is freed for the next release, and the version " +
+        "running there is recorded as unknown until a release finishes there again.",
+      confirmLabel: "Abandon",
+      commentRequired: true,
+      run: (comment) => command(r, "abandon", () => ({ comment }), reload)(),
     }));
   }
   return h("div", { class: "actions", id: "actions" }, buttons);

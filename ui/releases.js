@@ -5,7 +5,7 @@ import { api, h, fill, badge, duration, now, follow, coalesce, liveIndicator, em
 
 const STATES = [
   "", "queued", "running", "waiting-approval", "paused", "rolling-back", "blocked",
-  "succeeded", "failed", "rolled-back", "rejected",
+  "succeeded", "failed", "rolled-back", "rejected", "abandoned",
 ];
 
 export function render(view) {

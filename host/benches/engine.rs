@@ -180,6 +180,7 @@ impl Daemon {
                 .collect(),
             live_group: None,
             current_version: None,
+            version_unknown: None,
         })?;
         Ok(())
     }

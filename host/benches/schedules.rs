@@ -126,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             }],
             live_group: None,
             current_version: None,
+            version_unknown: None,
         })?;
     }
     let (stop, stopped) = watch::channel(false);

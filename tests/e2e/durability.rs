@@ -34,6 +34,7 @@ enum Op {
     Approve,
     Reject,
     Rollback,
+    Abandon,
     PlanTrain,
     StartTrain,
     RollbackTrain,
@@ -49,7 +50,7 @@ enum Op {
     DeleteFreeze,
 }
 
-const SCENARIO: [Op; 27] = [
+const SCENARIO: [Op; 28] = [
     Op::Upload,
     Op::Grant,
     Op::Invoke,
@@ -64,6 +65,7 @@ const SCENARIO: [Op; 27] = [
     Op::Approve,
     Op::Reject,
     Op::Rollback,
+    Op::Abandon,
     Op::PlanTrain,
     Op::StartTrain,
     Op::RollbackTrain,
@@ -94,6 +96,7 @@ impl Op {
             Op::Pause | Op::Approve | Op::Reject => ("POST", "/api/v1/releases/{id}/{action}"),
             Op::Resume => ("POST", "/api/v1/releases/{id}/resume"),
             Op::Rollback => ("POST", "/api/v1/releases/{id}/rollback"),
+            Op::Abandon => ("POST", "/api/v1/releases/{id}/abandon"),
             Op::MoveClock => ("POST", "/api/v1/clock"),
             Op::PlanTrain => ("POST", "/api/v1/trains/plan"),
             Op::StartTrain => ("POST", "/api/v1/trains"),
@@ -122,6 +125,8 @@ struct Ctx {
     main: String,
     /// The release to staging that is rejected.
     other: String,
+    /// The release that is abandoned.
+    stuck: String,
     train: String,
     viewer_secret: String,
     cookie: String,
@@ -208,6 +213,12 @@ fn request(d: &Daemon, ctx: &Ctx, op: Op) -> reqwest::RequestBuilder {
             Method::POST,
             &release(&ctx.main, "rollback"),
             json!({"comment": "undo"}),
+        ),
+        Op::Abandon => json_request(
+            d,
+            Method::POST,
+            &release(&ctx.stuck, "abandon"),
+            json!({"comment": "cannot finish"}),
         ),
         Op::PlanTrain => json_request(d, Method::POST, "/api/v1/trains/plan", train_body()),
         Op::StartTrain => json_request(d, Method::POST, "/api/v1/trains", train_body()),
@@ -327,6 +338,11 @@ async fn verify(d: &Daemon, ctx: &Ctx, op: Op) {
             assert_eq!(release["approvals"][0]["approved"], false, "{release:#}");
         }
         Op::Rollback => assert_release(d, &ctx.main, |s| s != "succeeded").await,
+        Op::Abandon => {
+            assert_release(d, &ctx.stuck, |s| s == "abandoned").await;
+            let (_, env) = get(d, "/api/v1/apps/shop/envs/stuck").await;
+            assert!(env["version_unknown"].is_string(), "{env}");
+        }
         Op::StartTrain => assert_eq!(
             get(d, &format!("/api/v1/trains/{}", ctx.train)).await.0,
             200
@@ -430,7 +446,7 @@ async fn to_gate(d: &Daemon, id: &str) {
 }
 
 /// Brings the releases to where the next operation can act on them.
-async fn prepare(d: &Daemon, ctx: &Ctx, op: Op) {
+async fn prepare(d: &Daemon, ctx: &mut Ctx, op: Op) {
     match op {
         Op::Approve => {
             for id in [&ctx.main, &ctx.other] {
@@ -439,6 +455,9 @@ async fn prepare(d: &Daemon, ctx: &Ctx, op: Op) {
         }
         Op::Rollback => {
             wait_status(d, &ctx.main, "succeeded").await;
+        }
+        Op::Abandon => {
+            ctx.stuck = start_release(d, "shop", "stuck", "2.0.0", "standard").await;
         }
         _ => {}
     }
@@ -478,6 +497,7 @@ async fn every_acknowledged_change_and_its_audit_entry_survive_a_crash() {
     for (app, env) in [
         ("shop", "prod"),
         ("shop", "staging"),
+        ("shop", "stuck"),
         ("db", "prod"),
         ("api", "prod"),
     ] {
@@ -486,7 +506,7 @@ async fn every_acknowledged_change_and_its_audit_entry_survive_a_crash() {
     ctx.other = start_release(&d, "shop", "staging", "2.0.0", "standard").await;
 
     for op in SCENARIO {
-        prepare(&d, &ctx, op).await;
+        prepare(&d, &mut ctx, op).await;
         // The grant the crash-tested one narrows: a lost grant would come
         // back wider.
         if matches!(op, Op::Grant) {

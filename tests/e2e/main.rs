@@ -26,4 +26,5 @@ mod session;
 mod support;
 mod trains;
 mod ui;
+mod way_out;
 mod worlds;

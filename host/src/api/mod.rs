@@ -113,6 +113,7 @@ routes! {
         POST "/api/v1/releases/{id}/{action}" => releases::comment_command,
         POST "/api/v1/releases/{id}/resume" => releases::resume,
         POST "/api/v1/releases/{id}/rollback" => releases::rollback,
+        POST "/api/v1/releases/{id}/abandon" => releases::abandon,
         GET "/api/v1/events" => releases::events,
         GET "/api/v1/clock" => releases::clock,
         POST "/api/v1/clock" => releases::move_clock,

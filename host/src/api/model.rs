@@ -826,6 +826,7 @@ impl EnvironmentRequest {
             targets: self.targets.into_iter().map(Into::into).collect(),
             live_group: self.live_group,
             current_version: None,
+            version_unknown: None,
         }
     }
 }
@@ -838,6 +839,10 @@ pub struct EnvironmentDto {
     pub targets: Vec<TargetDto>,
     pub live_group: Option<String>,
     pub current_version: Option<String>,
+    /// Why the version running is not known (a release was abandoned
+    /// midway), until a release finishes here again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_unknown: Option<String>,
 }
 
 impl From<Environment> for EnvironmentDto {
@@ -848,6 +853,7 @@ impl From<Environment> for EnvironmentDto {
             targets: e.targets.into_iter().map(Into::into).collect(),
             live_group: e.live_group,
             current_version: e.current_version,
+            version_unknown: e.version_unknown,
         }
     }
 }

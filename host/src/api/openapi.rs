@@ -54,6 +54,7 @@ pub const BEARER: &str = "bearer";
         releases::comment_command,
         releases::resume,
         releases::rollback,
+        releases::abandon,
         releases::events,
         releases::clock,
         releases::move_clock,

@@ -374,6 +374,51 @@ pub async fn rollback(
     command(&state, &caller, &id, rollback, note).await
 }
 
+/// Abandons a release that cannot finish.
+///
+/// `POST /api/v1/releases/{id}/abandon` with `{"comment": "…"}` (required):
+/// ends an unfinished release where it stands, deploying and undoing
+/// nothing more; its environment is freed and what runs there is recorded
+/// as unknown until a release finishes there again. Admins only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/releases/{id}/abandon",
+    operation_id = "abandon_release",
+    tag = "releases",
+    params(("id" = String, Path, description = "The release's id.")),
+    request_body(
+        content = ref("#/components/schemas/CommentRequest"),
+        content_type = "application/json",
+        description = "Why the release is abandoned."
+    ),
+    responses(
+        (status = 200, description = "The release's state after the command.", body = ReleaseDto),
+        (status = 400, description = "A bad body.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such release.", body = ErrorBody),
+        (status = 409, description = "The release has finished (`release.finished`) or no comment says why (`release.comment_required`).", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn abandon(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody<CommentRequest>,
+) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
+    caller.require(&[])?;
+    let reason = body.read_or_default()?.comment;
+    let note = AuditNote::comment(&reason, &[]);
+    let (spec, release) = state
+        .engine
+        .command(&id, &actor(&caller), Command::Abandon { reason })
+        .await?;
+    Ok((note, Json(ReleaseDto::new(&spec, &release))))
+}
+
 /// Filter of `GET /api/v1/events`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -154,10 +154,13 @@ pub async fn run(cmd: InventoryCommand, server: &ServerArgs) -> anyhow::Result<(
                 .await?;
             client.print(&env, |env| {
                 println!("{}/{}", env.application, env.name);
-                println!(
-                    "  version:    {}",
-                    env.current_version.as_deref().unwrap_or("-")
-                );
+                match &env.version_unknown {
+                    Some(why) => println!("  version:    unknown ({why})"),
+                    None => println!(
+                        "  version:    {}",
+                        env.current_version.as_deref().unwrap_or("-")
+                    ),
+                }
                 println!("  live group: {}", env.live_group.as_deref().unwrap_or("-"));
                 println!("\n{:<16} {:<24} {:<8} LABELS", "ID", "ADDRESS", "GROUP");
                 for t in &env.targets {

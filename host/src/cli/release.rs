@@ -94,6 +94,16 @@ pub enum ReleaseCommand {
         #[arg(long, default_value = "")]
         comment: String,
     },
+    /// End an unfinished release where it stands (admin): nothing more is
+    /// deployed or undone, its environment is freed, and what runs there is
+    /// recorded as unknown. For a release that cannot finish, such as a
+    /// rollback blocked for good.
+    Abandon {
+        id: String,
+        /// Why the release is abandoned (required).
+        #[arg(long)]
+        comment: String,
+    },
     /// Print a release's events as they happen until it is over, under a
     /// progress bar on a terminal; exits with failure unless it succeeded.
     Watch { id: String },
@@ -277,6 +287,19 @@ pub async fn run(cmd: ReleaseCommand, server: &ServerArgs) -> anyhow::Result<()>
                     r.status
                 );
                 println!("Follow it with `greenlight release watch {id}`.");
+            })
+        }
+        ReleaseCommand::Abandon { id, comment } => {
+            if comment.trim().is_empty() {
+                bail!("abandoning a release needs --comment saying why");
+            }
+            let (client, r) = comment_command(server, &id, "abandon", comment).await?;
+            client.print(&r, |r| {
+                println!("Abandoned release {id}; it is now {}.", r.status);
+                println!(
+                    "What runs in {}/{} is unknown until a release finishes there.",
+                    r.application, r.environment
+                );
             })
         }
         ReleaseCommand::Watch { id } => watch::watch(&Client::new(server)?, &id).await,

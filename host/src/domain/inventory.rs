@@ -16,6 +16,9 @@ pub struct Environment {
     pub live_group: Option<String>,
     /// The version running here, as the last successful release left it.
     pub current_version: Option<String>,
+    /// Why the version running here is not known (a release was abandoned
+    /// midway), until a release finishes here again.
+    pub version_unknown: Option<String>,
 }
 
 /// The longest application or environment name.
@@ -132,6 +135,7 @@ mod tests {
             targets: vec![target("web-1", "blue"), target("web-2", "green")],
             live_group: Some("blue".into()),
             current_version: None,
+            version_unknown: None,
         }
     }
 

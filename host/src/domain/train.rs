@@ -164,7 +164,7 @@ pub fn decide(
     let failed = |s: &Option<Status>| {
         matches!(
             s,
-            Some(Status::Failed | Status::RolledBack | Status::Rejected)
+            Some(Status::Failed | Status::RolledBack | Status::Rejected | Status::Abandoned)
         )
     };
     let unwinding = rollback_requested || releases.iter().any(failed);

@@ -597,12 +597,26 @@ impl Engine {
             Status::Succeeded if before != Status::Succeeded => Some(InventoryOutcome {
                 version: Some(spec.version.clone()),
                 live_group: spec.final_live_group(),
+                unknown: None,
             }),
             // A release undone after it succeeded puts back what ran before
             // it, which for a first release is nothing.
             Status::RolledBack if state.succeeded => Some(InventoryOutcome {
                 version: spec.previous_version.clone(),
                 live_group: spec.stages.iter().find_map(|s| s.live_group.clone()),
+                unknown: None,
+            }),
+            // An abandoned release may have left any mix of versions; one
+            // abandoned while queued never touched the environment.
+            Status::Abandoned if before != Status::Queued => Some(InventoryOutcome {
+                version: None,
+                live_group: None,
+                unknown: Some(format!(
+                    "release {} of {} was abandoned: {}",
+                    spec.id,
+                    spec.version,
+                    state.outcome.clone().unwrap_or_default()
+                )),
             }),
             _ => None,
         };

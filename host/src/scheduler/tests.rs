@@ -116,6 +116,7 @@ impl Harness {
                         .collect(),
                     live_group: None,
                     current_version: None,
+                    version_unknown: None,
                 })
                 .unwrap();
         }

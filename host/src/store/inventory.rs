@@ -25,6 +25,8 @@ struct EnvironmentRecord {
     targets: Vec<TargetRecord>,
     live_group: Option<String>,
     current_version: Option<String>,
+    #[serde(default)]
+    version_unknown: Option<String>,
 }
 
 impl From<&Environment> for EnvironmentRecord {
@@ -44,6 +46,7 @@ impl From<&Environment> for EnvironmentRecord {
                 .collect(),
             live_group: e.live_group.clone(),
             current_version: e.current_version.clone(),
+            version_unknown: e.version_unknown.clone(),
         }
     }
 }
@@ -65,6 +68,7 @@ impl From<EnvironmentRecord> for Environment {
                 .collect(),
             live_group: r.live_group,
             current_version: r.current_version,
+            version_unknown: r.version_unknown,
         }
     }
 }
@@ -93,6 +97,7 @@ impl Store {
                 let current: EnvironmentRecord =
                     decode("inventory", &k, bytes).map_err(ConflictableTransactionError::Abort)?;
                 record.current_version = current.current_version;
+                record.version_unknown = current.version_unknown;
             }
             tx.insert(k.as_slice(), encode(&record))?;
             Ok(existing.is_none())
@@ -143,6 +148,7 @@ impl Store {
                 environment,
                 Some(current_version),
                 live_group.as_deref(),
+                None,
             )
         })
     }
@@ -155,6 +161,7 @@ pub(super) fn record_outcome(
     environment: &str,
     current_version: Option<&str>,
     live_group: Option<&str>,
+    version_unknown: Option<&str>,
 ) -> Result<(), ConflictableTransactionError<Error>> {
     let k = key(&[application, environment]);
     let bytes = tx.get(&k)?.ok_or_else(|| {
@@ -165,6 +172,7 @@ pub(super) fn record_outcome(
     let mut record: EnvironmentRecord =
         decode("inventory", &k, &bytes).map_err(ConflictableTransactionError::Abort)?;
     record.current_version = current_version.map(str::to_string);
+    record.version_unknown = version_unknown.map(str::to_string);
     if let Some(live) = live_group {
         record.live_group = Some(live.to_string());
     }
@@ -191,6 +199,7 @@ mod tests {
                 .collect(),
             live_group: Some("blue".into()),
             current_version: None,
+            version_unknown: None,
         }
     }
 

@@ -43,6 +43,8 @@ pub struct InventoryOutcome {
     /// The version now running; `None` when nothing known runs.
     pub version: Option<String>,
     pub live_group: Option<String>,
+    /// Why what runs is not known, when the release was abandoned.
+    pub unknown: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -247,19 +249,24 @@ impl Store {
             .map_err(Error::Sled);
         }
         let summary_bytes = summary.map(encode);
+        let queued_key = queue_key(spec);
         (
             &self.journal,
             &self.release_index,
             &self.active,
             &self.inventory,
+            &self.queue,
         )
-            .transaction(|(journal, index, active, inventory_tx)| {
+            .transaction(|(journal, index, active, inventory_tx, queued)| {
                 match slot {
                     Slot::Keep => {}
                     Slot::Free => {
                         if active.get(&slot_key)?.as_deref() == Some(spec.id.as_bytes()) {
                             active.remove(slot_key.as_slice())?;
                         }
+                        // A release that ends while queued (abandoned) leaves
+                        // the queue with it.
+                        queued.remove(queued_key.as_slice())?;
                     }
                     Slot::Take => match active.get(&slot_key)? {
                         Some(holder) if holder.as_ref() != spec.id.as_bytes() => {
@@ -285,6 +292,7 @@ impl Store {
                         &spec.environment,
                         outcome.version.as_deref(),
                         outcome.live_group.as_deref(),
+                        outcome.unknown.as_deref(),
                     )?;
                 }
                 Ok(())

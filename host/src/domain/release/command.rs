@@ -33,6 +33,12 @@ pub enum Command {
         force: bool,
         reason: String,
     },
+    /// Ends the release where it stands, for a release that cannot finish
+    /// (an admin's way out): nothing more is deployed or undone, the
+    /// environment is freed, and what runs there is recorded as unknown.
+    Abandon {
+        reason: String,
+    },
 }
 
 /// Why a command was refused.
@@ -66,6 +72,10 @@ impl State {
         now: u64,
     ) -> Result<Event, CommandError> {
         let status = self.status();
+        // Abandoning is for any unfinished release, queued ones included.
+        if let Command::Abandon { reason } = &command {
+            return self.abandon(actor, reason, now);
+        }
         if status == Status::Queued {
             return Err(refuse(
                 "release.queued",
@@ -158,7 +168,7 @@ impl State {
                 reason,
             } => {
                 match status {
-                    Status::Failed | Status::RolledBack | Status::Rejected => {
+                    Status::Failed | Status::RolledBack | Status::Rejected | Status::Abandoned => {
                         return Err(refuse(
                             "release.finished",
                             format!(
@@ -200,7 +210,42 @@ impl State {
                     at_ms: now,
                 })
             }
+            Command::Abandon { reason } => self.abandon(actor, &reason, now),
         }
+    }
+
+    fn abandon(&self, actor: &Actor, reason: &str, now: u64) -> Result<Event, CommandError> {
+        let status = self.status();
+        if !actor.admin {
+            return Err(refuse(
+                "release.forbidden",
+                "only an admin may abandon a release",
+            ));
+        }
+        if status.is_terminal() {
+            return Err(refuse(
+                "release.finished",
+                format!(
+                    "the release is {}; only an unfinished release can be abandoned",
+                    status.as_str()
+                ),
+            ));
+        }
+        if reason.trim().is_empty() {
+            return Err(refuse(
+                "release.comment_required",
+                "comment: abandoning a release needs a comment saying why",
+            ));
+        }
+        Ok(Event::Finished {
+            status: Status::Abandoned,
+            reason: format!(
+                "{} abandoned the release while it was {}: {reason}; what runs in the environment is unknown",
+                actor.name,
+                status.as_str()
+            ),
+            at_ms: now,
+        })
     }
 
     fn may_decide_gate(

@@ -22,10 +22,13 @@ pub enum Status {
     Failed,
     RolledBack,
     Rejected,
+    /// Ended by an admin where it stood, without finishing or undoing its
+    /// work: the environment is freed and what runs there is unknown.
+    Abandoned,
 }
 
 impl Status {
-    pub const ALL: [Status; 10] = [
+    pub const ALL: [Status; 11] = [
         Status::Queued,
         Status::Running,
         Status::WaitingApproval,
@@ -36,6 +39,7 @@ impl Status {
         Status::Failed,
         Status::RolledBack,
         Status::Rejected,
+        Status::Abandoned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Status {
             Status::Failed => "failed",
             Status::RolledBack => "rolled-back",
             Status::Rejected => "rejected",
+            Status::Abandoned => "abandoned",
         }
     }
 
@@ -58,7 +63,11 @@ impl Status {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Status::Succeeded | Status::Failed | Status::RolledBack | Status::Rejected
+            Status::Succeeded
+                | Status::Failed
+                | Status::RolledBack
+                | Status::Rejected
+                | Status::Abandoned
         )
     }
 }

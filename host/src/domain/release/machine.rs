@@ -281,7 +281,16 @@ impl State {
 
     /// Applies one event, or says why it does not fit.
     pub fn apply(&mut self, spec: &ReleaseSpec, event: &Event) -> Result<(), TransitionError> {
-        if self.status.is_none() && !matches!(event, Event::Started { .. }) {
+        // A queued release has journaled nothing: it may start, or be
+        // abandoned before it does.
+        let abandoned = matches!(
+            event,
+            Event::Finished {
+                status: Status::Abandoned,
+                ..
+            }
+        );
+        if self.status.is_none() && !matches!(event, Event::Started { .. }) && !abandoned {
             return Err(bad(format!("{} before the release started", event.name())));
         }
         match event {
@@ -663,7 +672,7 @@ impl State {
                 let status = self.status();
                 if matches!(
                     status,
-                    Status::Failed | Status::RolledBack | Status::Rejected
+                    Status::Failed | Status::RolledBack | Status::Rejected | Status::Abandoned
                 ) {
                     return Err(bad(format!(
                         "cannot roll back a release that is {}",
@@ -893,7 +902,9 @@ impl State {
         } else {
             rb.attempt = attempt + 1;
             self.status = Some(Status::Blocked);
-            self.outcome = Some(format!("{reason}; a human must act"));
+            self.outcome = Some(format!(
+                "{reason}; a human must act: roll back again (with force to pass a step that cannot be undone), or, as an admin, abandon the release to free its environment"
+            ));
         }
     }
 }

@@ -383,7 +383,7 @@ impl State {
                     };
                     return Action::Record(Event::Blocked {
                         reason: format!(
-                            "rollback stopped before {}: {why}; roll back with force to pass it",
+                            "rollback stopped before {}: {why}; roll back with force to pass it, or, as an admin, abandon the release to free its environment",
                             Self::place(spec, *pc)
                         ),
                         at_ms: now,

@@ -474,6 +474,133 @@ fn impossible_transitions_are_errors() {
     }
 }
 
+/// Every command a human may give, as an admin (who may give them all).
+fn every_command() -> Vec<Command> {
+    let mut all = vec![
+        Command::Approve {
+            comment: "ok".into(),
+        },
+        Command::Reject {
+            comment: "no".into(),
+        },
+        Command::Pause {
+            reason: "wait".into(),
+        },
+        Command::Resume,
+        Command::Abandon {
+            reason: "stuck".into(),
+        },
+    ];
+    for mode in [RollbackMode::Regular, RollbackMode::Emergency] {
+        for force in [false, true] {
+            all.push(Command::Rollback {
+                mode,
+                force,
+                reason: "undo".into(),
+            });
+        }
+    }
+    all
+}
+
+/// Whether commands alone can end the release from `state`: it has ended,
+/// or abandoning it ends it. (Rolling back and rejecting end a release too,
+/// but only once the engine has done the work they start.)
+fn has_a_way_out(spec: &ReleaseSpec, state: &State, admin: &Actor) -> bool {
+    if state.status().is_terminal() {
+        return true;
+    }
+    let abandon = Command::Abandon {
+        reason: "stuck".into(),
+    };
+    let Ok(event) = state.command(spec, admin, abandon, START_MS) else {
+        return false;
+    };
+    let mut next = state.clone();
+    next.apply(spec, &event).is_ok() && next.status().is_terminal()
+}
+
+/// Every release has a way out: from every state any scenario reached, some
+/// human command ends it, and no command the machine accepts leads to a
+/// state without one.
+#[test]
+fn every_reached_state_has_a_way_out_and_no_command_removes_it() {
+    let admin = Actor {
+        name: "ops".into(),
+        role: "admin".into(),
+        admin: true,
+    };
+    for (name, scenario) in scenarios() {
+        let spec = spec_of(&scenario);
+        let run = run(&spec, &scenario.outcomes, &scenario.commands);
+        for state in &run.states {
+            let status = state.status().as_str();
+            assert!(
+                has_a_way_out(&spec, state, &admin),
+                "{name}: no way out of a {status} release"
+            );
+            for command in every_command() {
+                let Ok(event) = state.command(&spec, &admin, command.clone(), START_MS) else {
+                    continue;
+                };
+                let mut next = state.clone();
+                next.apply(&spec, &event).unwrap_or_else(|e| {
+                    panic!("{name}: {command:?} on a {status} release gave {event:?}, refused: {e}")
+                });
+                assert!(
+                    has_a_way_out(&spec, &next, &admin),
+                    "{name}: {command:?} on a {status} release leaves no way out"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_an_admin_abandons_and_only_an_unfinished_release() {
+    let spec = spec_for(
+        include_str!("../../../../tests/flows/standard.toml"),
+        fleet(4, &[]),
+        None,
+        false,
+    );
+    let mut state = State::default();
+    let abandon = || Command::Abandon {
+        reason: "the deployer cannot undo a first release".into(),
+    };
+    let manager = Actor {
+        name: "rita".into(),
+        role: "release-manager".into(),
+        admin: false,
+    };
+    let admin = Actor {
+        name: "ops".into(),
+        role: "admin".into(),
+        admin: true,
+    };
+    let refused = state
+        .command(&spec, &manager, abandon(), START_MS)
+        .unwrap_err();
+    assert_eq!(refused.code, "release.forbidden");
+    let unexplained = Command::Abandon { reason: " ".into() };
+    let refused = state
+        .command(&spec, &admin, unexplained, START_MS)
+        .unwrap_err();
+    assert_eq!(refused.code, "release.comment_required");
+    let event = state.command(&spec, &admin, abandon(), START_MS).unwrap();
+    state.apply(&spec, &event).unwrap();
+    assert_eq!(state.status().as_str(), "abandoned");
+    let outcome = state.outcome.clone().unwrap_or_default();
+    assert!(
+        outcome.contains("ops abandoned") && outcome.contains("unknown"),
+        "{outcome}"
+    );
+    let refused = state
+        .command(&spec, &admin, abandon(), START_MS)
+        .unwrap_err();
+    assert_eq!(refused.code, "release.finished");
+}
+
 #[test]
 fn a_refused_event_names_the_problem() {
     let spec = spec_for(
