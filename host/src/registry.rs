@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::Clock;
 use crate::domain::grant::Grant;
@@ -59,6 +59,8 @@ pub struct Registry {
     /// Compiling uses every core; one compile at a time keeps the daemon
     /// responsive while a large component compiles.
     compiles: Arc<Semaphore>,
+    /// Turns to read and store an upload (`max_concurrent_uploads`).
+    uploads: Arc<Semaphore>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -95,6 +97,7 @@ pub fn digest(bytes: &[u8]) -> String {
 
 impl Registry {
     pub fn new(store: Store, runtime: Runtime, clock: Arc<dyn Clock>) -> Registry {
+        let upload_turns = runtime.options().max_concurrent_uploads.max(1) as usize;
         Registry {
             store,
             runtime,
@@ -102,6 +105,7 @@ impl Registry {
             loaded: Default::default(),
             grants: Default::default(),
             compiles: Arc::new(Semaphore::new(1)),
+            uploads: Arc::new(Semaphore::new(upload_turns)),
             metrics: Arc::default(),
         }
     }
@@ -109,6 +113,13 @@ impl Registry {
     /// The daemon's metrics, which every invocation feeds.
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
+    }
+
+    /// Waits for a turn to read and store an upload: at most
+    /// `max_concurrent_uploads` bodies are held in memory at once, however
+    /// many are sent; the rest wait unread.
+    pub async fn upload_turn(&self) -> Option<OwnedSemaphorePermit> {
+        self.uploads.clone().acquire_owned().await.ok()
     }
 
     /// The runtime plugins run in.

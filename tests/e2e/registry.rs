@@ -236,3 +236,54 @@ async fn a_large_upload_refused_before_its_body_is_read_still_gets_the_answer() 
     assert_eq!(body["code"], "request.too_large");
     d.assert_healthy().await;
 }
+
+/// `bytes` with a custom section that brings it to `size` bytes.
+fn padded_to(mut bytes: Vec<u8>, size: usize) -> Vec<u8> {
+    let name = b"padding";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.resize(size - bytes.len() - 6, 0);
+    bytes.push(0);
+    let mut len = section.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            bytes.push(byte);
+            break;
+        }
+        bytes.push(byte | 0x80);
+    }
+    bytes.extend_from_slice(&section);
+    bytes
+}
+
+#[tokio::test]
+async fn uploads_sent_at_once_take_turns_and_every_one_is_answered() {
+    // One turn at a time: eight uploads near the limit are read and stored
+    // one after another, and none is refused or lost for waiting.
+    let d = Daemon::start_with_config(
+        "[plugins]\nmax_upload_bytes = 4194304\nmax_concurrent_uploads = 1\n",
+    )
+    .await;
+    let component = padded_to(fixture("fixture_no_std_check"), 4 * 1024 * 1024 - 4096);
+    let mut sends = Vec::new();
+    for i in 0..8 {
+        let request = d
+            .request(reqwest::Method::POST, "/api/v1/plugins")
+            .query(&[("name", format!("big{i}")), ("version", "1.0.0".into())])
+            .body(component.clone());
+        sends.push(tokio::spawn(async move {
+            let response = request.send().await.expect("upload");
+            response.status().as_u16()
+        }));
+    }
+    for send in sends {
+        assert_eq!(send.await.unwrap(), 201);
+    }
+    let (status, list) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/plugins"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(8), "{list}");
+}

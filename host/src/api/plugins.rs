@@ -94,12 +94,15 @@ pub async fn upload(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
+    // The body is read only in its turn, and dropped before the next turn
+    // begins, so concurrent uploads cost a bounded amount of memory.
+    let _turn = state.registry.upload_turn().await;
     let body = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .await
         .map_err(|_| too_large())?;
     let (record, outcome) = state
         .registry
-        .upload(&q.name, &q.version, body.to_vec(), &caller.name)
+        .upload(&q.name, &q.version, Vec::from(body), &caller.name)
         .await?;
     let created = outcome == PutOutcome::Created;
     let status = super::created_status(created);

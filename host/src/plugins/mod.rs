@@ -67,6 +67,9 @@ pub struct Options {
     pub connect_timeout_ms: u64,
     /// The largest component that may be uploaded.
     pub max_upload_bytes: u64,
+    /// How many uploads are read and compiled at once; the others wait,
+    /// unread, so that concurrent uploads cost a bounded amount of memory.
+    pub max_concurrent_uploads: u32,
     /// How often the epoch ticks; plugins yield to other work at every tick.
     pub epoch_tick_ms: u64,
     /// Use the pooling allocator (fast instantiation); off means on-demand.
@@ -103,6 +106,7 @@ impl Default for Options {
             max_outbound_requests: 1024,
             connect_timeout_ms: 3_000,
             max_upload_bytes: 64 * 1024 * 1024,
+            max_concurrent_uploads: 2,
             epoch_tick_ms: 5,
             pooling: true,
             keep_resident_kib: 192,
