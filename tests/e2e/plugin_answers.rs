@@ -144,3 +144,61 @@ async fn a_deployer_answering_for_targets_it_was_not_given_is_rolled_back() {
         "each release put its first batch back"
     );
 }
+
+#[tokio::test]
+async fn a_traffic_shift_that_does_not_read_back_is_a_failed_shift() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    let origin = recorder.origin();
+    apply_flow(
+        &d,
+        &format!(
+            r#"
+name = "switch"
+version = 1
+
+[[stages]]
+name = "switch"
+kind = "deploy"
+strategy = "blue-green"
+deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
+traffic = {{ plugin = "router", params = {{ ignore-weights = "true" }} }}
+steps = [10, 100]
+checks = [{{ plugin = "health", params = {{ mode = "remote", url = "{origin}/verdict" }} }}]
+"#
+        ),
+    )
+    .await;
+    put_environment(&d, "shop", "prod", 4, &["blue", "green"]).await;
+    let id = start_release(&d, "shop", "prod", "2.0.0", "switch").await;
+    let journal = wait_on(
+        &d,
+        &format!("/api/v1/releases/{id}/journal"),
+        Some(&id),
+        "a failed shift",
+        |events| {
+            events
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "traffic-failed")
+        },
+    )
+    .await;
+    let events = journal.as_array().unwrap();
+    let failed = events
+        .iter()
+        .find(|e| e["kind"] == "traffic-failed")
+        .unwrap();
+    assert_eq!(
+        failed["detail"]["message"],
+        "the traffic plugin router@1.0.0 reads back no weights after being set to \
+         blue 90%, green 10%: the shift did not take",
+        "{failed:#}"
+    );
+    assert_eq!(failed["detail"]["retryable"], true, "{failed:#}");
+    assert!(
+        !events.iter().any(|e| e["kind"] == "traffic-shifted"),
+        "a shift that did not take is not journaled as made"
+    );
+}

@@ -4,9 +4,11 @@
 
 use tokio::task::JoinSet;
 
-use crate::domain::plugin::{Call, Output, PluginFault, Target, Verdict, VerdictStatus};
+use crate::domain::plugin::{
+    Call, GroupWeight, Output, PluginFault, ReleaseContext, Target, Verdict, VerdictStatus,
+};
 use crate::domain::release::policy::CheckVerdict;
-use crate::domain::release::{PluginRef, Work, WorkOutcome};
+use crate::domain::release::{PluginRef, Work, WorkOutcome, answers};
 use crate::plugins::ErrorKind;
 use crate::registry::Registry;
 
@@ -229,16 +231,29 @@ pub async fn perform(registry: &Registry, work: &Work) -> WorkOutcome {
             ctx,
             weights,
             ..
-        } => {
-            let c = Call::SetWeights {
-                ctx: ctx.clone(),
-                weights: weights.clone(),
-            };
-            WorkOutcome::Done(match call(registry, plugin, c).await {
-                Ok(Output::Done(r)) => r,
-                Ok(other) => Err(unexpected(plugin, &other)),
-                Err(fault) => Err(fault),
-            })
-        }
+        } => WorkOutcome::Done(shift(registry, plugin, ctx, weights).await),
+    }
+}
+
+/// Sets a traffic plugin's weights, then reads them back: a shift counts
+/// only once the weights in force are the ones set.
+async fn shift(
+    registry: &Registry,
+    plugin: &PluginRef,
+    ctx: &ReleaseContext,
+    weights: &[GroupWeight],
+) -> Result<(), PluginFault> {
+    let set = Call::SetWeights {
+        ctx: ctx.clone(),
+        weights: weights.to_vec(),
+    };
+    match call(registry, plugin, set).await? {
+        Output::Done(r) => r?,
+        other => return Err(unexpected(plugin, &other)),
+    }
+    let read = Call::CurrentWeights { ctx: ctx.clone() };
+    match call(registry, plugin, read).await? {
+        Output::Weights(read) => answers::traffic_readback(plugin, weights, &read?),
+        other => Err(unexpected(plugin, &other)),
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::PluginRef;
-use crate::domain::plugin::{PluginFault, Target, TargetResult};
+use crate::domain::plugin::{GroupWeight, PluginFault, Target, TargetResult};
 
 /// How many target ids a message names before it only counts the rest.
 const NAMED: usize = 5;
@@ -81,6 +81,56 @@ pub fn deployer_answer(
     }
     Err(PluginFault {
         message: format!("the deployer {} {}", plugin.label(), problems.join("; it ")),
+        retryable: true,
+    })
+}
+
+fn weights_text(weights: &[GroupWeight]) -> String {
+    if weights.is_empty() {
+        return "no weights".to_string();
+    }
+    weights
+        .iter()
+        .map(|w| format!("{} {}%", w.group, w.percent))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks the weights a traffic plugin reads back after setting them: each
+/// group set is read back once with its percentage, and any other group
+/// read back carries no traffic. Anything else means the shift did not take
+/// (a router that ignored it, or a plugin that lost track), which is a
+/// retryable fault naming both sides.
+pub fn traffic_readback(
+    plugin: &PluginRef,
+    set: &[GroupWeight],
+    read: &[GroupWeight],
+) -> Result<(), PluginFault> {
+    let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
+    for w in read {
+        *seen.entry(w.group.as_str()).or_default() += 1;
+    }
+    let repeated = seen.values().any(|n| *n > 1);
+    let matches = |w: &GroupWeight| {
+        let want = set
+            .iter()
+            .find(|s| s.group == w.group)
+            .map_or(0, |s| s.percent);
+        w.percent == want
+    };
+    let all_set_read = set
+        .iter()
+        .all(|s| s.percent == 0 || read.iter().any(|r| r.group == s.group));
+    if !repeated && all_set_read && read.iter().all(matches) {
+        return Ok(());
+    }
+    Err(PluginFault {
+        message: format!(
+            "the traffic plugin {} reads back {} after being set to {}: the shift did not take",
+            plugin.label(),
+            weights_text(read),
+            weights_text(set)
+        ),
         retryable: true,
     })
 }
@@ -180,6 +230,58 @@ mod tests {
             fault(&given, &[]).message,
             "the deployer agent@1.0.0 answered for no target; it did not answer for \
              `web-0`, `web-1`, `web-2`, `web-3`, `web-4` and 7 more"
+        );
+    }
+
+    fn weights(list: &[(&str, u8)]) -> Vec<GroupWeight> {
+        list.iter()
+            .map(|(group, percent)| GroupWeight {
+                group: group.to_string(),
+                percent: *percent,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn weights_read_back_as_set_in_any_order_are_the_shift() {
+        let set = weights(&[("blue", 50), ("green", 50)]);
+        let read = weights(&[("green", 50), ("blue", 50)]);
+        assert_eq!(traffic_readback(&agent(), &set, &read), Ok(()));
+        // A group the router also knows, at 0%, is no difference.
+        let read = weights(&[("blue", 50), ("green", 50), ("canary", 0)]);
+        assert_eq!(traffic_readback(&agent(), &set, &read), Ok(()));
+        // A group set to 0% may be left out.
+        let set = weights(&[("blue", 100), ("green", 0)]);
+        assert_eq!(
+            traffic_readback(&agent(), &set, &weights(&[("blue", 100)])),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn weights_that_did_not_take_name_both_sides() {
+        let set = weights(&[("blue", 50), ("green", 50)]);
+        for read in [
+            weights(&[("blue", 100), ("green", 0)]),
+            weights(&[]),
+            weights(&[("blue", 50), ("green", 50), ("blue", 50)]),
+            weights(&[("blue", 50), ("green", 40), ("canary", 10)]),
+        ] {
+            let fault = traffic_readback(&agent(), &set, &read).expect_err("refused");
+            assert!(fault.retryable);
+            assert!(
+                fault
+                    .message
+                    .contains("after being set to blue 50%, green 50%"),
+                "{}",
+                fault.message
+            );
+        }
+        let fault = traffic_readback(&agent(), &set, &weights(&[])).unwrap_err();
+        assert_eq!(
+            fault.message,
+            "the traffic plugin agent@1.0.0 reads back no weights after being set to blue 50%, \
+             green 50%: the shift did not take"
         );
     }
 }

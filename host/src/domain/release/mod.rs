@@ -4,7 +4,7 @@
 //! The serde derives here define the release journal's stored form; the API
 //! has its own types.
 
-mod answers;
+pub mod answers;
 mod command;
 pub mod event;
 pub mod evidence;
