@@ -10,6 +10,7 @@ pub mod domain;
 pub mod engine;
 pub mod fleet;
 pub mod flowfile;
+pub mod identity;
 pub mod metrics;
 pub mod plugins;
 pub mod registry;

@@ -11,10 +11,11 @@ use crate::catalog::Catalog;
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::identity::Identity;
 use crate::plugins::Runtime;
 use crate::registry::Registry;
 use crate::scheduler;
-use crate::store::{Role, Store, TokenRecord};
+use crate::store::Store;
 
 /// The name of the file the first admin token is written to.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -72,7 +73,17 @@ impl Daemon {
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let store = Store::open(&config.data_dir.join("db"))
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-        bootstrap_admin(&store, &config, clock.as_ref())?;
+        let identity = Identity::new(store.clone(), clock.clone());
+        let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+        let made = identity
+            .bootstrap_admin(|secret| write_private(&path, &format!("{secret}\n")))
+            .with_context(|| {
+                format!("cannot create the first admin token in {}", path.display())
+            })?;
+        if made {
+            store.flush()?;
+            tracing::info!(path = %path.display(), "Created the first admin token.");
+        }
         let mut options = config.plugins.clone();
         if options.artifact_dir.is_none() {
             options.artifact_dir = Some(config.data_dir.join("artifacts"));
@@ -127,6 +138,7 @@ impl Daemon {
             engine: engine.clone(),
             scheduler,
             answer_before_durable: config.answer_before_durable,
+            identity,
         });
         let task = tokio::spawn(async move {
             axum::serve(
@@ -166,38 +178,6 @@ impl Daemon {
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
     }
-}
-
-/// On first start, creates an admin token and writes it to the data
-/// directory, readable by the owner only.
-fn bootstrap_admin(store: &Store, config: &Config, clock: &dyn Clock) -> anyhow::Result<()> {
-    if store.has_tokens()? {
-        return Ok(());
-    }
-    let token = new_token()?;
-    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
-    write_private(&path, &format!("{token}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    store.put_token(
-        &api::token_hash(&token),
-        &TokenRecord {
-            name: "admin".into(),
-            role: Role::Admin,
-            created_at_ms: clock.now_ms(),
-            revoked: false,
-            created_by: None,
-        },
-    )?;
-    store.flush()?;
-    tracing::info!(path = %path.display(), "Created the first admin token.");
-    Ok(())
-}
-
-/// A new random token: `glt_` and 32 random bytes in hex.
-pub fn new_token() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(format!("glt_{}", hex::encode(bytes)))
 }
 
 #[cfg(unix)]

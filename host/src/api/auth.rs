@@ -4,9 +4,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
+use crate::identity::hash;
 use crate::store::{Role, SessionRecord, TokenRecord};
 
 /// Who is calling.
@@ -38,11 +38,6 @@ impl Caller {
             ),
         ))
     }
-}
-
-/// The hash a token is stored under.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// The cookie that carries a browser session's id.
@@ -112,8 +107,8 @@ pub(super) fn identify(state: &AppState, headers: &HeaderMap) -> Identity {
     let token_hash = match credential(headers) {
         Credential::None => return Identity::Anonymous,
         Credential::Malformed => return Identity::Unknown,
-        Credential::Bearer(token) => token_hash(&token),
-        Credential::Session(id) => match state.store.session(&token_hash(&id)) {
+        Credential::Bearer(token) => hash(&token),
+        Credential::Session(id) => match state.store.session(&hash(&id)) {
             Ok(Some(session)) => session.token_hash,
             _ => return Identity::Unknown,
         },
@@ -191,11 +186,11 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer TOKEN`",
                 ));
             }
-            Credential::Bearer(token) => token_hash(&token),
+            Credential::Bearer(token) => hash(&token),
             Credential::Session(id) => {
                 let session = state
                     .store
-                    .session(&token_hash(&id))
+                    .session(&hash(&id))
                     .map_err(|e| ApiError::internal("Cannot read sessions", &e))?
                     .filter(|s| s.expires_ms > state.engine.clock().now_ms())
                     .ok_or_else(|| unauthorized("the session has ended; sign in again"))?;

@@ -25,7 +25,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodFilter, on};
 
 pub use audit::{AuditEntryDto, AuditNote};
-pub use auth::{Caller, token_hash};
+pub use auth::Caller;
 use body::JsonBody;
 pub use error::ApiError;
 
@@ -45,6 +45,8 @@ pub struct AppState {
     /// Answers before the change is durable: for the durability benchmark
     /// only (see `Config::answer_before_durable`).
     pub answer_before_durable: bool,
+    /// Tokens and browser sessions.
+    pub identity: crate::identity::Identity,
 }
 
 /// 201 for something new, 200 for something that was already there.

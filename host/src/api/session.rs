@@ -11,11 +11,8 @@ use utoipa::ToSchema;
 
 use super::auth::{SESSION_COOKIE, session_id};
 use super::error::ErrorBody;
-use super::{ApiError, AppState, AuditNote, Caller, JsonBody, token_hash};
-use crate::store::SessionRecord;
-
-/// How long a browser stays signed in.
-const SESSION_MS: u64 = 12 * 60 * 60 * 1000;
+use super::{ApiError, AppState, AuditNote, Caller, JsonBody};
+use crate::identity::SESSION_MS;
 
 /// `POST /api/v1/session`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -37,13 +34,6 @@ pub struct SessionDto {
     pub csrf: Option<String>,
     /// When the session ends (milliseconds since the epoch).
     pub expires_ms: Option<u64>,
-}
-
-fn random_hex() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ApiError::internal("No randomness for a session", &e))?;
-    Ok(hex::encode(bytes))
 }
 
 /// The cookie, marked `Secure` when a TLS proxy says the browser reached us
@@ -84,47 +74,21 @@ pub async fn sign_in(
     body: JsonBody<SignInRequest>,
 ) -> Result<Response, ApiError> {
     let request = body.read()?;
-    let hash = token_hash(request.token.trim());
-    let record = state
-        .store
-        .token(&hash)
-        .map_err(|e| ApiError::internal("Cannot read tokens", &e))?
-        .filter(|r| !r.revoked)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "auth.unauthorized",
-                "token: unknown or revoked",
-            )
-        })?;
-    let now = state.engine.clock().now_ms();
-    // Sessions that ran out are forgotten as new ones open, so the tree
-    // holds only live ones.
-    if let Err(e) = state.store.purge_sessions(now) {
-        tracing::warn!(error = %e, "Expired sessions cannot be purged.");
-    }
-    let id = random_hex()?;
-    let session = SessionRecord {
-        token_hash: hash,
-        csrf: random_hex()?,
-        created_ms: now,
-        expires_ms: now.saturating_add(SESSION_MS),
-    };
-    state
-        .store
-        .put_session(&token_hash(&id), &session)
-        .map_err(|e| ApiError::internal("Cannot store a session", &e))?;
-    tracing::info!(token = %record.name, "Browser signed in.");
+    let opened = state.identity.sign_in(&request.token)?;
     let note = AuditNote {
-        signed_in: Some((record.name.clone(), record.role.as_str().to_string())),
+        signed_in: Some((
+            opened.token.name.clone(),
+            opened.token.role.as_str().to_string(),
+        )),
         ..AuditNote::default()
     };
     let dto = SessionDto {
-        name: record.name,
-        role: record.role.as_str().to_string(),
-        csrf: Some(session.csrf),
-        expires_ms: Some(session.expires_ms),
+        name: opened.token.name,
+        role: opened.token.role.as_str().to_string(),
+        csrf: Some(opened.session.csrf),
+        expires_ms: Some(opened.session.expires_ms),
     };
+    let id = opened.id;
     let mut response = (StatusCode::CREATED, note, Json(dto)).into_response();
     response
         .headers_mut()
@@ -154,10 +118,7 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Json<SessionDto>, ApiError> {
     let session = match session_id(&headers) {
-        Some(id) => state
-            .store
-            .session(&token_hash(&id))
-            .map_err(|e| ApiError::internal("Cannot read sessions", &e))?,
+        Some(id) => state.identity.session(&id)?,
         None => None,
     };
     Ok(Json(SessionDto {
@@ -190,10 +151,7 @@ pub async fn sign_out(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(id) = session_id(&headers) {
-        state
-            .store
-            .delete_session(&token_hash(&id))
-            .map_err(|e| ApiError::internal("Cannot end a session", &e))?;
+        state.identity.sign_out(&id)?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response

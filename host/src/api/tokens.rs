@@ -8,14 +8,7 @@ use axum::http::StatusCode;
 use super::error::ErrorBody;
 use super::model::{CreateTokenRequest, CreatedTokenDto, TokenDto};
 use super::{ApiError, AppState, Caller, JsonBody};
-use crate::store::{self, Role, TokenRecord};
-
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
-}
+use crate::identity;
 
 /// Creates a token.
 ///
@@ -45,42 +38,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedTokenDto>), ApiError> {
     caller.require(&[])?;
     let request = body.read()?;
-    if !valid_name(&request.name) {
-        return Err(ApiError::bad_request(
-            "token.invalid",
-            format!(
-                "name: `{}` is not a token name: 1 to 64 letters, digits, `-`, `_`, `.` or `@`",
-                request.name
-            ),
-        ));
-    }
-    let role = Role::parse(&request.role).ok_or_else(|| {
-        ApiError::bad_request(
-            "token.invalid",
-            format!(
-                "role: `{}` is not a role: admin, release-manager, plugin-author, scheduler or viewer",
-                request.role
-            ),
-        )
-    })?;
-    let secret =
-        crate::server::new_token().map_err(|e| ApiError::internal("Cannot make a token", &e))?;
-    let record = TokenRecord {
-        name: request.name,
-        role,
-        created_at_ms: state.engine.clock().now_ms(),
-        revoked: false,
-        created_by: Some(caller.name.clone()),
-    };
-    match state
-        .store
-        .create_token(&super::token_hash(&secret), &record)
-    {
-        Err(store::Error::Conflict(m)) => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "token.exists", m));
-        }
-        other => other?,
-    }
+    let (record, secret) =
+        state
+            .identity
+            .create_token(&request.name, &request.role, Some(&caller.name))?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedTokenDto {
@@ -112,7 +73,12 @@ pub async fn list(
 ) -> Result<Json<Vec<TokenDto>>, ApiError> {
     caller.require(&[])?;
     Ok(Json(
-        state.store.tokens()?.into_iter().map(Into::into).collect(),
+        state
+            .identity
+            .tokens()?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     ))
 }
 
@@ -141,19 +107,25 @@ pub async fn revoke(
     Path(name): Path<String>,
 ) -> Result<Json<TokenDto>, ApiError> {
     caller.require(&[])?;
-    if name == caller.name {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "token.self_revoke",
-            "a token cannot revoke itself; use another admin token",
-        ));
-    }
-    let record = state.store.revoke_token(&name)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no token named `{name}`"),
-        )
-    })?;
+    let record = state.identity.revoke_token(&name, &caller.name)?;
     Ok(Json(record.into()))
+}
+
+impl From<identity::Error> for ApiError {
+    fn from(e: identity::Error) -> ApiError {
+        use identity::Error as E;
+        match e {
+            E::Invalid(m) => ApiError::bad_request("token.invalid", m),
+            E::Exists(m) => ApiError::new(StatusCode::CONFLICT, "token.exists", m),
+            E::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            E::SelfRevoke => {
+                ApiError::new(StatusCode::CONFLICT, "token.self_revoke", e.to_string())
+            }
+            E::Unknown => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "auth.unauthorized", e.to_string())
+            }
+            E::Randomness(_) | E::Keep(_) => ApiError::internal("Cannot make a secret", &e),
+            E::Store(e) => ApiError::internal("The store failed", &e),
+        }
+    }
 }

@@ -126,12 +126,12 @@ impl Daemon {
     /// tokens yet, so this writes to the store while the daemon is down.
     pub async fn add_token(mut self, role: Role) -> (Daemon, String) {
         self.terminate();
-        let token = greenlight::server::new_token().unwrap();
+        let token = greenlight::identity::new_secret().unwrap();
         {
             let store = Store::open(&self.data.join("db")).unwrap();
             store
                 .put_token(
-                    &greenlight::api::token_hash(&token),
+                    &greenlight::identity::hash(&token),
                     &TokenRecord {
                         name: role.as_str().to_string(),
                         role,
