@@ -96,15 +96,26 @@ impl Daemon {
         // commits of many releases at once must not hold up API requests,
         // which the operating system then schedules beside them.
         let nice = config.engine_nice.clamp(0, 19);
+        let workers = config.engine_threads.max(1);
+        let lowered = Arc::new(Lowered::default());
+        let counted = lowered.clone();
         let work = WorkThreads(Some(
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(config.engine_threads.max(1))
-                .on_thread_start(move || yield_to_requests(nice))
+                .worker_threads(workers)
+                .on_thread_start(move || {
+                    yield_to_requests(nice);
+                    counted.one_more();
+                })
                 .thread_name("greenlight-engine")
                 .enable_all()
                 .build()
                 .context("cannot start the release engine's threads")?,
         ));
+        // The daemon serves only once its release threads run behind the
+        // API, so no release work ever starts at the API's priority.
+        if !lowered.wait_for(workers, std::time::Duration::from_secs(10)) {
+            tracing::warn!("The release threads did not all start in time.");
+        }
         let engine = Engine::start(
             store.clone(),
             registry.clone(),
@@ -201,6 +212,30 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 /// Lowers the calling thread's scheduling priority by `nice`: release work
 /// runs behind API requests when both want the processor. On Linux the
 /// nice value of a thread id applies to that thread alone.
+/// How many release threads have set their priority.
+#[derive(Default)]
+struct Lowered {
+    count: std::sync::Mutex<usize>,
+    changed: std::sync::Condvar,
+}
+
+impl Lowered {
+    fn one_more(&self) {
+        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *count += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` threads have; false if they have not in `within`.
+    fn wait_for(&self, n: usize, within: std::time::Duration) -> bool {
+        let count = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        self.changed
+            .wait_timeout_while(count, within, |count| *count < n)
+            .map(|(count, _)| *count >= n)
+            .unwrap_or(false)
+    }
+}
+
 fn yield_to_requests(nice: i32) {
     if nice == 0 {
         return;
