@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod drain;
 mod error;
+pub mod event_model;
 mod flows;
 mod health;
 mod inventory;

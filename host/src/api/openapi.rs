@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit, flows, health, inventory, model, plugins, release_model, releases, schedule_model,
-    schedules, session, tokens, trains,
+    audit, event_model, flows, health, inventory, model, plugins, release_model, releases,
+    schedule_model, schedules, session, tokens, trains,
 };
 
 /// The name of the security scheme operations that need a token refer to.
@@ -140,6 +140,10 @@ pub const BEARER: &str = "bearer";
         release_model::RollbackDto,
         release_model::ReleaseDto,
         release_model::EventDto,
+        event_model::EventDetailDto,
+        event_model::EventVerdictDto,
+        event_model::CheckVerdictDto,
+        event_model::UnhealthyTargetDto,
         release_model::ClockDto,
         release_model::ClockRequest,
         release_model::TrainMemberRequest,

@@ -12,9 +12,11 @@ use crate::domain::release::evidence;
 use crate::domain::release::machine::Undo;
 use crate::domain::release::policy::CheckVerdict;
 use crate::domain::release::{
-    ApprovalRecord, DecisionRecord, Event, ReleaseSpec, RollbackMode, State, Step,
+    ApprovalRecord, DecisionRecord, ReleaseSpec, RollbackMode, State, Step,
 };
 use crate::store::ReleaseSummary;
+
+pub use super::event_model::{EventDetailDto, EventDto};
 
 /// `POST /api/v1/releases`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -498,37 +500,6 @@ impl ReleaseDto {
             decisions: state.decisions.iter().map(DecisionDto::from).collect(),
             approvals: state.approvals.iter().map(ApprovalDto::from).collect(),
             events: state.events,
-        }
-    }
-}
-
-/// One journaled event, as listed and streamed.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EventDto {
-    pub release: String,
-    pub seq: u64,
-    /// The event's name, such as `deployed` or `gate-opened`.
-    pub kind: String,
-    pub at_ms: u64,
-    /// The release's status after the event (for streamed events).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// The event's fields, as journaled.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-}
-
-impl EventDto {
-    pub fn new(release: &str, seq: u64, event: &Event, status: Option<&str>) -> EventDto {
-        EventDto {
-            release: release.to_string(),
-            seq,
-            kind: event.name().to_string(),
-            at_ms: event.at_ms(),
-            status: status.map(str::to_string),
-            // The journal's stored form is versioned with the store; it
-            // serializes plain data and cannot fail.
-            detail: serde_json::to_value(event).unwrap_or(serde_json::Value::Null),
         }
     }
 }

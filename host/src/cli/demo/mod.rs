@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use crate::api::event_model::{CheckVerdictDto, EventDetailDto};
 use crate::config::Config;
 use crate::server::{ADMIN_TOKEN_FILE, Daemon};
 
@@ -209,55 +210,36 @@ impl Api {
     }
 }
 
-/// One line about an event, from its journaled fields.
-fn describe(kind: &str, detail: &Value) -> String {
-    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-    match kind {
-        "precheck-done" => format!(
-            "{} {}: {}",
-            text(&detail["check"]),
-            text(&detail["verdict"]["status"]),
-            text(&detail["verdict"]["summary"])
-        ),
-        "deployed" | "rolled-back-batch" => {
-            let ids: Vec<String> = detail["results"]
-                .as_array()
-                .map(|rs| rs.iter().map(|r| text(&r["target_id"])).collect())
-                .unwrap_or_default();
-            ids.join(", ")
+/// One line about an event.
+fn describe(detail: &EventDetailDto) -> String {
+    use EventDetailDto as D;
+    let verdicts = |vs: &[CheckVerdictDto]| {
+        vs.iter()
+            .map(|v| format!("{} {}", v.verdict.status, v.verdict.summary))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match detail {
+        D::PrecheckDone { check, verdict, .. } => {
+            format!("{check} {}: {}", verdict.status, verdict.summary)
         }
-        "started" => format!("by {}", text(&detail["by"])),
-        "deploy-started" | "rollback-batch-started" => format!(
-            "attempt {}, idempotency key {}",
-            detail["attempt"],
-            text(&detail["key"])
-        ),
-        "verified" | "rollback-verified" => detail["verdicts"]
-            .as_array()
-            .map(|vs| {
-                vs.iter()
-                    .map(|v| {
-                        format!(
-                            "{} {}",
-                            text(&v["verdict"]["status"]),
-                            text(&v["verdict"]["summary"])
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default(),
-        "decided" => format!(
-            "{}: {}",
-            text(&detail["decision"]["ruling"]),
-            text(&detail["decision"]["reason"])
-        ),
-        "approved" | "rejected" => {
-            format!("by {}: {}", text(&detail["by"]), text(&detail["comment"]))
+        D::Deployed { results, .. } | D::RolledBackBatch { results, .. } => results
+            .iter()
+            .map(|r| r.target_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        D::Started { by } => format!("by {by}"),
+        D::DeployStarted { attempt, key, .. } | D::RollbackBatchStarted { attempt, key, .. } => {
+            format!("attempt {attempt}, idempotency key {key}")
         }
-        "finished" => format!("{}: {}", text(&detail["status"]), text(&detail["reason"])),
-        "bake-started" => "the canary bakes for 10 minutes".to_string(),
-        "gate-opened" => "waiting for a release manager".to_string(),
+        D::Verified { verdicts: vs, .. } | D::RollbackVerified { verdicts: vs, .. } => verdicts(vs),
+        D::Decided { decision, .. } => format!("{}: {}", decision.ruling, decision.reason),
+        D::Approved { by, comment, .. } | D::Rejected { by, comment, .. } => {
+            format!("by {by}: {comment}")
+        }
+        D::Finished { status, reason } => format!("{status}: {reason}"),
+        D::BakeStarted { .. } => "the canary bakes for 10 minutes".to_string(),
+        D::GateOpened { .. } => "waiting for a release manager".to_string(),
         _ => String::new(),
     }
 }

@@ -6,9 +6,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Api, describe, truncate};
+use crate::api::release_model::{EventDetailDto, EventDto};
 use crate::fleet::{Fleet, FleetOptions, Load, LoadOptions, LoadReport, Router};
 
 /// The bundled plugins the demo's flow uses, embedded in the binary, by the
@@ -255,15 +256,12 @@ async fn run_release(
             Err(_) => anyhow::bail!("no release event for a minute"),
         };
         for message in parser.push(&chunk) {
-            let event: Value = serde_json::from_str(&message.data)?;
-            if event["release"] != id.as_str() {
+            let event: EventDto = serde_json::from_str(&message.data)?;
+            if event.release != id {
                 continue;
             }
-            let kind = event["kind"].as_str().unwrap_or("?");
-            println!(
-                "  {kind:<22} {}",
-                truncate(&describe(kind, &event["detail"]), 100)
-            );
+            let kind = event.kind.as_str();
+            println!("  {kind:<22} {}", truncate(&describe(&event.detail), 100));
             match kind {
                 "bake-started" => baking = Some(Box::pin(bake(api, fleet, version))),
                 "gate-opened" => {
@@ -288,8 +286,11 @@ async fn run_release(
                 }
                 "rollback-batch-started" => baking = None,
                 "finished" => {
-                    let status = event["detail"]["status"].as_str().unwrap_or("?");
-                    return Ok((status.to_string(), gate.waited));
+                    let status = match &event.detail {
+                        EventDetailDto::Finished { status, .. } => status.clone(),
+                        _ => "?".to_string(),
+                    };
+                    return Ok((status, gate.waited));
                 }
                 _ => {}
             }

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
-use crate::api::release_model::{EventDto, ReleaseDto, ReleaseSummaryDto, StageDto, StepDto};
+use crate::api::event_model::CheckVerdictDto;
+use crate::api::model::TargetResultDto;
+use crate::api::release_model::{
+    EventDetailDto, EventDto, ReleaseDto, ReleaseSummaryDto, StageDto, StepDto, WeightDto,
+};
 use crate::domain::release::batch_number;
 
 /// How many decisions `show` prints.
@@ -433,39 +435,41 @@ impl Places {
         Places { steps }
     }
 
-    fn of(&self, pc: &Value) -> String {
-        pc.as_u64()
-            .and_then(|pc| self.steps.get(&pc).cloned())
+    fn of(&self, pc: usize) -> String {
+        self.steps
+            .get(&(pc as u64))
+            .cloned()
             .unwrap_or_else(|| format!("step {pc}"))
     }
 
-    fn of_all(&self, pcs: &Value) -> String {
-        let names: Vec<String> = pcs
-            .as_array()
-            .map(|a| a.iter().map(|pc| self.of(pc)).collect())
-            .unwrap_or_default();
+    fn of_all(&self, pcs: &[usize]) -> String {
+        let names: Vec<String> = pcs.iter().map(|pc| self.of(*pc)).collect();
         names.join(", ")
     }
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
 /// `: text`, or nothing when the text is empty.
-fn colon(v: &Value) -> String {
-    match text(v) {
+fn colon(text: &str) -> String {
+    match text {
         "" => String::new(),
         t => format!(": {t}"),
     }
 }
 
-fn target_results(results: &Value) -> String {
-    let all = results.as_array().map(Vec::as_slice).unwrap_or_default();
+/// ` (attempt n)` after the first attempt.
+fn attempt(n: u32) -> String {
+    if n > 1 {
+        format!(" (attempt {n})")
+    } else {
+        String::new()
+    }
+}
+
+fn target_results(all: &[TargetResultDto]) -> String {
     let failed: Vec<String> = all
         .iter()
-        .filter(|r| r["ok"] != Value::Bool(true))
-        .map(|r| format!("{} ({})", text(&r["target_id"]), text(&r["message"])))
+        .filter(|r| !r.ok)
+        .map(|r| format!("{} ({})", r.target_id, r.message))
         .collect();
     if failed.is_empty() {
         format!("{} ok", plural(all.len(), "target", "targets"))
@@ -474,117 +478,124 @@ fn target_results(results: &Value) -> String {
     }
 }
 
-fn check_verdicts(verdicts: &Value) -> String {
+fn check_verdicts(verdicts: &[CheckVerdictDto]) -> String {
     let parts: Vec<String> = verdicts
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
         .iter()
         .map(|v| {
-            let status = text(&v["verdict"]["status"]);
             format!(
-                "{} {status}{}",
-                text(&v["check"]),
-                colon(&v["verdict"]["summary"])
+                "{} {}{}",
+                v.check,
+                v.verdict.status,
+                colon(&v.verdict.summary)
             )
         })
         .collect();
     parts.join("; ")
 }
 
-fn weights(weights: &Value) -> String {
+fn weights(weights: &[WeightDto]) -> String {
     let parts: Vec<String> = weights
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
         .iter()
-        .map(|w| format!("{} {}%", text(&w["group"]), w["percent"]))
+        .map(|w| format!("{} {}%", w.group, w.percent))
         .collect();
     parts.join(", ")
 }
 
-/// A few words on what an event says, from its journaled fields.
+/// A few words on what an event says.
 pub fn event_detail(e: &EventDto, places: &Places) -> String {
-    let d = &e.detail;
-    let at = || places.of(&d["pc"]);
-    let attempt = || match d["attempt"].as_u64() {
-        Some(n) if n > 1 => format!(" (attempt {n})"),
-        _ => String::new(),
-    };
-    match e.kind.as_str() {
-        "started" => format!("by {}", text(&d["by"])),
-        "precheck-done" => format!(
-            "{}: {} {}{}",
-            at(),
-            text(&d["check"]),
-            text(&d["verdict"]["status"]),
-            colon(&d["verdict"]["summary"])
+    use EventDetailDto as D;
+    match &e.detail {
+        D::Started { by } | D::Resumed { by } => format!("by {by}"),
+        D::PrecheckDone {
+            pc, check, verdict, ..
+        } => format!(
+            "{}: {check} {}{}",
+            places.of(*pc),
+            verdict.status,
+            colon(&verdict.summary)
         ),
-        "deploy-started" => format!("{}{}", at(), attempt()),
-        "deployed" => format!("{}: {}", at(), target_results(&d["results"])),
-        "deploy-failed" | "traffic-failed" => {
-            format!("{}{}{}", at(), attempt(), colon(&d["message"]))
-        }
-        "bake-started" => format!(
-            "{}: bake until {}",
-            at(),
-            time_of_day(d["until_ms"].as_u64().unwrap_or(0))
-        ),
-        "verified" => format!(
-            "{} round {}: {}",
-            at(),
-            d["round"],
-            check_verdicts(&d["verdicts"])
-        ),
-        "decided" => {
-            let decision = &d["decision"];
-            format!(
-                "{}: {}{}",
-                at(),
-                text(&decision["ruling"]),
-                colon(&decision["reason"])
-            )
-        }
-        "traffic-shifted" => format!("{}: {}", at(), weights(&d["weights"])),
-        "traffic-restored" => weights(&d["weights"]),
-        "gate-opened" => match d["expires_at_ms"].as_u64() {
-            Some(until) => format!("{}: expires at {}", at(), date_time(until)),
-            None => at(),
-        },
-        "gate-skipped" | "gate-expired" => at(),
-        "approved" | "rejected" => {
-            format!("{} by {}{}", at(), text(&d["by"]), colon(&d["comment"]))
-        }
-        "paused" => format!("by {}{}", text(&d["by"]), colon(&d["reason"])),
-        "resumed" => format!("by {}", text(&d["by"])),
-        "rollback-started" => {
-            let force = if d["force"] == Value::Bool(true) {
-                ", forced"
+        D::TargetsChecked { pc, unhealthy } => {
+            let names: Vec<String> = unhealthy
+                .iter()
+                .map(|u| format!("{} ({})", u.target, u.summary))
+                .collect();
+            if names.is_empty() {
+                places.of(*pc)
             } else {
-                ""
-            };
-            format!("({}{force}) {}", text(&d["mode"]), text(&d["reason"]))
+                format!("{}: unhealthy {}", places.of(*pc), names.join(", "))
+            }
         }
-        "rollback-batch-started" => format!("{}{}", places.of_all(&d["pcs"]), attempt()),
-        "rolled-back-batch" => format!(
-            "{}: {}",
-            places.of_all(&d["pcs"]),
-            target_results(&d["results"])
+        D::DeployStarted { pc, attempt: n, .. } => format!("{}{}", places.of(*pc), attempt(*n)),
+        D::Deployed { pc, results, .. } => {
+            format!("{}: {}", places.of(*pc), target_results(results))
+        }
+        D::DeployFailed {
+            pc,
+            attempt: n,
+            message,
+            ..
+        }
+        | D::TrafficFailed {
+            pc,
+            attempt: n,
+            message,
+            ..
+        } => format!("{}{}{}", places.of(*pc), attempt(*n), colon(message)),
+        D::BakeStarted { pc, until_ms } => {
+            format!("{}: bake until {}", places.of(*pc), time_of_day(*until_ms))
+        }
+        D::Verified {
+            pc,
+            round,
+            verdicts,
+        } => format!(
+            "{} round {round}: {}",
+            places.of(*pc),
+            check_verdicts(verdicts)
         ),
-        "rollback-failed" => format!(
-            "{}{}{}",
-            places.of_all(&d["pcs"]),
-            attempt(),
-            colon(&d["message"])
+        D::Decided { pc, decision } => format!(
+            "{}: {}{}",
+            places.of(*pc),
+            decision.ruling,
+            colon(&decision.reason)
         ),
-        "rollback-verified" => format!(
-            "{}: {}",
-            places.of_all(&d["pcs"]),
-            check_verdicts(&d["verdicts"])
-        ),
-        "blocked" => text(&d["reason"]).to_string(),
-        "finished" => format!("{}{}", text(&d["status"]), colon(&d["reason"])),
-        _ => String::new(),
+        D::TrafficShifted { pc, weights: w } => format!("{}: {}", places.of(*pc), weights(w)),
+        D::TrafficRestored { weights: w, .. } => weights(w),
+        D::GateOpened { pc, expires_at_ms } => match expires_at_ms {
+            Some(until) => format!("{}: expires at {}", places.of(*pc), date_time(*until)),
+            None => places.of(*pc),
+        },
+        D::GateSkipped { pc } | D::GateExpired { pc } => places.of(*pc),
+        D::Approved { pc, by, comment } | D::Rejected { pc, by, comment } => {
+            format!("{} by {by}{}", places.of(*pc), colon(comment))
+        }
+        D::Paused { by, reason } => format!("by {by}{}", colon(reason)),
+        D::RollbackStarted {
+            reason,
+            mode,
+            force,
+            ..
+        } => {
+            let force = if *force { ", forced" } else { "" };
+            format!("({mode}{force}) {reason}")
+        }
+        D::RollbackBatchStarted {
+            pcs, attempt: n, ..
+        } => format!("{}{}", places.of_all(pcs), attempt(*n)),
+        D::RolledBackBatch { pcs, results, .. } => {
+            format!("{}: {}", places.of_all(pcs), target_results(results))
+        }
+        D::RollbackFailed {
+            pcs,
+            attempt: n,
+            message,
+            ..
+        } => format!("{}{}{}", places.of_all(pcs), attempt(*n), colon(message)),
+        D::RollbackVerified { pcs, verdicts } => {
+            format!("{}: {}", places.of_all(pcs), check_verdicts(verdicts))
+        }
+        D::Blocked { reason } => reason.clone(),
+        D::Finished { status, reason } => format!("{status}{}", colon(reason)),
     }
 }
 
@@ -737,17 +748,24 @@ checks = [{ plugin = "latency" }, { plugin = "errors" }, { plugin = "saturation"
         let places = Places {
             steps: [(3, "canary batch 1".to_string())].into(),
         };
-        let event = |kind: &str, detail: Value| EventDto {
-            release: "r".into(),
-            seq: 1,
-            kind: kind.into(),
-            at_ms: 1_800_000_000_000,
-            status: Some("running".into()),
-            detail,
+        // Details as the daemon sends them, tagged with their kind.
+        let event = |kind: &str, mut detail: serde_json::Value| {
+            detail["event"] = json!(kind);
+            EventDto {
+                release: "r".into(),
+                seq: 1,
+                kind: kind.into(),
+                at_ms: 1_800_000_000_000,
+                status: Some("running".into()),
+                detail: serde_json::from_value(detail).expect("a detail of its kind"),
+            }
         };
         let decided = event(
             "decided",
-            json!({"pc": 3, "decision": {"ruling": "proceed", "reason": "all checks pass"}}),
+            json!({"pc": 3, "decision": {
+                "ruling": "proceed", "reason": "all checks pass", "by": "default-policy",
+                "stage": "canary", "batch": 0, "round": 0, "inputs": [], "observations": 0,
+                "at_ms": 0, "unverified": null}}),
         );
         assert_eq!(
             event_line(&decided, &places),

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 
 use super::progress::Progress;
 use super::view;
-use crate::api::release_model::{EventDto, ReleaseDto};
+use crate::api::release_model::{EventDetailDto, EventDto, ReleaseDto};
 use crate::cli::client::Client;
 use crate::cli::output::{Answer, Output};
 use crate::cli::sse;
@@ -171,8 +171,9 @@ impl Watcher<'_> {
     /// `finished` ends a release, and only a new rollback follows it, so
     /// the release is over exactly when that is the last event.
     fn ending(&self) -> Option<(String, String)> {
-        let last = self.last.as_ref().filter(|e| e.kind == "finished")?;
-        let field = |name: &str| last.detail[name].as_str().unwrap_or_default().to_string();
-        Some((field("status"), field("reason")))
+        match &self.last.as_ref()?.detail {
+            EventDetailDto::Finished { status, reason } => Some((status.clone(), reason.clone())),
+            _ => None,
+        }
     }
 }
