@@ -109,7 +109,8 @@ function command(r, action, body, reload) {
 }
 
 function actions(r, reload) {
-  if (FINISHED.includes(r.status)) return null;
+  // A succeeded release can still be rolled back; the other ends are over.
+  if (FINISHED.includes(r.status) && r.status !== "succeeded") return null;
   if (!canCommand()) {
     return h("p", { class: "muted", id: "read-only" },
       "You are signed in as " + session.current.role + ": you can follow this release but not command it.");
@@ -147,14 +148,18 @@ function actions(r, reload) {
     const deployed = r.targets.filter((t) => t.state !== "pending").length;
     buttons.push(button("roll-back", "Roll back", "danger", {
       title: "Roll back this release?",
-      body: "Every deployed batch (" + deployed + " of " + r.targets.length +
-        " targets) goes back to " + (r.previous_version || "the previous version") +
-        ", in reverse order. This cannot be cancelled once started.",
+      body: "Every deployed batch (" + deployed + " of " + r.targets.length + " targets) " +
+        (r.previous_version
+          ? "goes back to " + r.previous_version + ", in reverse order."
+          : "is undone in reverse order; this is the first release here, so there is no " +
+            "previous version to put back, and a deployer that cannot undo a first release " +
+            "blocks the rollback (an admin can then abandon it).") +
+        " This cannot be cancelled once started.",
       confirmLabel: "Roll back",
       run: (comment) => command(r, "rollback", () => ({ comment }), reload)(),
     }));
   }
-  if (session.current.role === "admin") {
+  if (session.current.role === "admin" && r.status !== "succeeded") {
     buttons.push(button("abandon", "Abandon", "danger", {
       title: "Abandon this release?",
       body: "The release ends where it stands: nothing more is deployed or undone, " +

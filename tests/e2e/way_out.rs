@@ -183,3 +183,46 @@ async fn the_release_page_offers_a_blocked_release_its_ways_out_and_only_an_admi
     let done = release(&d, &id).await;
     assert_eq!(done["status"], "abandoned", "{done:#}");
 }
+
+#[tokio::test]
+async fn a_succeeded_release_is_offered_its_rollback_in_the_browser() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+    let id = start_release(&d, "shop", "prod", "1.0.0", "standard").await;
+    wait_for(&d, &id, "the canary bake", |r| {
+        !r["next_check_ms"].is_null()
+    })
+    .await;
+    advance(&d, 10 * 60_000).await;
+    wait_status(&d, &id, "waiting-approval").await;
+    let (status, _) = post(
+        &d,
+        &d.token,
+        &format!("/api/v1/releases/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_status(&d, &id, "succeeded").await;
+    let manager = d.create_token("rita", "release-manager").await;
+
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser.wait("#status [data-status='succeeded']").await;
+    browser.click("#roll-back").await;
+    let body = browser.text("#confirm-body").await;
+    assert!(body.contains("first release"), "{body}");
+    for absent in ["#pause", "#resume", "#abandon"] {
+        assert!(
+            !browser.has(absent).await,
+            "{absent} offered on a succeeded release"
+        );
+    }
+    browser.type_into("#confirm-comment", "wrong build").await;
+    browser.click("#confirm-ok").await;
+    browser.wait("#status [data-status='rolled-back']").await;
+    browser.close().await;
+}

@@ -310,4 +310,17 @@ mod tests {
         ];
         assert_eq!(decide(&train, &releases, true).2, [TrainStep::Rollback(1)]);
     }
+
+    #[test]
+    fn an_abandoned_member_stops_the_train_and_the_rest_unwind() {
+        let train = [member("db", &[]), member("api", &["db"])];
+        // api's rollback blocked for good and an admin abandoned it: the
+        // train does not wait on it as running, and db is undone.
+        let releases = [Some(Status::Succeeded), Some(Status::Abandoned)];
+        let (status, _, steps) = decide(&train, &releases, false);
+        assert_eq!(status, TrainStatus::RollingBack);
+        assert_eq!(steps, [TrainStep::Rollback(0)]);
+        let releases = [Some(Status::RolledBack), Some(Status::Abandoned)];
+        assert_eq!(decide(&train, &releases, false).0, TrainStatus::RolledBack);
+    }
 }
