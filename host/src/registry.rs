@@ -217,7 +217,11 @@ impl Registry {
 
     /// Replaces a plugin's grant after checking it against the daemon's bounds.
     pub fn set_grant(&self, name: &str, grant: Grant) -> Result<Arc<Grant>, Error> {
-        self.versions(name)?;
+        // Whether the plugin exists is all that matters here; reading every
+        // version of a plugin with hundreds of them made grants slow.
+        if !self.store.has_plugin(name)? {
+            return Err(Error::NotFound(format!("no plugin named `{name}`")));
+        }
         grant
             .limits
             .validate(&self.runtime.options().limit_bounds())

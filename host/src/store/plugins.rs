@@ -99,6 +99,16 @@ impl Store {
         decode_all("plugins", self.plugins.scan_prefix(name_prefix(name)))
     }
 
+    /// Whether any version of a plugin is stored, without reading them.
+    pub fn has_plugin(&self, name: &str) -> Result<bool, Error> {
+        Ok(self
+            .plugins
+            .scan_prefix(name_prefix(name))
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
     /// The component bytes with this digest.
     pub fn blob(&self, digest: &str) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.blobs.get(digest.as_bytes())?.map(|v| v.to_vec()))
