@@ -344,6 +344,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn uploads_take_turns_and_a_turn_passes_on_when_it_ends() {
+        use futures_util::FutureExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::ManualClock::new(0));
+        let options = plugins::Options {
+            max_concurrent_uploads: 2,
+            pooling: false,
+            ..Default::default()
+        };
+        let runtime = Runtime::new(options, Arc::new(store.clone()), clock.clone()).unwrap();
+        let registry = Registry::new(store, runtime, clock);
+        let first = registry.upload_turn().now_or_never().flatten();
+        let second = registry.upload_turn().now_or_never().flatten();
+        assert!(first.is_some() && second.is_some(), "two turns at once");
+        assert!(
+            registry.upload_turn().now_or_never().is_none(),
+            "a third upload waits, its body unread"
+        );
+        drop(first);
+        assert!(registry.upload_turn().now_or_never().flatten().is_some());
+    }
+
     /// How many times the runtime was handed bytes to load: each load is
     /// either compiled or read from the artifact cache.
     fn loads(registry: &Registry) -> u64 {
