@@ -84,6 +84,8 @@ impl Daemon {
             store.flush()?;
             tracing::info!(path = %path.display(), "Created the first admin token.");
         }
+        keep_private(&config.data_dir)
+            .with_context(|| format!("cannot restrict {}", config.data_dir.display()))?;
         let mut options = config.plugins.clone();
         if options.artifact_dir.is_none() {
             options.artifact_dir = Some(config.data_dir.join("artifacts"));
@@ -189,6 +191,30 @@ impl Daemon {
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
     }
+}
+
+/// Makes the data directory and what it holds so far the daemon's user's
+/// alone: directories 0700, files 0600. Files made later sit inside the
+/// 0700 directory, out of other users' reach whatever their own mode.
+#[cfg(unix)]
+fn keep_private(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            keep_private(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn keep_private(_dir: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -292,3 +292,33 @@ async fn emergency_releases_are_for_admins_and_always_audited() {
     assert_eq!(log[1]["actor"], "rita");
     assert_eq!(log[1]["outcome"], "denied");
 }
+
+/// Secrets at rest are the daemon's user's alone: the data directory and
+/// everything in it when the daemon starts (the database, the admin token)
+/// are closed to the group and to other users.
+#[tokio::test]
+async fn the_data_directory_is_closed_to_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start().await;
+    let d = d.restart().await;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode();
+    assert_eq!(mode(&d.data) & 0o777, 0o700, "{}", d.data.display());
+    let mut files = 0;
+    let mut stack = vec![d.data.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let m = mode(&path);
+            assert_eq!(m & 0o077, 0, "{} is open to others: {m:o}", path.display());
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files += 1;
+            }
+        }
+    }
+    assert!(
+        files >= 2,
+        "the database and the admin token were looked at"
+    );
+}

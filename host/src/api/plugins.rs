@@ -283,7 +283,7 @@ pub async fn invoke(
     Path((name, version)): Path<(String, String)>,
     body: JsonBody<InvokeRequest>,
 ) -> Result<Json<InvokeResponse>, ApiError> {
-    caller.require(&[Role::PluginAuthor, Role::ReleaseManager])?;
+    caller.require(&[Role::PluginAuthor])?;
     let request = body.read()?;
     let record = state.registry.version(&name, &version)?;
     let kind = record
