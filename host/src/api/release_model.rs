@@ -16,6 +16,7 @@ use crate::domain::release::{
 };
 use crate::store::ReleaseSummary;
 
+use super::event_model::EventVerdictDto;
 pub use super::event_model::{EventDetailDto, EventDto};
 
 /// `POST /api/v1/releases`.
@@ -130,15 +131,16 @@ pub struct VerdictDto {
 }
 
 fn verdict_dto(check: &str, v: &Verdict) -> VerdictDto {
+    let EventVerdictDto {
+        status,
+        summary,
+        metrics,
+    } = v.into();
     VerdictDto {
         check: check.to_string(),
-        status: v.status.as_str().to_string(),
-        summary: v.summary.clone(),
-        metrics: v
-            .metrics
-            .iter()
-            .map(|m| (m.name.clone(), m.value))
-            .collect(),
+        status,
+        summary,
+        metrics,
     }
 }
 
