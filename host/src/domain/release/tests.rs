@@ -558,12 +558,7 @@ fn every_reached_state_has_a_way_out_and_no_command_removes_it() {
 
 #[test]
 fn only_an_admin_abandons_and_only_an_unfinished_release() {
-    let spec = spec_for(
-        include_str!("../../../../tests/flows/standard.toml"),
-        fleet(4, &[]),
-        None,
-        false,
-    );
+    let spec = sample_spec("r");
     let mut state = State::default();
     let abandon = || Command::Abandon {
         reason: "the deployer cannot undo a first release".into(),
@@ -603,12 +598,7 @@ fn only_an_admin_abandons_and_only_an_unfinished_release() {
 
 #[test]
 fn a_refused_event_names_the_problem() {
-    let spec = spec_for(
-        include_str!("../../../../tests/flows/standard.toml"),
-        fleet(4, &[]),
-        None,
-        false,
-    );
+    let spec = sample_spec("r");
     let mut state = State::default();
     let early = Event::Resumed {
         by: "x".into(),
