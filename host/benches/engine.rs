@@ -159,7 +159,14 @@ impl Daemon {
         for (name, file) in [("deployer", "fixture_deployer"), ("check", "fixture_check")] {
             let path = format!("{}/{file}.wasm", env!("GREENLIGHT_PLUGINS_DIR"));
             let bytes = std::fs::read(&path).with_context(|| path.clone())?;
-            self.registry.upload(name, "1.0.0", bytes, "bench").await?;
+            self.registry
+                .upload(
+                    name,
+                    "1.0.0",
+                    bytes,
+                    greenlight::registry::Publisher::admin("bench"),
+                )
+                .await?;
         }
         for flow in flows {
             self.catalog.apply(flow, "bench")?;

@@ -99,7 +99,12 @@ async fn run() -> anyhow::Result<()> {
         let path = format!("{}/{file}.wasm", env!("GREENLIGHT_PLUGINS_DIR"));
         let bytes = std::fs::read(&path)?;
         registry
-            .upload(name, "1.0.0", bytes.clone(), "bench")
+            .upload(
+                name,
+                "1.0.0",
+                bytes.clone(),
+                greenlight::registry::Publisher::admin("bench"),
+            )
             .await?;
         let raw = RawCheck::new(&runtime, &bytes)?;
         // Warm both paths and check they answer the same.

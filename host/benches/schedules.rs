@@ -108,7 +108,14 @@ async fn main() -> anyhow::Result<()> {
     let registry = Registry::new(store.clone(), runtime, clock.clone());
     let path = format!("{}/fixture_deployer.wasm", env!("GREENLIGHT_PLUGINS_DIR"));
     let bytes = std::fs::read(&path).with_context(|| path.clone())?;
-    registry.upload("agent", "1.0.0", bytes, "bench").await?;
+    registry
+        .upload(
+            "agent",
+            "1.0.0",
+            bytes,
+            greenlight::registry::Publisher::admin("bench"),
+        )
+        .await?;
     let catalog = Catalog::new(store.clone(), registry.clone(), clock.clone());
     catalog.apply(
         "name = \"nightly\"\nversion = 1\n\n[[stages]]\nname = \"rollout\"\nkind = \"deploy\"\n\

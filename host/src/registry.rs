@@ -27,6 +27,12 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A plugin-author publishing under a name it does not own.
+    #[error("{0}")]
+    NotOwner(String),
+    /// A version no admin has approved, asked to run in a release.
+    #[error("{0}")]
+    NotApproved(String),
     #[error(transparent)]
     Plugin(#[from] plugins::Error),
     #[error(transparent)]
@@ -37,6 +43,7 @@ impl From<store::Error> for Error {
     fn from(e: store::Error) -> Error {
         match e {
             store::Error::Conflict(message) => Error::Conflict(message),
+            store::Error::NotOwner(message) => Error::NotOwner(message),
             other => Error::Store(other),
         }
     }
@@ -62,6 +69,21 @@ pub struct Registry {
     /// Turns to read and store an upload (`max_concurrent_uploads`).
     uploads: Arc<Semaphore>,
     metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Who publishes a plugin version: the caller's token name, and whether it
+/// is an admin's.
+#[derive(Debug, Clone, Copy)]
+pub struct Publisher<'a> {
+    pub name: &'a str,
+    pub admin: bool,
+}
+
+impl<'a> Publisher<'a> {
+    /// An admin publishing: tests, benchmarks and the demo's own plugins.
+    pub fn admin(name: &'a str) -> Publisher<'a> {
+        Publisher { name, admin: true }
+    }
 }
 
 /// Checks a plugin name: 1 to 64 of `a-z 0-9 - _ .`, starting with a letter or digit.
@@ -129,14 +151,16 @@ impl Registry {
 
     /// Validates, compiles and stores a plugin version. Uploading the same
     /// bytes again is harmless; other bytes under an existing version are a
-    /// conflict, refused before anything is compiled or stored.
+    /// conflict, refused before anything is compiled or stored. Only the
+    /// plugin's owners and admins publish under its name; an admin's upload
+    /// is approved as it is stored, anyone else's waits for an admin.
     #[tracing::instrument(skip(self, bytes), fields(size = bytes.len()))]
     pub async fn upload(
         &self,
         name: &str,
         version: &str,
         bytes: Vec<u8>,
-        uploaded_by: &str,
+        publisher: Publisher<'_>,
     ) -> Result<(PluginRecord, PutOutcome), Error> {
         validate_name(name)?;
         let version = validate_version(version)?.to_string();
@@ -164,15 +188,84 @@ impl Registry {
             size_bytes: bytes.len() as u64,
             imports: loaded.imports().to_vec(),
             uploaded_at_ms: self.clock.now_ms(),
-            uploaded_by: uploaded_by.to_string(),
+            uploaded_by: publisher.name.to_string(),
             stack_bytes: loaded.stack_bytes(),
+            approval: publisher.admin.then(|| store::Approval {
+                by: publisher.name.to_string(),
+                at_ms: self.clock.now_ms(),
+            }),
         };
-        let outcome = self.store.put_plugin(&record, &bytes)?;
+        let outcome = self.store.put_plugin(&record, &bytes, publisher.admin)?;
         // A cell set meanwhile holds the same component, compiled from the
         // same bytes, so either one serves.
         let _ = self.cell(name, &version).set(loaded);
         tracing::info!(plugin = name, %version, kind = %record.kind, "Plugin uploaded.");
         Ok((record, outcome))
+    }
+
+    /// Lets a version run under the plugin's grant and be picked by flows
+    /// that name no version. Approving twice keeps the first approval.
+    pub fn approve(&self, name: &str, version: &str, by: &str) -> Result<PluginRecord, Error> {
+        let version = validate_version(version)?.to_string();
+        let approval = store::Approval {
+            by: by.to_string(),
+            at_ms: self.clock.now_ms(),
+        };
+        let record = self
+            .store
+            .approve_plugin(name, &version, &approval)?
+            .ok_or_else(|| Error::NotFound(format!("no plugin `{name}@{version}`")))?;
+        tracing::info!(plugin = name, %version, by, "Plugin version approved.");
+        Ok(record)
+    }
+
+    /// Who may publish under a plugin's name.
+    pub fn owners(&self, name: &str) -> Result<Vec<String>, Error> {
+        Ok(self.store.plugin_owners(name)?)
+    }
+
+    /// Replaces a plugin's owners (token names).
+    pub fn set_owners(&self, name: &str, owners: &[String]) -> Result<Vec<String>, Error> {
+        if !self.store.has_plugin(name)? {
+            return Err(Error::NotFound(format!("no plugin named `{name}`")));
+        }
+        if owners.is_empty() {
+            return Err(Error::BadName(
+                "owners: a plugin needs at least one owner; admins publish under any name anyway"
+                    .to_string(),
+            ));
+        }
+        let mut owners = owners.to_vec();
+        owners.sort();
+        owners.dedup();
+        self.store.set_plugin_owners(name, &owners)?;
+        tracing::info!(plugin = name, owners = ?owners, "Plugin owners set.");
+        Ok(owners)
+    }
+
+    /// The exact version a release runs for a flow's plugin use: the highest
+    /// approved version for `latest`, or the named version once approved.
+    pub fn release_version(&self, name: &str, version: &str) -> Result<String, Error> {
+        if version == "latest" {
+            return self
+                .versions(name)?
+                .into_iter()
+                .rev()
+                .find(|r| r.approval.is_some())
+                .map(|r| r.version)
+                .ok_or_else(|| {
+                    Error::NotApproved(format!(
+                        "no version of plugin `{name}` is approved yet; an admin approves one with `greenlight plugin approve {name} VERSION`"
+                    ))
+                });
+        }
+        let record = self.version(name, version)?;
+        if record.approval.is_none() {
+            return Err(Error::NotApproved(format!(
+                "plugin `{name}@{version}` is not approved yet; an admin approves it with `greenlight plugin approve {name} {version}`"
+            )));
+        }
+        Ok(record.version)
     }
 
     /// Every plugin version.
@@ -307,18 +400,25 @@ impl Registry {
         );
     }
 
-    /// Invokes a plugin version under its grant.
+    /// Invokes a plugin version under its grant; a version no admin has
+    /// approved runs under the empty grant (no hosts, no configuration, no
+    /// secrets, the default limits).
     pub async fn invoke(
         &self,
         name: &str,
         version: &str,
         call: Call,
     ) -> Result<Result<Invocation, InvokeError>, Error> {
-        let plugin = match self.ready(name, version) {
+        let record = self.version(name, version)?;
+        let plugin = match self.ready(name, &record.version) {
             Some(plugin) => plugin,
-            None => self.loaded(&self.version(name, version)?).await?,
+            None => self.loaded(&record).await?,
         };
-        let grant = self.grant(name)?;
+        let grant = if record.approval.is_some() {
+            self.grant(name)?
+        } else {
+            Arc::new(Grant::default())
+        };
         let result = self.runtime.invoke(&plugin, name, grant, call).await;
         let (outcome, duration) = match &result {
             Ok(invocation) => ("ok", invocation.duration),
@@ -398,6 +498,7 @@ mod tests {
             uploaded_at_ms: 0,
             uploaded_by: "test".into(),
             stack_bytes: None,
+            approval: None,
         };
 
         // The component's bytes are not in the store yet.
@@ -406,7 +507,7 @@ mod tests {
         assert!(registry.ready("probe", "1.0.0").is_none());
         assert_eq!(loads(&registry), 0);
 
-        store.put_plugin(&record, &bytes).unwrap();
+        store.put_plugin(&record, &bytes, true).unwrap();
         let plugin = registry.loaded(&record).await.unwrap();
         assert_eq!(plugin.kind().as_str(), "check");
         assert_eq!(loads(&registry), 1);

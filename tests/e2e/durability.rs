@@ -23,6 +23,8 @@ enum Op {
     Upload,
     Grant,
     Invoke,
+    SetOwners,
+    ApprovePlugin,
     ApplyFlow,
     PlanFlow,
     PutEnvironment,
@@ -50,10 +52,12 @@ enum Op {
     DeleteFreeze,
 }
 
-const SCENARIO: [Op; 28] = [
+const SCENARIO: [Op; 30] = [
     Op::Upload,
     Op::Grant,
     Op::Invoke,
+    Op::SetOwners,
+    Op::ApprovePlugin,
     Op::ApplyFlow,
     Op::PlanFlow,
     Op::PutEnvironment,
@@ -88,6 +92,8 @@ impl Op {
             Op::Upload => ("POST", "/api/v1/plugins"),
             Op::Grant => ("PUT", "/api/v1/plugins/{name}/grant"),
             Op::Invoke => ("POST", "/api/v1/plugins/{name}/{version}/invoke"),
+            Op::SetOwners => ("PUT", "/api/v1/plugins/{name}/owners"),
+            Op::ApprovePlugin => ("POST", "/api/v1/plugins/{name}/{version}/approve"),
             Op::ApplyFlow => ("POST", "/api/v1/flows"),
             Op::PlanFlow => ("POST", "/api/v1/flows/{name}/plan"),
             Op::PutEnvironment => ("PUT", "/api/v1/apps/{app}/envs/{env}"),
@@ -159,6 +165,18 @@ fn request(d: &Daemon, ctx: &Ctx, op: Op) -> reqwest::RequestBuilder {
                 "context": {"application": "shop", "environment": "prod", "version": "2.0.0", "parameters": {}},
                 "targets": [{"id": "web-1", "address": "127.0.0.1:1"}]
             }),
+        ),
+        Op::SetOwners => json_request(
+            d,
+            Method::PUT,
+            "/api/v1/plugins/extra/owners",
+            json!({"owners": ["admin", "author"]}),
+        ),
+        Op::ApprovePlugin => json_request(
+            d,
+            Method::POST,
+            "/api/v1/plugins/extra/1.1.0/approve",
+            json!({"comment": "reviewed"}),
         ),
         Op::ApplyFlow => d
             .request(Method::POST, "/api/v1/flows")
@@ -312,6 +330,14 @@ async fn verify(d: &Daemon, ctx: &Ctx, op: Op) {
                 "{plugin}"
             );
         }
+        Op::SetOwners => {
+            let (_, plugin) = get(d, "/api/v1/plugins/extra").await;
+            assert_eq!(plugin["owners"], json!(["admin", "author"]), "{plugin}");
+        }
+        Op::ApprovePlugin => {
+            let (_, version) = get(d, "/api/v1/plugins/extra/1.1.0").await;
+            assert_eq!(version["approved"], true, "{version}");
+        }
         // Reading is all these do: the audit entry is what must last.
         Op::Invoke | Op::PlanFlow | Op::PlanTrain | Op::MoveClock => {}
         Op::ApplyFlow => assert_eq!(
@@ -448,6 +474,22 @@ async fn to_gate(d: &Daemon, id: &str) {
 /// Brings the releases to where the next operation can act on them.
 async fn prepare(d: &Daemon, ctx: &mut Ctx, op: Op) {
     match op {
+        // A version an owner who is not an admin published: it waits for
+        // the approval the crash-tested request gives.
+        Op::ApprovePlugin => {
+            let author = d.create_token("author", "plugin-author").await;
+            let (status, body) = d
+                .send(
+                    reqwest::Client::new()
+                        .post(d.url("/api/v1/plugins"))
+                        .bearer_auth(author)
+                        .query(&[("name", "extra"), ("version", "1.1.0")])
+                        .body(crate::support::fixture("fixture_check")),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            assert_eq!(body["plugin"]["approved"], false, "{body}");
+        }
         Op::Approve => {
             for id in [&ctx.main, &ctx.other] {
                 to_gate(d, id).await;

@@ -15,6 +15,7 @@ mod inventory;
 mod observability;
 mod openapi;
 mod plugin_answers;
+mod plugin_trust;
 mod polyglot;
 mod registry;
 mod release_cli;

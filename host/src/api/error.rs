@@ -98,6 +98,8 @@ impl From<registry::Error> for ApiError {
             E::BadGrant(m) => ApiError::bad_request("grant.invalid", m),
             E::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "plugin.version_exists", m),
+            E::NotOwner(m) => ApiError::new(StatusCode::FORBIDDEN, "plugin.not_owner", m),
+            E::NotApproved(m) => ApiError::new(StatusCode::CONFLICT, "plugin.not_approved", m),
             E::Plugin(e) => e.into(),
             E::Store(e) => ApiError::internal("The store failed", &e),
         }

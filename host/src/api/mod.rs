@@ -11,6 +11,7 @@ mod health;
 mod inventory;
 pub mod model;
 pub mod openapi;
+mod plugin_access;
 mod plugins;
 pub mod release_model;
 mod releases;
@@ -99,8 +100,10 @@ routes! {
         GET "/api/v1/plugins" => plugins::list,
         GET "/api/v1/plugins/{name}" => plugins::detail,
         PUT "/api/v1/plugins/{name}/grant" => plugins::set_grant,
+        PUT "/api/v1/plugins/{name}/owners" => plugin_access::set_owners,
         GET "/api/v1/plugins/{name}/{version}" => plugins::show,
         POST "/api/v1/plugins/{name}/{version}/invoke" => plugins::invoke,
+        POST "/api/v1/plugins/{name}/{version}/approve" => plugin_access::approve,
         POST "/api/v1/flows" => flows::apply,
         GET "/api/v1/flows" => flows::list,
         GET "/api/v1/flows/{name}" => flows::show,

@@ -26,11 +26,22 @@ pub struct PluginDto {
     /// The component's stack in linear memory, when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_bytes: Option<u64>,
+    /// Whether an admin let this version run under the plugin's grant and
+    /// be picked by flows that name no version.
+    pub approved: bool,
+    /// The admin who approved it (the uploader, when an admin uploaded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at_ms: Option<u64>,
 }
 
 impl From<PluginRecord> for PluginDto {
     fn from(r: PluginRecord) -> PluginDto {
         PluginDto {
+            approved: r.approval.is_some(),
+            approved_by: r.approval.as_ref().map(|a| a.by.clone()),
+            approved_at_ms: r.approval.as_ref().map(|a| a.at_ms),
             name: r.name,
             version: r.version,
             digest: r.digest,
@@ -137,6 +148,8 @@ impl From<&Grant> for GrantView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PluginDetailDto {
     pub name: String,
+    /// The token names that may publish new versions (admins always may).
+    pub owners: Vec<String>,
     pub versions: Vec<PluginDto>,
     pub grant: GrantView,
     /// The flows whose latest version uses this plugin.
@@ -145,6 +158,14 @@ pub struct PluginDetailDto {
     pub kv_used_bytes: u64,
     /// The most its key-value store may hold (`[plugins] kv_quota_mib`).
     pub kv_quota_bytes: u64,
+}
+
+/// A plugin's owners: `PUT /api/v1/plugins/{name}/owners` and its answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnersDto {
+    /// Token names that may publish new versions of the plugin.
+    pub owners: Vec<String>,
 }
 
 /// Runtime counters.
@@ -587,6 +608,10 @@ pub struct InvokeResponse {
     pub stderr: String,
     pub http_requests: u32,
     pub duration_ms: f64,
+    /// False for a version no admin has approved: it ran under the empty
+    /// grant (no hosts, no configuration, no secrets, default limits).
+    #[serde(default)]
+    pub grant_applied: bool,
 }
 
 impl From<Result<Invocation, InvokeError>> for InvokeResponse {
@@ -600,6 +625,7 @@ impl From<Result<Invocation, InvokeError>> for InvokeResponse {
                 stderr: i.stderr,
                 http_requests: i.http_requests,
                 duration_ms: i.duration.as_secs_f64() * 1000.0,
+                grant_applied: false,
             },
             Err(e) => InvokeResponse {
                 status: "failed".into(),
@@ -613,6 +639,7 @@ impl From<Result<Invocation, InvokeError>> for InvokeResponse {
                 stderr: e.stderr,
                 http_requests: 0,
                 duration_ms: e.duration.as_secs_f64() * 1000.0,
+                grant_applied: false,
             },
         }
     }

@@ -10,8 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit, event_model, flows, health, inventory, model, plugins, release_model, releases,
-    schedule_model, schedules, session, tokens, trains,
+    audit, event_model, flows, health, inventory, model, plugin_access, plugins, release_model,
+    releases, schedule_model, schedules, session, tokens, trains,
 };
 
 /// The name of the security scheme operations that need a token refer to.
@@ -39,6 +39,8 @@ pub const BEARER: &str = "bearer";
         plugins::show,
         plugins::set_grant,
         plugins::invoke,
+        plugin_access::approve,
+        plugin_access::set_owners,
         flows::apply,
         flows::list,
         flows::show,
@@ -91,6 +93,7 @@ pub const BEARER: &str = "bearer";
         model::LimitsDto,
         model::GrantDto,
         model::GrantView,
+        model::OwnersDto,
         model::PluginDetailDto,
         model::RuntimeDto,
         model::TargetDto,

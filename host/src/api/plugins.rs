@@ -14,6 +14,7 @@ use super::model::{
     UploadDto,
 };
 use super::{ApiError, AppState, Caller, JsonBody};
+use crate::registry::Publisher;
 use crate::store::{PutOutcome, Role};
 
 /// The query of an upload.
@@ -62,7 +63,7 @@ fn query_error(e: QueryRejection) -> ApiError {
         (status = 200, description = "The same bytes were already stored under this version.", body = UploadDto),
         (status = 400, description = "A bad query, name or version.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
-        (status = 403, description = "The token's role may not upload plugins.", body = ErrorBody),
+        (status = 403, description = "The token's role may not upload plugins, or another team owns the name.", body = ErrorBody),
         (status = 409, description = "Other bytes are stored under this version.", body = ErrorBody),
         (status = 413, description = "The upload is larger than the limit.", body = ErrorBody),
         (status = 422, description = "Not a valid plugin component.", body = ErrorBody),
@@ -102,7 +103,15 @@ pub async fn upload(
         .map_err(|_| too_large())?;
     let (record, outcome) = state
         .registry
-        .upload(&q.name, &q.version, Vec::from(body), &caller.name)
+        .upload(
+            &q.name,
+            &q.version,
+            Vec::from(body),
+            Publisher {
+                name: &caller.name,
+                admin: caller.role == Role::Admin,
+            },
+        )
         .await?;
     let created = outcome == PutOutcome::Created;
     let status = super::created_status(created);
@@ -175,7 +184,9 @@ pub async fn detail(
         .options()
         .kv_quota_mib
         .saturating_mul(1 << 20);
+    let owners = state.registry.owners(&name)?;
     Ok(Json(PluginDetailDto {
+        owners,
         name,
         versions: versions.into_iter().map(Into::into).collect(),
         grant: GrantView::from(&*grant),
@@ -269,7 +280,7 @@ pub async fn set_grant(
         (status = 200, description = "The call ran; a plugin's failure is reported in the body.", body = InvokeResponse),
         (status = 400, description = "A bad body, or input the function cannot take.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
-        (status = 403, description = "The token's role may not invoke plugins.", body = ErrorBody),
+        (status = 403, description = "The token's role may not invoke plugins, or it does not own this one.", body = ErrorBody),
         (status = 404, description = "No such plugin version.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
@@ -286,6 +297,7 @@ pub async fn invoke(
     caller.require(&[Role::PluginAuthor])?;
     let request = body.read()?;
     let record = state.registry.version(&name, &version)?;
+    super::plugin_access::require_owner(&state, &caller, &name)?;
     let kind = record
         .kind
         .parse()
@@ -294,7 +306,9 @@ pub async fn invoke(
         .into_call(kind)
         .map_err(|m| ApiError::bad_request("invoke.bad_input", m))?;
     let result = state.registry.invoke(&name, &record.version, call).await?;
-    Ok(Json(result.into()))
+    let mut response = InvokeResponse::from(result);
+    response.grant_applied = record.approval.is_some();
+    Ok(Json(response))
 }
 
 /// Reads the plugin runtime's counters.

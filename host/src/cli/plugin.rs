@@ -9,9 +9,10 @@ use clap::Subcommand;
 use super::client::{Client, ServerArgs};
 use super::output::{Answer, Output};
 use crate::api::model::{
-    GrantDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OutputDto, PluginDetailDto,
-    PluginDto, UploadDto,
+    GrantDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OutputDto, OwnersDto,
+    PluginDetailDto, PluginDto, UploadDto,
 };
+use crate::api::release_model::CommentRequest;
 use crate::clock::SystemClock;
 use crate::plugins::{self, Options, Runtime};
 use crate::store::Store;
@@ -51,6 +52,25 @@ pub enum PluginCommand {
         max_output_bytes: Option<u64>,
         #[arg(long)]
         max_outbound_requests: Option<u32>,
+    },
+    /// Let a version run under the plugin's grant, and be picked by flows
+    /// that name no version (admin).
+    Approve {
+        name: String,
+        version: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Show or change who may publish new versions of a plugin (changes: admin).
+    Owners {
+        name: String,
+        /// A token name to add (repeatable).
+        #[arg(long)]
+        add: Vec<String>,
+        /// A token name to remove (repeatable).
+        #[arg(long)]
+        remove: Vec<String>,
     },
     /// Invoke an uploaded plugin through the daemon's sandbox.
     Invoke {
@@ -129,11 +149,23 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
                     "{what} {}@{} ({} plugin, {})",
                     p.name, p.version, p.kind, p.digest
                 );
+                if !p.approved {
+                    println!(
+                        "It runs without its grant, and flows that name no version do not pick it, until an admin approves it: greenlight plugin approve {} {}",
+                        p.name, p.version
+                    );
+                }
                 if let Some(advice) = &up.advice {
                     eprintln!("hint: {advice}");
                 }
             })
         }
+        PluginCommand::Approve {
+            name,
+            version,
+            comment,
+        } => approve(server, &name, &version, comment).await,
+        PluginCommand::Owners { name, add, remove } => owners(server, &name, add, remove).await,
         PluginCommand::List => {
             let client = Client::new(server)?;
             let plugins = client
@@ -169,12 +201,17 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
                 .await?;
             client.print(&detail, |d| {
                 println!("{}", d.name);
+                println!("  owners: {}", d.owners.join(", "));
                 for v in &d.versions {
                     let stack = v
                         .stack_bytes
                         .map_or(String::new(), |b| format!("  stack {} KiB", b / 1024));
+                    let approval = match &v.approved_by {
+                        Some(by) => format!("approved by {by}"),
+                        None => "waiting for an admin's approval".to_string(),
+                    };
                     println!(
-                        "  {}  {}  {}  uploaded by {}{stack}",
+                        "  {}  {}  {}  uploaded by {}, {approval}{stack}",
                         v.version, v.kind, v.digest, v.uploaded_by
                     );
                 }
@@ -271,9 +308,67 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
             if let Some(hint) = plugins::stack_advice(plugin.stack_bytes(), runtime.options()) {
                 eprintln!("hint: {hint}");
             }
-            report(Output::new(server.json), &Answer::local(result.into())?)
+            let mut response = InvokeResponse::from(result);
+            // The grant given on the command line is the one it ran under.
+            response.grant_applied = true;
+            report(Output::new(server.json), &Answer::local(response)?)
         }
     }
+}
+
+async fn approve(
+    server: &ServerArgs,
+    name: &str,
+    version: &str,
+    comment: String,
+) -> anyhow::Result<()> {
+    let client = Client::new(server)?;
+    let plugin = client
+        .fetch::<PluginDto>(
+            client
+                .post(&format!("/api/v1/plugins/{name}/{version}/approve"))
+                .json(&CommentRequest { comment }),
+        )
+        .await?;
+    client.print(&plugin, |p| {
+        println!(
+            "{}@{} approved by {}: it runs under the plugin's grant from now on.",
+            p.name,
+            p.version,
+            p.approved_by.as_deref().unwrap_or("?")
+        );
+    })
+}
+
+/// Shows the owners, or adds and removes some and shows the result.
+async fn owners(
+    server: &ServerArgs,
+    name: &str,
+    add: Vec<String>,
+    remove: Vec<String>,
+) -> anyhow::Result<()> {
+    let client = Client::new(server)?;
+    let detail = client
+        .fetch::<PluginDetailDto>(client.get(&format!("/api/v1/plugins/{name}")))
+        .await?;
+    if add.is_empty() && remove.is_empty() {
+        return client.print(&detail, |d| {
+            println!("Owners of {name}: {}", d.owners.join(", "));
+        });
+    }
+    let mut owners = detail.value.owners;
+    owners.retain(|o| !remove.contains(o));
+    owners.extend(add);
+    let answer = client
+        .fetch::<OwnersDto>(
+            client
+                .put(&format!("/api/v1/plugins/{name}/owners"))
+                .json(&OwnersDto { owners }),
+        )
+        .await?;
+    client.print(&answer, |a| {
+        println!("Owners of {name}: {}", a.owners.join(", "));
+    })
 }
 
 fn print_grant(g: &GrantView) {
@@ -306,6 +401,11 @@ fn print_grant(g: &GrantView) {
 /// Prints an invocation's result; a failed invocation is an error exit.
 fn report(output: Output, answer: &Answer<InvokeResponse>) -> anyhow::Result<()> {
     output.print(answer, |r| {
+        if !r.grant_applied {
+            println!(
+                "(no admin has approved this version yet: it ran under the empty grant, with no hosts, configuration or secrets)"
+            );
+        }
         for line in &r.logs {
             let fields: Vec<String> = line
                 .fields

@@ -5,6 +5,7 @@ pub mod grant;
 pub mod inventory;
 pub mod plan;
 pub mod plugin;
+pub mod redact;
 pub mod release;
 pub mod schedule;
 pub mod train;

@@ -318,8 +318,7 @@ impl Engine {
         let registry = &self.inner.registry;
         let resolve = |u: &crate::domain::flow::PluginUse| {
             registry
-                .version(&u.plugin, &u.version)
-                .map(|r| r.version)
+                .release_version(&u.plugin, &u.version)
                 .map_err(|e| e.to_string())
         };
         let spec = compile(

@@ -18,15 +18,18 @@ impl Host for InvocationState {
             Level::Warn => LogLevel::Warn,
             Level::Error => LogLevel::Error,
         };
+        // Secrets are replaced before the line is cut, so a cut never
+        // leaves part of one behind.
+        let redact = |text: String| self.redactor.text(&text);
         let mut budget = MAX_LOG_LINE_BYTES;
-        let message = truncate(message, &mut budget);
+        let message = truncate(redact(message), &mut budget);
         let mut kept = Vec::new();
         for (k, v) in fields {
             if budget == 0 {
                 break;
             }
-            let k = truncate(k, &mut budget);
-            kept.push((k, truncate(v, &mut budget)));
+            let k = truncate(redact(k), &mut budget);
+            kept.push((k, truncate(redact(v), &mut budget)));
         }
         let fields = kept;
         let plugin = &*self.plugin;

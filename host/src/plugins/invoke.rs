@@ -18,6 +18,7 @@ use super::state::{InvocationState, MemoryCap, STDERR_CAPTURE_BYTES};
 use super::{LoadedPlugin, LogLine, Runtime};
 use crate::domain::grant::Grant;
 use crate::domain::plugin::{Call, Output, PluginKind};
+use crate::domain::redact::Redactor;
 
 /// A plugin version's pre-linked instance, typed by its world.
 #[derive(Clone)]
@@ -180,7 +181,9 @@ impl Runtime {
             Duration::from_millis(inner.options.connect_timeout_ms),
             deadline,
         );
+        let redactor = Redactor::new(&grant.secrets);
         let state = InvocationState {
+            redactor: redactor.clone(),
             plugin: Arc::from(name),
             grant,
             kv: inner.kv.clone(),
@@ -260,6 +263,7 @@ impl Runtime {
                 }
             }
         };
+        let outcome = redact(&redactor, outcome);
         match &outcome {
             Ok(_) => tracing::debug!(
                 duration_us = duration.as_micros() as u64,
@@ -274,6 +278,32 @@ impl Runtime {
             ),
         }
         outcome
+    }
+}
+
+/// Replaces the grant's secret values in everything an invocation says,
+/// before it is logged, stored or shown. Log lines were redacted as written.
+fn redact(
+    redactor: &Redactor,
+    outcome: Result<Invocation, InvokeError>,
+) -> Result<Invocation, InvokeError> {
+    if redactor.is_empty() {
+        return outcome;
+    }
+    match outcome {
+        Ok(mut invocation) => {
+            redactor.output(&mut invocation.output);
+            redactor.in_place(&mut invocation.stderr);
+            Ok(invocation)
+        }
+        Err(mut e) => {
+            redactor.in_place(&mut e.message);
+            redactor.in_place(&mut e.stderr);
+            if let Some(backtrace) = &mut e.backtrace {
+                redactor.in_place(backtrace);
+            }
+            Err(e)
+        }
     }
 }
 

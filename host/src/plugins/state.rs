@@ -14,6 +14,7 @@ use super::http::GrantedHttp;
 use super::{KvBackend, LogLine};
 use crate::clock::Clock;
 use crate::domain::grant::Grant;
+use crate::domain::redact::Redactor;
 
 /// The most bytes of a plugin's stderr kept to explain a trap.
 pub(super) const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
@@ -38,6 +39,8 @@ pub(super) struct InvocationState {
     pub logs: Vec<LogLine>,
     pub dropped_logs: u32,
     pub deadline: Instant,
+    /// The grant's secret values, replaced in everything the plugin says.
+    pub redactor: Redactor,
 }
 
 impl WasiView for InvocationState {

@@ -95,7 +95,12 @@ impl Harness {
         let path = format!("{}/fixture_deployer.wasm", env!("GREENLIGHT_PLUGINS_DIR"));
         let bytes = std::fs::read(&path).unwrap();
         registry
-            .upload("agent", "1.0.0", bytes, "test")
+            .upload(
+                "agent",
+                "1.0.0",
+                bytes,
+                crate::registry::Publisher::admin("test"),
+            )
             .await
             .unwrap();
         let catalog = Catalog::new(store.clone(), registry.clone(), shared_clock.clone());

@@ -8,6 +8,7 @@ mod audit;
 mod flows;
 mod inventory;
 mod kv;
+mod plugin_access;
 mod plugins;
 mod releases;
 mod schedules;
@@ -23,7 +24,7 @@ use serde::de::DeserializeOwned;
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use flows::FlowRecord;
-pub use plugins::{PluginRecord, PutOutcome};
+pub use plugins::{Approval, PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
 pub use sessions::SessionRecord;
 pub use tokens::{Role, TokenRecord};
@@ -44,6 +45,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// A plugin-author publishing under a name it does not own.
+    #[error("{0}")]
+    NotOwner(String),
     #[error("release {release} is already active in this environment")]
     Busy { release: String },
 }
@@ -141,6 +145,8 @@ pub struct Store {
     plugins: sled::Tree,
     blobs: sled::Tree,
     grants: sled::Tree,
+    /// Who may publish under each plugin name, by name.
+    plugin_owners: sled::Tree,
     plugin_kv: sled::Tree,
     /// The bytes of keys and values each plugin keeps, by plugin name.
     plugin_kv_usage: sled::Tree,
@@ -170,6 +176,7 @@ impl Store {
             plugins: db.open_tree("plugins")?,
             blobs: db.open_tree("blobs")?,
             grants: db.open_tree("grants")?,
+            plugin_owners: db.open_tree("plugin_owners")?,
             plugin_kv: db.open_tree("plugin_kv")?,
             plugin_kv_usage: db.open_tree("plugin_kv_usage")?,
             tokens: db.open_tree("tokens")?,

@@ -27,6 +27,28 @@ pub struct PluginRecord {
     /// stored before it was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack_bytes: Option<u64>,
+    /// Who let this version run under the plugin's grant, and when; `None`
+    /// while it waits for an admin. Versions stored before approvals existed
+    /// already ran under the grant, so they read as approved.
+    #[serde(default = "Approval::before_approvals")]
+    pub approval: Option<Approval>,
+}
+
+/// An admin's approval of a plugin version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub at_ms: u64,
+}
+
+impl Approval {
+    /// What a version stored before approvals existed reads as.
+    fn before_approvals() -> Option<Approval> {
+        Some(Approval {
+            by: "(stored before approvals)".to_string(),
+            at_ms: 0,
+        })
+    }
 }
 
 /// What storing a plugin version did.
@@ -52,10 +74,35 @@ struct GrantRecord {
 impl Store {
     /// Stores a plugin version and its bytes atomically. A version is
     /// immutable: the same bytes again is `Unchanged`, other bytes a conflict.
-    pub fn put_plugin(&self, record: &PluginRecord, bytes: &[u8]) -> Result<PutOutcome, Error> {
+    /// Only the plugin's owners (or an admin) publish under its name; the
+    /// first to publish a name owns it.
+    pub fn put_plugin(
+        &self,
+        record: &PluginRecord,
+        bytes: &[u8],
+        by_admin: bool,
+    ) -> Result<PutOutcome, Error> {
         let k = key(&[&record.name, &record.version]);
         let value = encode(record);
-        let result = (&self.plugins, &self.blobs).transaction(|(plugins, blobs)| {
+        let owners = self.owners_or_uploaders(&record.name)?;
+        let result = (&self.plugins, &self.blobs, &self.plugin_owners).transaction(|(plugins, blobs, owners_tree)| {
+            let stored_owners = owners_tree.get(record.name.as_bytes())?;
+            let owners = match &stored_owners {
+                Some(bytes) => super::plugin_access::decode_owners(&record.name, bytes)
+                    .map_err(ConflictableTransactionError::Abort)?,
+                None if owners.is_empty() => vec![record.uploaded_by.clone()],
+                None => owners.clone(),
+            };
+            if !by_admin && !owners.contains(&record.uploaded_by) {
+                return Err(ConflictableTransactionError::Abort(Error::NotOwner(format!(
+                    "plugin `{}` belongs to {}; `{}` is not among its owners, so ask an admin to add it (greenlight plugin owners {} --add {})",
+                    record.name,
+                    owners.join(", "),
+                    record.uploaded_by,
+                    record.name,
+                    record.uploaded_by
+                ))));
+            }
             if let Some(existing) = plugins.get(&k)? {
                 let existing: PluginRecord = decode("plugins", &k, &existing)
                     .map_err(ConflictableTransactionError::Abort)?;
@@ -69,6 +116,12 @@ impl Store {
             }
             if blobs.get(record.digest.as_bytes())?.is_none() {
                 blobs.insert(record.digest.as_bytes(), bytes)?;
+            }
+            if stored_owners.is_none() {
+                owners_tree.insert(
+                    record.name.as_bytes(),
+                    super::plugin_access::encode_owners(&owners),
+                )?;
             }
             plugins.insert(k.as_slice(), value.as_slice())?;
             Ok(PutOutcome::Created)
@@ -183,6 +236,7 @@ mod tests {
             uploaded_at_ms: 1,
             uploaded_by: "admin".into(),
             stack_bytes: Some(65536),
+            approval: None,
         }
     }
 
@@ -191,10 +245,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let r = record("probe", "1.0.0", "sha256:aa");
-        assert_eq!(store.put_plugin(&r, b"abc").unwrap(), PutOutcome::Created);
-        assert_eq!(store.put_plugin(&r, b"abc").unwrap(), PutOutcome::Unchanged);
+        assert_eq!(
+            store.put_plugin(&r, b"abc", false).unwrap(),
+            PutOutcome::Created
+        );
+        assert_eq!(
+            store.put_plugin(&r, b"abc", false).unwrap(),
+            PutOutcome::Unchanged
+        );
         let other = record("probe", "1.0.0", "sha256:bb");
-        let err = store.put_plugin(&other, b"xyz").unwrap_err();
+        let err = store.put_plugin(&other, b"xyz", false).unwrap_err();
         assert!(matches!(err, Error::Conflict(_)), "{err}");
         // The first upload is untouched by the refused one.
         assert_eq!(store.plugin("probe", "1.0.0").unwrap(), Some(r));
@@ -207,10 +267,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .put_plugin(&record("probe", "1.0.0", "sha256:aa"), b"a")
+            .put_plugin(&record("probe", "1.0.0", "sha256:aa"), b"a", false)
             .unwrap();
         store
-            .put_plugin(&record("probe-two", "1.0.0", "sha256:aa"), b"a")
+            .put_plugin(&record("probe-two", "1.0.0", "sha256:aa"), b"a", false)
             .unwrap();
         assert_eq!(store.plugin_versions("probe").unwrap().len(), 1);
         assert_eq!(store.plugins().unwrap().len(), 2);
