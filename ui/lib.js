@@ -95,7 +95,10 @@ export async function api(method, path, body) {
 
 /** Follows a server-sent event stream, calling onEvent(name, data) for each
  * event, and reconnecting after a drop until signal aborts. A fetch-based
- * reader sees every event name, which EventSource only offers one by one. */
+ * reader sees every event name, which EventSource only offers one by one.
+ * The daemon ends the stream with an `ended` event when the session signs
+ * out or its token is revoked: then the page goes back to signing in
+ * instead of reconnecting. */
 export async function follow(path, onEvent, signal, onState) {
   let delay = 500;
   while (!signal.aborted) {
@@ -105,6 +108,11 @@ export async function follow(path, onEvent, signal, onState) {
         credentials: "same-origin",
         signal,
       });
+      if (response.status === 401) {
+        if (onState) onState("signed-out");
+        window.dispatchEvent(new CustomEvent("signed-out"));
+        return;
+      }
       if (!response.ok) throw new Error("status " + response.status);
       if (onState) onState("live");
       delay = 500;
@@ -126,6 +134,11 @@ export async function follow(path, onEvent, signal, onState) {
             else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
           }
           if (data.length === 0) continue;
+          if (name === "ended") {
+            if (onState) onState("signed-out");
+            window.dispatchEvent(new CustomEvent("signed-out"));
+            return;
+          }
           let parsed = data.join("\n");
           try {
             parsed = JSON.parse(parsed);

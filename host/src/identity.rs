@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::store::{self, Role, SessionRecord, Store, TokenRecord};
@@ -75,16 +76,57 @@ pub struct OpenedSession {
     pub session: SessionRecord,
 }
 
+/// What a request was let in with: its token's hash, and its session's
+/// when it came from a browser. A long-lived answer (an event stream) keeps
+/// it to end as soon as it no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub token_hash: String,
+    pub session_hash: Option<String>,
+}
+
 /// Tokens and sessions; cheap to clone.
 #[derive(Clone)]
 pub struct Identity {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Counts revocations and sign-outs, so that holders of an [`Access`]
+    /// learn when to check theirs again.
+    ended: Arc<watch::Sender<u64>>,
 }
 
 impl Identity {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Identity {
-        Identity { store, clock }
+        Identity {
+            store,
+            clock,
+            ended: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Changes whenever a token is revoked or a session ends.
+    pub fn endings(&self) -> watch::Receiver<u64> {
+        self.ended.subscribe()
+    }
+
+    /// Whether an access still holds: its token is not revoked and its
+    /// session, if any, is open.
+    pub fn holds(&self, access: &Access) -> Result<bool, Error> {
+        let token = self.store.token(&access.token_hash)?;
+        if !token.is_some_and(|t| !t.revoked) {
+            return Ok(false);
+        }
+        let Some(session) = &access.session_hash else {
+            return Ok(true);
+        };
+        Ok(self
+            .store
+            .session(session)?
+            .is_some_and(|s| s.expires_ms > self.clock.now_ms()))
+    }
+
+    fn announce_ending(&self) {
+        self.ended.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Creates a token; returns its record and its secret, which is shown
@@ -140,9 +182,12 @@ impl Identity {
         if name == by {
             return Err(Error::SelfRevoke);
         }
-        self.store
+        let record = self
+            .store
             .revoke_token(name)?
-            .ok_or_else(|| Error::NotFound(name.to_string()))
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        self.announce_ending();
+        Ok(record)
     }
 
     /// On a store with no tokens at all, creates the first admin token:
@@ -200,6 +245,7 @@ impl Identity {
     /// Ends a browser session.
     pub fn sign_out(&self, id: &str) -> Result<(), Error> {
         self.store.delete_session(&hash(id))?;
+        self.announce_ending();
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ mod restart;
 mod sandbox;
 mod schedules;
 mod session;
+mod stream_access;
 mod support;
 mod trains;
 mod ui;

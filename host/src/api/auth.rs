@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 
 use super::{ApiError, AppState};
-use crate::identity::hash;
+use crate::identity::{Access, hash};
 use crate::store::{Role, SessionRecord, TokenRecord};
 
 /// Who is calling.
@@ -14,6 +14,8 @@ use crate::store::{Role, SessionRecord, TokenRecord};
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// What the caller was let in with, for answers that outlive the request.
+    pub access: Access,
 }
 
 impl Caller {
@@ -175,6 +177,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let mut session_hash = None;
         let hash = match credential(&parts.headers) {
             Credential::None => {
                 return Err(unauthorized(
@@ -188,13 +191,15 @@ impl FromRequestParts<AppState> for Caller {
             }
             Credential::Bearer(token) => hash(&token),
             Credential::Session(id) => {
+                let id_hash = hash(&id);
                 let session = state
                     .store
-                    .session(&hash(&id))
+                    .session(&id_hash)
                     .map_err(|e| ApiError::internal("Cannot read sessions", &e))?
                     .filter(|s| s.expires_ms > state.engine.clock().now_ms())
                     .ok_or_else(|| unauthorized("the session has ended; sign in again"))?;
                 check_csrf(parts, &session)?;
+                session_hash = Some(id_hash);
                 session.token_hash
             }
         };
@@ -207,6 +212,10 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             name: record.name,
             role: record.role,
+            access: Access {
+                token_hash: hash,
+                session_hash,
+            },
         })
     }
 }

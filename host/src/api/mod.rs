@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod drain;
 mod error;
+mod event_feed;
 pub mod event_model;
 mod flows;
 mod health;

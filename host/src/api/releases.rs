@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::sse::{self, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
-use tokio::sync::broadcast;
 use utoipa::IntoParams;
 
 use super::error::ErrorBody;
@@ -441,7 +440,7 @@ pub struct EventsQuery {
     responses(
         (
             status = 200,
-            description = "Server-sent events: for each journaled event, `event:` its kind, `id:` `{release}:{seq}` and `data:` an `EventDto` as JSON with the release's status; a slow client gets a `lagged` event whose data is how many events it missed.",
+            description = "Server-sent events: for each journaled event, `event:` its kind, `id:` `{release}:{seq}` and `data:` an `EventDto` as JSON with the release's status; a slow client gets a `lagged` event whose data is how many events it missed; when the caller's token is revoked or its session signs out, an `ended` event closes the stream.",
             body = String,
             content_type = "text/event-stream"
         ),
@@ -453,36 +452,16 @@ pub struct EventsQuery {
 )]
 pub async fn events(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("request.bad_query", e.body_text()))?;
-    let rx = state.engine.subscribe();
-    let stream = futures_util::stream::unfold((rx, q.release), |(mut rx, filter)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(p) if filter.as_deref().is_none_or(|f| f == p.release) => {
-                    let dto = EventDto::new(&p.release, p.seq, &p.event, Some(p.status.as_str()));
-                    let event = sse::Event::default()
-                        .event(dto.kind.clone())
-                        .id(format!("{}:{}", dto.release, dto.seq))
-                        .json_data(&dto)
-                        .unwrap_or_default();
-                    return Some((Ok(event), (rx, filter)));
-                }
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    // A slow client is told how much it missed, so it can
-                    // reread the releases it shows.
-                    let event = sse::Event::default()
-                        .event("lagged")
-                        .data(missed.to_string());
-                    return Some((Ok(event), (rx, filter)));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    });
+    let stream = super::event_feed::feed(
+        state.engine.subscribe(),
+        q.release,
+        state.identity.clone(),
+        caller.access,
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
