@@ -77,12 +77,17 @@ async fn revoking_a_token_or_signing_out_ends_its_streams_and_no_other() {
     )
     .await;
 
+    let revoked_at = std::time::Instant::now();
     let (status, body) = d
         .send(d.request(Method::DELETE, "/api/v1/tokens/watcher"))
         .await;
     assert_eq!(status, 200, "{body}");
     let seen = read_to_end(&mut watcher_stream).await;
     assert!(seen.contains("event: ended"), "{seen}");
+    eprintln!(
+        "the revoked token's stream ended {:?} after the revocation was sent",
+        revoked_at.elapsed()
+    );
 
     let signed_out = reqwest::Client::new()
         .delete(d.url("/api/v1/session"))
