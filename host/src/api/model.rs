@@ -345,7 +345,11 @@ impl InvokeRequest {
             attempt: c.attempt,
             parameters: c.parameters.into_iter().collect(),
         };
-        let targets = self.targets.into_iter().map(Into::into).collect();
+        let targets: Vec<d::Target> = self.targets.into_iter().map(Into::into).collect();
+        let problems = crate::domain::inventory::target_problems(&targets);
+        if !problems.is_empty() {
+            return Err(crate::domain::flow::join_errors(&problems));
+        }
         let key = || {
             self.idempotency_key
                 .clone()
@@ -693,11 +697,31 @@ impl PlanRequest {
     /// The targets given, or the environment named; exactly one of the two.
     pub fn scope(self) -> Result<PlanScope, String> {
         match (self.targets, self.application, self.environment) {
-            (Some(targets), None, None) => Ok(PlanScope::Targets {
-                targets: targets.into_iter().map(Into::into).collect(),
-                live_group: self.live_group,
-            }),
+            (Some(targets), None, None) => {
+                let targets: Vec<d::Target> = targets.into_iter().map(Into::into).collect();
+                let mut problems = crate::domain::inventory::target_problems(&targets);
+                if let Some(live) = &self.live_group {
+                    problems.extend(crate::domain::name::check_name("live_group", live).err());
+                }
+                if !problems.is_empty() {
+                    return Err(crate::domain::flow::join_errors(&problems));
+                }
+                Ok(PlanScope::Targets {
+                    targets,
+                    live_group: self.live_group,
+                })
+            }
             (None, Some(application), Some(environment)) if self.live_group.is_none() => {
+                let problems: Vec<_> = [
+                    crate::domain::name::check_name("application", &application),
+                    crate::domain::name::check_name("environment", &environment),
+                ]
+                .into_iter()
+                .filter_map(Result::err)
+                .collect();
+                if !problems.is_empty() {
+                    return Err(crate::domain::flow::join_errors(&problems));
+                }
                 Ok(PlanScope::Inventory {
                     application,
                     environment,

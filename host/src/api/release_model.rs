@@ -541,8 +541,9 @@ pub struct TrainMemberRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartTrainRequest {
+    /// A name to know the train by; none by default.
     #[serde(default)]
-    pub name: String,
+    pub name: Option<String>,
     pub members: Vec<TrainMemberRequest>,
 }
 

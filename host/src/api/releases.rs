@@ -43,6 +43,15 @@ impl From<engine::Error> for ApiError {
     }
 }
 
+/// A comment, or its refusal when it breaks the rule of free text
+/// (`domain::name::check_text`): it is shown in the journal, the log and
+/// the UI.
+fn checked_comment(comment: String) -> Result<String, ApiError> {
+    crate::domain::name::check_text("comment", &comment, crate::domain::name::MAX_TEXT_LEN)
+        .map_err(|e| ApiError::bad_request("release.invalid", e.to_string()))?;
+    Ok(comment)
+}
+
 pub(super) fn actor(caller: &Caller) -> Actor {
     Actor {
         name: caller.name.clone(),
@@ -79,7 +88,8 @@ pub async fn start(
     body: JsonBody<StartReleaseRequest>,
 ) -> Result<(StatusCode, AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[Role::ReleaseManager, Role::Scheduler])?;
-    let r = body.read()?;
+    let mut r = body.read()?;
+    r.comment = checked_comment(r.comment)?;
     // An emergency start and a start inside a freeze window are always
     // called out in the log.
     let labels: Vec<&str> = [
@@ -282,7 +292,7 @@ pub async fn comment_command(
     body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     // An empty body is an empty comment.
-    let comment = body.read_or_default()?.comment;
+    let comment = checked_comment(body.read_or_default()?.comment)?;
     let note = AuditNote::comment(&comment, &[]);
     let command = match action.as_str() {
         "approve" => Command::Approve { comment },
@@ -361,7 +371,8 @@ pub async fn rollback(
     Path(id): Path<String>,
     body: JsonBody<RollbackRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
-    let request = body.read_or_default()?;
+    let mut request = body.read_or_default()?;
+    request.comment = checked_comment(request.comment)?;
     let note = AuditNote::comment(&request.comment, &[]);
     let mode = request
         .mode()
@@ -410,7 +421,7 @@ pub async fn abandon(
     body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[])?;
-    let reason = body.read_or_default()?.comment;
+    let reason = checked_comment(body.read_or_default()?.comment)?;
     let note = AuditNote::comment(&reason, &[]);
     let (spec, release) = state
         .engine
