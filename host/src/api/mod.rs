@@ -14,6 +14,7 @@ pub mod openapi;
 mod plugins;
 pub mod release_model;
 mod releases;
+pub mod rules;
 pub mod schedule_model;
 mod schedules;
 mod session;

@@ -18,6 +18,7 @@ use super::release_model::{
     ClockDto, ClockRequest, CommentRequest, EventDto, ReleaseDto, ReleaseSummaryDto,
     RollbackRequest, StartReleaseRequest,
 };
+use super::rules;
 use super::{ApiError, AppState, AuditNote, Caller, JsonBody};
 use crate::domain::plugin::Artifact;
 use crate::domain::release::{Actor, Command};
@@ -193,7 +194,7 @@ pub async fn list(
     path = "/api/v1/releases/{id}",
     operation_id = "show_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     responses(
         (status = 200, description = "The release's full state.", body = ReleaseDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -219,7 +220,7 @@ pub async fn show(
     path = "/api/v1/releases/{id}/journal",
     operation_id = "release_journal",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     responses(
         (status = 200, description = "Every event, oldest first.", body = Vec<EventDto>),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -265,7 +266,7 @@ async fn command(
     operation_id = "command_release",
     tag = "releases",
     params(
-        ("id" = String, Path, description = "The release's id."),
+        ("id" = rules::Id, Path, description = "The release's id."),
         ("action" = String, Path, description = "`approve`, `reject` or `pause`.", pattern = "^(approve|reject|pause)$"),
     ),
     request_body(
@@ -319,7 +320,7 @@ pub async fn comment_command(
     path = "/api/v1/releases/{id}/resume",
     operation_id = "resume_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     responses(
         (status = 200, description = "The release's state after the command.", body = ReleaseDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -347,7 +348,7 @@ pub async fn resume(
     path = "/api/v1/releases/{id}/rollback",
     operation_id = "rollback_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     request_body(
         content = ref("#/components/schemas/RollbackRequest"),
         content_type = "application/json",
@@ -396,7 +397,7 @@ pub async fn rollback(
     path = "/api/v1/releases/{id}/abandon",
     operation_id = "abandon_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     request_body(
         content = ref("#/components/schemas/CommentRequest"),
         content_type = "application/json",
