@@ -13,6 +13,7 @@ use crate::domain::flow::{
     Approval, BatchSize, DEFAULT_NOTIFY_ON, Deploy, EVENT_NAMES, Flow, FlowError, OnExpiry,
     PluginUse, Stage, StageKind, Strategy, Unhealthy, VerdictLimits, WhenBusy, parse_duration_ms,
 };
+use crate::domain::name;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +128,11 @@ impl Errors {
         self.0.push(FlowError::new(path, problem));
     }
 
+    /// Keeps the problem of a check, if it found one.
+    fn note(&mut self, checked: Result<(), FlowError>) {
+        self.0.extend(checked.err());
+    }
+
     fn required<T: Clone>(&mut self, value: &Option<T>, path: String, what: &str) -> Option<T> {
         if value.is_none() {
             self.push(path, format!("is required for {what}"));
@@ -165,9 +171,7 @@ fn plugin_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
 }
 
 fn any_plugin(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
-    if raw.plugin.trim().is_empty() {
-        errors.push(format!("{path}.plugin"), "must name a plugin");
-    }
+    errors.note(name::check_name(format!("{path}.plugin"), &raw.plugin));
     PluginUse {
         plugin: raw.plugin.clone(),
         version: raw.version.clone().unwrap_or_else(|| "latest".into()),
@@ -227,9 +231,12 @@ pub fn parse(text: &str) -> Result<Flow, Vec<FlowError>> {
         vec![FlowError::new(path, e.message().trim().to_string())]
     })?;
     let mut errors = Errors(Vec::new());
-    if raw.name.trim().is_empty() {
-        errors.push("name", "must not be empty");
-    }
+    errors.note(name::check_name("name", &raw.name));
+    errors.note(name::check_text(
+        "description",
+        &raw.description,
+        name::MAX_TEXT_LEN,
+    ));
     if raw.version == 0 {
         errors.push("version", "must be 1 or more");
     }
@@ -343,10 +350,9 @@ fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str]
 fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
     let at = |field: &str| format!("stages[{i}].{field}");
     let name = match &raw.name {
-        Some(n) if !n.trim().is_empty() => n.clone(),
-        Some(_) => {
-            errors.push(at("name"), "must not be empty");
-            String::new()
+        Some(n) => {
+            errors.note(name::check_name(at("name"), n));
+            n.clone()
         }
         None => {
             errors.push(at("name"), "is required");

@@ -60,14 +60,6 @@ pub fn new_secret() -> Result<String, Error> {
     Ok(format!("glt_{}", random_hex()?))
 }
 
-/// Token names: 1 to 64 letters, digits, `-`, `_`, `.` or `@`.
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
-}
-
 /// A session just opened: the token it was opened with, the id to give the
 /// browser (never stored), and what is stored under the id's hash.
 pub struct OpenedSession {
@@ -137,11 +129,7 @@ impl Identity {
         role: &str,
         created_by: Option<&str>,
     ) -> Result<(TokenRecord, String), Error> {
-        if !valid_name(name) {
-            return Err(Error::Invalid(format!(
-                "name: `{name}` is not a token name: 1 to 64 letters, digits, `-`, `_`, `.` or `@`"
-            )));
-        }
+        crate::domain::name::check_name("name", name).map_err(|e| Error::Invalid(e.to_string()))?;
         let role = Role::parse(role).ok_or_else(|| {
             Error::Invalid(format!(
                 "role: `{role}` is not a role: admin, release-manager, plugin-author, scheduler or viewer"

@@ -86,21 +86,10 @@ impl<'a> Publisher<'a> {
     }
 }
 
-/// Checks a plugin name: 1 to 64 of `a-z 0-9 - _ .`, starting with a letter or digit.
+/// Checks a plugin name: the one rule every name follows
+/// (`domain::name`).
 pub fn validate_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::BadName(format!(
-            "name `{name}` is invalid: use 1 to 64 characters of a-z, 0-9, `-`, `_` and `.`, starting with a letter or digit"
-        )))
-    }
+    crate::domain::name::check_name("name", name).map_err(|e| Error::BadName(e.to_string()))
 }
 
 /// Checks a version: semantic versioning, such as `1.2.0`.
@@ -234,6 +223,10 @@ impl Registry {
                 "owners: a plugin needs at least one owner; admins publish under any name anyway"
                     .to_string(),
             ));
+        }
+        for (i, owner) in owners.iter().enumerate() {
+            crate::domain::name::check_name(&format!("owners[{i}]"), owner)
+                .map_err(|e| Error::BadName(e.to_string()))?;
         }
         let mut owners = owners.to_vec();
         owners.sort();
@@ -439,7 +432,7 @@ mod tests {
         for good in ["probe", "http-health", "a.b_c", "9lives"] {
             assert!(validate_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Probe", "-x", "a/b", "a\0b", &"x".repeat(65)] {
+        for bad in ["", "Probe", "-x", "a/b", "a\0b", &"x".repeat(64)] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }

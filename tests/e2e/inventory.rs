@@ -115,7 +115,7 @@ async fn every_refusal_names_the_field_at_fault() {
         (
             "/api/v1/apps/Shop/envs/prod",
             fleet(2),
-            "application: `Shop` may hold only",
+            "application: `Shop` is not a name",
         ),
     ];
     for (path, body, needle) in cases {

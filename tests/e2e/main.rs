@@ -4,6 +4,7 @@
 mod authz;
 mod bundled;
 mod cli;
+mod conformance;
 mod demo;
 mod durability;
 mod evidence;
@@ -12,6 +13,7 @@ mod flows;
 mod fuzz;
 mod identity;
 mod inventory;
+mod names;
 mod observability;
 mod openapi;
 mod plugin_answers;

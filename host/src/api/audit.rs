@@ -172,6 +172,10 @@ async fn append_durably(state: &AppState, entry: &AuditEntry) -> Result<(), stor
 }
 
 /// Filters of `GET /api/v1/audit`.
+/// The latest time a query may name: 2^53 - 1 ms, the largest integer
+/// every JSON reader holds exactly.
+const MAX_TIME_MS: u64 = 9_007_199_254_740_991;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -181,10 +185,13 @@ pub struct AuditQuery {
     /// Only entries made with this token name.
     actor: Option<String>,
     /// Only entries at or after this time (milliseconds since the epoch).
+    #[param(maximum = 9_007_199_254_740_991u64)]
     since_ms: Option<u64>,
     /// Only entries at or before this time (milliseconds since the epoch).
+    #[param(maximum = 9_007_199_254_740_991u64)]
     until_ms: Option<u64>,
-    /// At most this many entries (1 to 1,000; 100 by default).
+    /// At most this many entries (100 by default); fewer than 1 counts as
+    /// 1, more than 1,000 as 1,000.
     limit: Option<usize>,
 }
 
@@ -250,6 +257,18 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntryDto>>, ApiError> {
     caller.require(&[Role::ReleaseManager])?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("request.bad_query", e.body_text()))?;
+    // Times past 2^53 ms (the year 285,000) are refused as the document
+    // says, so that every JSON client reads the bound exactly.
+    if q.since_ms
+        .into_iter()
+        .chain(q.until_ms)
+        .any(|t| t > MAX_TIME_MS)
+    {
+        return Err(ApiError::bad_request(
+            "request.bad_query",
+            format!("since_ms, until_ms: at most {MAX_TIME_MS}"),
+        ));
+    }
     let filter = AuditFilter {
         release: q.release,
         actor: q.actor,

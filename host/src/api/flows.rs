@@ -9,6 +9,7 @@ use super::error::ErrorBody;
 use super::model::{
     AppliedFlowDto, FlowDto, PlanRequest, PlanScope, PlannedStageDto, StageSummaryDto,
 };
+use super::rules;
 use super::{ApiError, AppState, Caller, JsonBody};
 use crate::catalog;
 use crate::store::Role;
@@ -123,7 +124,7 @@ pub async fn list(
     path = "/api/v1/flows/{name}",
     operation_id = "show_flow",
     tag = "flows",
-    params(("name" = String, Path, description = "The flow's name.")),
+    params(("name" = rules::Name, Path, description = "The flow's name.")),
     responses(
         (status = 200, description = "Every version of the flow, oldest first.", body = Vec<FlowDto>),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -157,7 +158,7 @@ pub async fn show(
     path = "/api/v1/flows/{name}/plan",
     operation_id = "plan_flow",
     tag = "flows",
-    params(("name" = String, Path, description = "The flow's name.")),
+    params(("name" = rules::Name, Path, description = "The flow's name.")),
     request_body = PlanRequest,
     responses(
         (status = 200, description = "Every stage of the release, in order.", body = Vec<PlannedStageDto>),

@@ -9,6 +9,7 @@ use super::error::ErrorBody;
 use super::model::{
     ApplicationDto, EnvironmentDto, EnvironmentRequest, PutEnvironmentDto, applications,
 };
+use super::rules;
 use super::{ApiError, AppState, Caller, JsonBody};
 use crate::domain::flow::join_errors;
 use crate::domain::inventory::Environment;
@@ -47,8 +48,8 @@ pub fn find(
     operation_id = "put_environment",
     tag = "inventory",
     params(
-        ("app" = String, Path, description = "The application."),
-        ("env" = String, Path, description = "The environment."),
+        ("app" = rules::Name, Path, description = "The application."),
+        ("env" = rules::Name, Path, description = "The environment."),
     ),
     request_body = EnvironmentRequest,
     responses(
@@ -120,8 +121,8 @@ pub async fn list(
     operation_id = "show_environment",
     tag = "inventory",
     params(
-        ("app" = String, Path, description = "The application."),
-        ("env" = String, Path, description = "The environment."),
+        ("app" = rules::Name, Path, description = "The application."),
+        ("env" = rules::Name, Path, description = "The environment."),
     ),
     responses(
         (status = 200, description = "The environment.", body = EnvironmentDto),
@@ -148,8 +149,8 @@ pub async fn show(
     operation_id = "delete_environment",
     tag = "inventory",
     params(
-        ("app" = String, Path, description = "The application."),
-        ("env" = String, Path, description = "The environment."),
+        ("app" = rules::Name, Path, description = "The application."),
+        ("env" = rules::Name, Path, description = "The environment."),
     ),
     responses(
         (status = 204, description = "The environment was deleted."),

@@ -16,6 +16,7 @@ mod plugin_access;
 mod plugins;
 pub mod release_model;
 mod releases;
+pub mod rules;
 pub mod schedule_model;
 mod schedules;
 mod session;

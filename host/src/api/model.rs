@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::rules;
+
 use crate::domain::grant::{Grant, LimitOverrides, Origin};
 use crate::domain::inventory::Environment;
 use crate::domain::plugin as d;
@@ -165,6 +167,7 @@ pub struct PluginDetailDto {
 #[serde(deny_unknown_fields)]
 pub struct OwnersDto {
     /// Token names that may publish new versions of the plugin.
+    #[schema(value_type = Vec<rules::Name>, min_items = 1)]
     pub owners: Vec<String>,
 }
 
@@ -180,13 +183,35 @@ pub struct RuntimeDto {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetDto {
+    #[schema(value_type = rules::Name)]
     pub id: String,
     #[serde(default)]
+    #[schema(value_type = rules::Address)]
     pub address: String,
     #[serde(default)]
+    #[schema(value_type = rules::Group)]
     pub group: String,
+    /// Keys are names; target ids are unique in a list of targets.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<rules::Name, rules::Label>)]
     pub labels: BTreeMap<String, String>,
+}
+
+/// A target of an environment: a `TargetDto` with an address.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct EnvironmentTargetDto {
+    #[schema(value_type = rules::Name)]
+    id: String,
+    #[schema(value_type = rules::TargetAddress)]
+    address: String,
+    #[serde(default)]
+    #[schema(value_type = rules::Group)]
+    group: String,
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<rules::Name, rules::Label>)]
+    labels: BTreeMap<String, String>,
 }
 
 impl From<TargetDto> for d::Target {
@@ -258,6 +283,7 @@ pub struct ArtifactDto {
 #[serde(deny_unknown_fields)]
 pub struct WeightDto {
     pub group: String,
+    #[schema(maximum = 255)]
     pub percent: u8,
 }
 
@@ -366,7 +392,11 @@ impl InvokeRequest {
             attempt: c.attempt,
             parameters: c.parameters.into_iter().collect(),
         };
-        let targets = self.targets.into_iter().map(Into::into).collect();
+        let targets: Vec<d::Target> = self.targets.into_iter().map(Into::into).collect();
+        let problems = crate::domain::inventory::target_problems(&targets);
+        if !problems.is_empty() {
+            return Err(crate::domain::flow::join_errors(&problems));
+        }
         let key = || {
             self.idempotency_key
                 .clone()
@@ -691,15 +721,21 @@ impl From<crate::store::FlowRecord> for FlowDto {
 pub struct PlanRequest {
     /// The flow version; the latest when absent.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub version: Option<u32>,
+    /// Ids are unique.
     #[serde(default)]
     pub targets: Option<Vec<TargetDto>>,
-    /// The group serving traffic now, for blue-green stages.
+    /// The group serving traffic now, for blue-green stages; only with
+    /// `targets`.
     #[serde(default)]
+    #[schema(value_type = Option<rules::Name>)]
     pub live_group: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<rules::Name>)]
     pub application: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<rules::Name>)]
     pub environment: Option<String>,
 }
 
@@ -720,11 +756,31 @@ impl PlanRequest {
     /// The targets given, or the environment named; exactly one of the two.
     pub fn scope(self) -> Result<PlanScope, String> {
         match (self.targets, self.application, self.environment) {
-            (Some(targets), None, None) => Ok(PlanScope::Targets {
-                targets: targets.into_iter().map(Into::into).collect(),
-                live_group: self.live_group,
-            }),
+            (Some(targets), None, None) => {
+                let targets: Vec<d::Target> = targets.into_iter().map(Into::into).collect();
+                let mut problems = crate::domain::inventory::target_problems(&targets);
+                if let Some(live) = &self.live_group {
+                    problems.extend(crate::domain::name::check_name("live_group", live).err());
+                }
+                if !problems.is_empty() {
+                    return Err(crate::domain::flow::join_errors(&problems));
+                }
+                Ok(PlanScope::Targets {
+                    targets,
+                    live_group: self.live_group,
+                })
+            }
             (None, Some(application), Some(environment)) if self.live_group.is_none() => {
+                let problems: Vec<_> = [
+                    crate::domain::name::check_name("application", &application),
+                    crate::domain::name::check_name("environment", &environment),
+                ]
+                .into_iter()
+                .filter_map(Result::err)
+                .collect();
+                if !problems.is_empty() {
+                    return Err(crate::domain::flow::join_errors(&problems));
+                }
                 Ok(PlanScope::Inventory {
                     application,
                     environment,
@@ -839,8 +895,12 @@ impl From<crate::domain::plan::PlannedStage> for PlannedStageDto {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentRequest {
+    /// At least one; ids are unique.
+    #[schema(value_type = Vec<EnvironmentTargetDto>, min_items = 1)]
     pub targets: Vec<TargetDto>,
+    /// The group serving traffic now: one of the targets' groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<rules::Name>)]
     pub live_group: Option<String>,
 }
 
@@ -934,8 +994,10 @@ pub fn applications(environments: &[Environment]) -> Vec<ApplicationDto> {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    #[schema(value_type = rules::Name)]
     pub name: String,
     /// `admin`, `release-manager`, `plugin-author`, `scheduler` or `viewer`.
+    #[schema(value_type = rules::Role)]
     pub role: String,
 }
 

@@ -5,13 +5,18 @@
 use std::sync::LazyLock;
 
 use axum::Json;
+use serde_json::json;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
     audit, event_model, flows, health, inventory, model, plugin_access, plugins, release_model,
-    releases, schedule_model, schedules, session, tokens, trains,
+    releases, rules, schedule_model, schedules, session, tokens, trains,
 };
 
 /// The name of the security scheme operations that need a token refer to.
@@ -86,6 +91,23 @@ pub const BEARER: &str = "bearer";
     ),
     components(schemas(
         ErrorBody,
+        rules::Name,
+        rules::Group,
+        rules::Text,
+        rules::Label,
+        rules::Address,
+        rules::TargetAddress,
+        rules::Version,
+        rules::HttpUrl,
+        rules::Role,
+        rules::SemVer,
+        rules::PluginVersion,
+        rules::Id,
+        model::EnvironmentTargetDto,
+        release_model::RollbackModeName,
+        schedule_model::MissedName,
+        schedule_model::OverlapName,
+        schedule_model::EffectName,
         health::ReadinessDto,
         plugins::ComponentBytes,
         model::PluginDto,
@@ -165,7 +187,7 @@ pub const BEARER: &str = "bearer";
         schedule_model::CreateFreezeRequest,
         schedule_model::FreezeDto,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &Together),
     tags(
         (name = "plugins", description = "Upload, list, show, grant and invoke plugins."),
         (name = "flows", description = "Apply, list, show and plan flows."),
@@ -194,6 +216,110 @@ impl Modify for BearerScheme {
                 .to_string(),
         );
         components.add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
+
+/// States the fields that go together, which derives cannot: a plan takes
+/// targets or an application and environment; a schedule ships a fixed
+/// version or asks a URL, and takes `catch_up_max` exactly with
+/// `catch-up`; a freeze window is a range or a recurrence.
+struct Together;
+
+/// An object whose `fields` are required and typed `kind`, and whose
+/// `absent` fields are absent or null.
+fn shape(fields: &[(&str, Type)], absent: &[&str]) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new();
+    for (field, kind) in fields {
+        object = object
+            .property(*field, ObjectBuilder::new().schema_type(kind.clone()))
+            .required(*field);
+    }
+    for field in absent {
+        object = object.property(*field, ObjectBuilder::new().schema_type(Type::Null));
+    }
+    object.into()
+}
+
+/// `schema` and exactly one of `choices`.
+fn one_of(schema: RefOr<Schema>, choices: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+    let mut one = OneOfBuilder::new();
+    for choice in choices {
+        one = one.item(choice);
+    }
+    AllOfBuilder::new().item(schema).item(one).into()
+}
+
+impl Modify for Together {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let rules: [(&str, Vec<RefOr<Schema>>); 2] = [
+            (
+                "PlanRequest",
+                vec![
+                    shape(&[("targets", Type::Array)], &["application", "environment"]),
+                    shape(
+                        &[("application", Type::String), ("environment", Type::String)],
+                        &["targets", "live_group"],
+                    ),
+                ],
+            ),
+            (
+                "CreateFreezeRequest",
+                vec![
+                    shape(
+                        &[("start_ms", Type::Integer), ("end_ms", Type::Integer)],
+                        &["cron", "duration_ms"],
+                    ),
+                    shape(
+                        &[("cron", Type::String), ("duration_ms", Type::Integer)],
+                        &["start_ms", "end_ms"],
+                    ),
+                ],
+            ),
+        ];
+        for (name, choices) in rules {
+            if let Some(schema) = components.schemas.remove(name) {
+                components
+                    .schemas
+                    .insert(name.to_string(), one_of(schema, choices));
+            }
+        }
+        if let Some(schema) = components.schemas.remove("CreateScheduleRequest") {
+            let version = one_of(
+                schema,
+                vec![
+                    shape(&[("version", Type::String)], &["version_url"]),
+                    shape(&[("version_url", Type::String)], &["version"]),
+                ],
+            );
+            let not_catch_up = ObjectBuilder::new()
+                .property(
+                    "missed",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .enum_values(Some([json!("skip"), json!("run-once"), json!(null)])),
+                )
+                .property("catch_up_max", ObjectBuilder::new().schema_type(Type::Null));
+            let catch_up = ObjectBuilder::new()
+                .property(
+                    "missed",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(["catch-up"])),
+                )
+                .property(
+                    "catch_up_max",
+                    ObjectBuilder::new().schema_type(Type::Integer),
+                )
+                .required("missed")
+                .required("catch_up_max");
+            components.schemas.insert(
+                "CreateScheduleRequest".to_string(),
+                one_of(version, vec![not_catch_up.into(), catch_up.into()]),
+            );
+        }
     }
 }
 

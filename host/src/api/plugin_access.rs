@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use super::error::ErrorBody;
 use super::model::{OwnersDto, PluginDto};
 use super::release_model::CommentRequest;
-use super::{ApiError, AppState, AuditNote, Caller, JsonBody};
+use super::{ApiError, AppState, AuditNote, Caller, JsonBody, rules};
 use crate::store::Role;
 
 /// Refuses a plugin-author who does not own the plugin; admins always pass.
@@ -42,8 +42,8 @@ pub(super) fn require_owner(state: &AppState, caller: &Caller, name: &str) -> Re
     operation_id = "approve_plugin_version",
     tag = "plugins",
     params(
-        ("name" = String, Path, description = "The plugin's name."),
-        ("version" = String, Path, description = "An exact semantic version."),
+        ("name" = rules::Name, Path, description = "The plugin's name."),
+        ("version" = rules::SemVer, Path, description = "An exact semantic version."),
     ),
     request_body(content = CommentRequest, description = "An optional comment, kept in the audit log."),
     responses(
@@ -66,6 +66,12 @@ pub async fn approve(
 ) -> Result<(AuditNote, Json<PluginDto>), ApiError> {
     caller.require(&[])?;
     let request = body.read_or_default()?;
+    crate::domain::name::check_text(
+        "comment",
+        &request.comment,
+        crate::domain::name::MAX_TEXT_LEN,
+    )
+    .map_err(|e| ApiError::bad_request("plugin.bad_comment", e.to_string()))?;
     let record = state.registry.approve(&name, &version, &caller.name)?;
     Ok((
         AuditNote::comment(&request.comment, &[]),
@@ -82,7 +88,7 @@ pub async fn approve(
     path = "/api/v1/plugins/{name}/owners",
     operation_id = "set_plugin_owners",
     tag = "plugins",
-    params(("name" = String, Path, description = "The plugin's name.")),
+    params(("name" = rules::Name, Path, description = "The plugin's name.")),
     request_body = OwnersDto,
     responses(
         (status = 200, description = "The owners now in force.", body = OwnersDto),

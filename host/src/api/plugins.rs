@@ -13,6 +13,7 @@ use super::model::{
     GrantDto, GrantView, InvokeRequest, InvokeResponse, PluginDetailDto, PluginDto, RuntimeDto,
     UploadDto,
 };
+use super::rules;
 use super::{ApiError, AppState, Caller, JsonBody};
 use crate::registry::Publisher;
 use crate::store::{PutOutcome, Role};
@@ -23,8 +24,10 @@ use crate::store::{PutOutcome, Role};
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// The plugin's name.
+    #[param(value_type = rules::Name)]
     name: String,
     /// The version, a semantic version.
+    #[param(value_type = rules::SemVer)]
     version: String,
 }
 
@@ -159,7 +162,7 @@ pub async fn list(
     path = "/api/v1/plugins/{name}",
     operation_id = "show_plugin",
     tag = "plugins",
-    params(("name" = String, Path, description = "The plugin's name.")),
+    params(("name" = rules::Name, Path, description = "The plugin's name.")),
     responses(
         (status = 200, description = "The plugin's versions and grant.", body = PluginDetailDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -205,8 +208,8 @@ pub async fn detail(
     operation_id = "show_plugin_version",
     tag = "plugins",
     params(
-        ("name" = String, Path, description = "The plugin's name."),
-        ("version" = String, Path, description = "A semantic version, or `latest`."),
+        ("name" = rules::Name, Path, description = "The plugin's name."),
+        ("version" = rules::PluginVersion, Path, description = "A semantic version, or `latest`."),
     ),
     responses(
         (status = 200, description = "The plugin version.", body = PluginDto),
@@ -232,7 +235,7 @@ pub async fn show(
     path = "/api/v1/plugins/{name}/grant",
     operation_id = "set_grant",
     tag = "plugins",
-    params(("name" = String, Path, description = "The plugin's name.")),
+    params(("name" = rules::Name, Path, description = "The plugin's name.")),
     request_body = GrantDto,
     responses(
         (status = 200, description = "The grant now in force, without secret values.", body = GrantView),
@@ -272,8 +275,8 @@ pub async fn set_grant(
     operation_id = "invoke_plugin",
     tag = "plugins",
     params(
-        ("name" = String, Path, description = "The plugin's name."),
-        ("version" = String, Path, description = "A semantic version, or `latest`."),
+        ("name" = rules::Name, Path, description = "The plugin's name."),
+        ("version" = rules::PluginVersion, Path, description = "A semantic version, or `latest`."),
     ),
     request_body = InvokeRequest,
     responses(

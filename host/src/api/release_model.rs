@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::rules;
+
 use crate::domain::plugin::{Observation, Verdict};
 use crate::domain::release::evidence;
 use crate::domain::release::machine::Undo;
@@ -23,9 +25,13 @@ pub use super::event_model::{EventDetailDto, EventDto};
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartReleaseRequest {
+    #[schema(value_type = rules::Name)]
     pub application: String,
+    #[schema(value_type = rules::Name)]
     pub environment: String,
+    #[schema(value_type = rules::Version)]
     pub version: String,
+    #[schema(value_type = rules::Name)]
     pub flow: String,
     #[serde(default)]
     pub flow_version: Option<u32>,
@@ -39,6 +45,7 @@ pub struct StartReleaseRequest {
     /// Why the release starts; recorded in the audit log (an emergency
     /// release should say why).
     #[serde(default)]
+    #[schema(value_type = rules::Text)]
     pub comment: String,
     /// Starts the release even inside a freeze window; admins only, always
     /// recorded in the audit log.
@@ -59,6 +66,7 @@ pub struct ArtifactDto {
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     #[serde(default)]
+    #[schema(value_type = rules::Text)]
     pub comment: String,
 }
 
@@ -67,9 +75,11 @@ pub struct CommentRequest {
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     #[serde(default)]
+    #[schema(value_type = rules::Text)]
     pub comment: String,
     /// `regular` (batch by batch, verifying) or `emergency` (all at once).
     #[serde(default)]
+    #[schema(value_type = Option<RollbackModeName>)]
     pub mode: Option<String>,
     /// Pass steps that cannot be undone.
     #[serde(default)]
@@ -84,6 +94,15 @@ impl RollbackRequest {
             Some(other) => Err(format!("mode: `{other}` is not `regular` or `emergency`")),
         }
     }
+}
+
+/// How a rollback runs, as `RollbackRequest.mode` names it.
+#[derive(ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum RollbackModeName {
+    Regular,
+    Emergency,
 }
 
 /// One release in a listing.
@@ -526,14 +545,21 @@ pub struct ClockRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainMemberRequest {
+    /// Each application is in a train once.
+    #[schema(value_type = rules::Name)]
     pub application: String,
+    #[schema(value_type = rules::Name)]
     pub environment: String,
+    #[schema(value_type = rules::Version)]
     pub version: String,
+    #[schema(value_type = rules::Name)]
     pub flow: String,
     #[serde(default)]
     pub flow_version: Option<u32>,
-    /// Applications of the train that must succeed first.
+    /// Applications of the train that must succeed first: other members,
+    /// without a cycle.
     #[serde(default)]
+    #[schema(value_type = Vec<rules::Name>)]
     pub depends_on: Vec<String>,
 }
 
@@ -541,8 +567,11 @@ pub struct TrainMemberRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartTrainRequest {
+    /// A name to know the train by; none by default.
     #[serde(default)]
-    pub name: String,
+    #[schema(value_type = Option<rules::Name>)]
+    pub name: Option<String>,
+    #[schema(min_items = 1)]
     pub members: Vec<TrainMemberRequest>,
 }
 

@@ -17,6 +17,7 @@ use super::release_model::{
     ClockDto, ClockRequest, CommentRequest, EventDto, ReleaseDto, ReleaseSummaryDto,
     RollbackRequest, StartReleaseRequest,
 };
+use super::rules;
 use super::{ApiError, AppState, AuditNote, Caller, JsonBody};
 use crate::domain::plugin::Artifact;
 use crate::domain::release::{Actor, Command};
@@ -40,6 +41,15 @@ impl From<engine::Error> for ApiError {
             engine::Error::Store(e) => ApiError::internal("The store failed", &e),
         }
     }
+}
+
+/// A comment, or its refusal when it breaks the rule of free text
+/// (`domain::name::check_text`): it is shown in the journal, the log and
+/// the UI.
+fn checked_comment(comment: String) -> Result<String, ApiError> {
+    crate::domain::name::check_text("comment", &comment, crate::domain::name::MAX_TEXT_LEN)
+        .map_err(|e| ApiError::bad_request("release.invalid", e.to_string()))?;
+    Ok(comment)
 }
 
 pub(super) fn actor(caller: &Caller) -> Actor {
@@ -78,7 +88,8 @@ pub async fn start(
     body: JsonBody<StartReleaseRequest>,
 ) -> Result<(StatusCode, AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[Role::ReleaseManager, Role::Scheduler])?;
-    let r = body.read()?;
+    let mut r = body.read()?;
+    r.comment = checked_comment(r.comment)?;
     // An emergency start and a start inside a freeze window are always
     // called out in the log.
     let labels: Vec<&str> = [
@@ -182,7 +193,7 @@ pub async fn list(
     path = "/api/v1/releases/{id}",
     operation_id = "show_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     responses(
         (status = 200, description = "The release's full state.", body = ReleaseDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -208,7 +219,7 @@ pub async fn show(
     path = "/api/v1/releases/{id}/journal",
     operation_id = "release_journal",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     responses(
         (status = 200, description = "Every event, oldest first.", body = Vec<EventDto>),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -254,7 +265,7 @@ async fn command(
     operation_id = "command_release",
     tag = "releases",
     params(
-        ("id" = String, Path, description = "The release's id."),
+        ("id" = rules::Id, Path, description = "The release's id."),
         ("action" = String, Path, description = "`approve`, `reject` or `pause`.", pattern = "^(approve|reject|pause)$"),
     ),
     request_body(
@@ -281,7 +292,7 @@ pub async fn comment_command(
     body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     // An empty body is an empty comment.
-    let comment = body.read_or_default()?.comment;
+    let comment = checked_comment(body.read_or_default()?.comment)?;
     let note = AuditNote::comment(&comment, &[]);
     let command = match action.as_str() {
         "approve" => Command::Approve { comment },
@@ -308,7 +319,7 @@ pub async fn comment_command(
     path = "/api/v1/releases/{id}/resume",
     operation_id = "resume_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     responses(
         (status = 200, description = "The release's state after the command.", body = ReleaseDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -336,7 +347,7 @@ pub async fn resume(
     path = "/api/v1/releases/{id}/rollback",
     operation_id = "rollback_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     request_body(
         content = ref("#/components/schemas/RollbackRequest"),
         content_type = "application/json",
@@ -360,7 +371,8 @@ pub async fn rollback(
     Path(id): Path<String>,
     body: JsonBody<RollbackRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
-    let request = body.read_or_default()?;
+    let mut request = body.read_or_default()?;
+    request.comment = checked_comment(request.comment)?;
     let note = AuditNote::comment(&request.comment, &[]);
     let mode = request
         .mode()
@@ -384,7 +396,7 @@ pub async fn rollback(
     path = "/api/v1/releases/{id}/abandon",
     operation_id = "abandon_release",
     tag = "releases",
-    params(("id" = String, Path, description = "The release's id.")),
+    params(("id" = rules::Id, Path, description = "The release's id.")),
     request_body(
         content = ref("#/components/schemas/CommentRequest"),
         content_type = "application/json",
@@ -409,7 +421,7 @@ pub async fn abandon(
     body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[])?;
-    let reason = body.read_or_default()?.comment;
+    let reason = checked_comment(body.read_or_default()?.comment)?;
     let note = AuditNote::comment(&reason, &[]);
     let (spec, release) = state
         .engine

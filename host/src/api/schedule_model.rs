@@ -5,6 +5,8 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::rules;
+
 use crate::domain::flow::FlowError;
 use crate::domain::schedule::freeze::{Effect, FreezeWindow, Period};
 use crate::domain::schedule::{Fire, MissedRun, Outcome, Overlap, Schedule, VersionSource};
@@ -14,7 +16,7 @@ use crate::scheduler::ScheduleView;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateScheduleRequest {
-    /// A unique name: lowercase letters, digits and `-`.
+    #[schema(value_type = rules::Name)]
     pub name: String,
     /// Five crontab fields (`minute hour day-of-month month day-of-week`,
     /// Sunday is 0 or 7), six with seconds first, or `@daily`, `@hourly`…
@@ -24,30 +26,68 @@ pub struct CreateScheduleRequest {
     #[serde(default)]
     #[schema(example = "Europe/Berlin")]
     pub timezone: Option<String>,
+    #[schema(value_type = rules::Name)]
     pub application: String,
+    #[schema(value_type = rules::Name)]
     pub environment: String,
+    #[schema(value_type = rules::Name)]
     pub flow: String,
     #[serde(default)]
     pub flow_version: Option<u32>,
     /// The version each fire ships; give this or `version_url`.
     #[serde(default)]
+    #[schema(value_type = Option<rules::Version>)]
     pub version: Option<String>,
     /// A URL answering the version to ship at fire time: plain text, or
     /// JSON with a `version` field.
     #[serde(default)]
+    #[schema(value_type = Option<rules::HttpUrl>)]
     pub version_url: Option<String>,
     /// `skip`, `run-once` (the default) or `catch-up`.
     #[serde(default)]
+    #[schema(value_type = Option<MissedName>)]
     pub missed: Option<String>,
-    /// With `catch-up`: the most missed fires that still run (1 to 100).
+    /// With `catch-up`, and only with it: the most missed fires that still
+    /// run.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub catch_up_max: Option<u32>,
     /// `skip` (the default), `queue` or `supersede`.
     #[serde(default)]
+    #[schema(value_type = Option<OverlapName>)]
     pub overlap: Option<String>,
     /// `true` by default.
     #[serde(default)]
     pub enabled: Option<bool>,
+}
+
+/// What a schedule does about fires missed while the daemon was down.
+#[derive(ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum MissedName {
+    Skip,
+    RunOnce,
+    CatchUp,
+}
+
+/// What a fire does while the schedule's last release still runs.
+#[derive(ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum OverlapName {
+    Skip,
+    Queue,
+    Supersede,
+}
+
+/// What a freeze window does.
+#[derive(ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum EffectName {
+    Deny,
+    Allow,
 }
 
 impl CreateScheduleRequest {
@@ -275,11 +315,12 @@ impl NextFiresDto {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFreezeRequest {
-    /// A unique name: lowercase letters, digits and `-`.
+    #[schema(value_type = rules::Name)]
     pub name: String,
     /// `deny` (the default: no release starts while it is open) or `allow`
     /// (releases start only inside the allow windows that apply; deny wins).
     #[serde(default)]
+    #[schema(value_type = Option<EffectName>)]
     pub effect: Option<String>,
     #[serde(default)]
     pub start_ms: Option<u64>,
@@ -291,17 +332,21 @@ pub struct CreateFreezeRequest {
     /// `UTC` by default.
     #[serde(default)]
     pub timezone: Option<String>,
-    /// How long a recurring window stays open.
+    /// How long a recurring window stays open: at most a year.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 31_622_400_000u64)]
     pub duration_ms: Option<u64>,
     /// Only this application; all by default.
     #[serde(default)]
+    #[schema(value_type = Option<rules::Name>)]
     pub application: Option<String>,
     /// Only this environment; all by default.
     #[serde(default)]
+    #[schema(value_type = Option<rules::Name>)]
     pub environment: Option<String>,
     /// Why, shown to whoever the window stops.
     #[serde(default)]
+    #[schema(value_type = rules::Text)]
     pub reason: String,
 }
 

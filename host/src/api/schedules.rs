@@ -11,6 +11,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ErrorBody;
+use super::rules;
 use super::schedule_model::{
     CreateFreezeRequest, CreateScheduleRequest, FireDto, FreezeDto, NextFiresDto, ScheduleDto,
 };
@@ -114,7 +115,7 @@ pub async fn list(
     path = "/api/v1/schedules/{name}",
     operation_id = "show_schedule",
     tag = "schedules",
-    params(("name" = String, Path, description = "The schedule's name.")),
+    params(("name" = rules::Name, Path, description = "The schedule's name.")),
     responses(
         (status = 200, description = "The schedule, its next fire and last outcome.", body = ScheduleDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -157,7 +158,7 @@ async fn set_enabled(
     path = "/api/v1/schedules/{name}/enable",
     operation_id = "enable_schedule",
     tag = "schedules",
-    params(("name" = String, Path, description = "The schedule's name.")),
+    params(("name" = rules::Name, Path, description = "The schedule's name.")),
     responses(
         (status = 200, description = "The schedule.", body = ScheduleDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -184,7 +185,7 @@ pub async fn enable(
     path = "/api/v1/schedules/{name}/disable",
     operation_id = "disable_schedule",
     tag = "schedules",
-    params(("name" = String, Path, description = "The schedule's name.")),
+    params(("name" = rules::Name, Path, description = "The schedule's name.")),
     responses(
         (status = 200, description = "The schedule.", body = ScheduleDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -211,7 +212,7 @@ pub async fn disable(
     path = "/api/v1/schedules/{name}",
     operation_id = "delete_schedule",
     tag = "schedules",
-    params(("name" = String, Path, description = "The schedule's name.")),
+    params(("name" = rules::Name, Path, description = "The schedule's name.")),
     responses(
         (status = 204, description = "The schedule was deleted."),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -241,6 +242,7 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct NextQuery {
     /// How many fire times (1 to 100; 5 by default).
+    #[param(minimum = 1, maximum = 100)]
     count: Option<usize>,
 }
 
@@ -253,7 +255,7 @@ pub struct NextQuery {
     path = "/api/v1/schedules/{name}/next",
     operation_id = "next_schedule_fires",
     tag = "schedules",
-    params(("name" = String, Path, description = "The schedule's name."), NextQuery),
+    params(("name" = rules::Name, Path, description = "The schedule's name."), NextQuery),
     responses(
         (status = 200, description = "The next fire times.", body = NextFiresDto),
         (status = 400, description = "A bad count.", body = ErrorBody),
@@ -287,7 +289,8 @@ pub async fn next(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FiresQuery {
-    /// At most this many (1 to 1,000; 50 by default).
+    /// At most this many (50 by default); fewer than 1 counts as 1, more
+    /// than 1,000 as 1,000.
     limit: Option<usize>,
 }
 
@@ -300,7 +303,7 @@ pub struct FiresQuery {
     path = "/api/v1/schedules/{name}/fires",
     operation_id = "schedule_fires",
     tag = "schedules",
-    params(("name" = String, Path, description = "The schedule's name."), FiresQuery),
+    params(("name" = rules::Name, Path, description = "The schedule's name."), FiresQuery),
     responses(
         (status = 200, description = "The fires, newest first.", body = Vec<FireDto>),
         (status = 400, description = "A bad query.", body = ErrorBody),
@@ -394,7 +397,7 @@ pub async fn list_freezes(
     path = "/api/v1/freezes/{name}",
     operation_id = "delete_freeze",
     tag = "schedules",
-    params(("name" = String, Path, description = "The freeze window's name.")),
+    params(("name" = rules::Name, Path, description = "The freeze window's name.")),
     responses(
         (status = 204, description = "The window was deleted."),
         (status = 401, description = "No valid token.", body = ErrorBody),

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use super::error::ErrorBody;
 use super::model::{CreateTokenRequest, CreatedTokenDto, TokenDto};
+use super::rules;
 use super::{ApiError, AppState, Caller, JsonBody};
 use crate::identity;
 
@@ -90,7 +91,7 @@ pub async fn list(
     path = "/api/v1/tokens/{name}",
     operation_id = "revoke_token",
     tag = "tokens",
-    params(("name" = String, Path, description = "The token's name.")),
+    params(("name" = rules::Name, Path, description = "The token's name.")),
     responses(
         (status = 200, description = "The token, now revoked.", body = TokenDto),
         (status = 401, description = "No valid token.", body = ErrorBody),

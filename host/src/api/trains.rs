@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use super::error::ErrorBody;
 use super::release_model::{PlannedMemberDto, StartTrainRequest, TrainDto};
 use super::releases::actor;
+use super::rules;
 use super::{ApiError, AppState, Caller, JsonBody};
 use crate::domain::train::Member;
 use crate::store::Role;
@@ -139,7 +140,7 @@ pub async fn list(
     path = "/api/v1/trains/{id}",
     operation_id = "show_train",
     tag = "trains",
-    params(("id" = String, Path, description = "The train's id.")),
+    params(("id" = rules::Id, Path, description = "The train's id.")),
     responses(
         (status = 200, description = "The train and its members.", body = TrainDto),
         (status = 401, description = "No valid token.", body = ErrorBody),
@@ -165,7 +166,7 @@ pub async fn show(
     path = "/api/v1/trains/{id}/rollback",
     operation_id = "rollback_train",
     tag = "trains",
-    params(("id" = String, Path, description = "The train's id.")),
+    params(("id" = rules::Id, Path, description = "The train's id.")),
     responses(
         (status = 200, description = "The train after the request.", body = TrainDto),
         (status = 401, description = "No valid token.", body = ErrorBody),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::client::{Client, ServerArgs};
 use super::output::Answer;
 use crate::api::model::{ApplicationDto, EnvironmentDto, EnvironmentRequest, PutEnvironmentDto};
-use crate::domain::inventory::check_name;
+use crate::domain::name::check_name;
 
 #[derive(Debug, Subcommand)]
 pub enum InventoryCommand {
@@ -48,8 +48,8 @@ fn read_file(file: &Path) -> anyhow::Result<InventoryFile> {
         bail!("{}: environments: name at least one", file.display());
     }
     let mut problems = Vec::new();
-    if let Err(problem) = check_name(&inventory.application) {
-        problems.push(format!("application: {problem}"));
+    if let Err(problem) = check_name("application", &inventory.application) {
+        problems.push(problem.to_string());
     }
     for (name, request) in &inventory.environments {
         let environment = request
@@ -225,7 +225,7 @@ targets = [{ id = "a", address = "x" }, { id = "a", address = "" }]
         .to_string();
         for needle in [
             "inventory.toml: application: `Shop`",
-            "environments.Prod: `Prod` may hold only",
+            "environments.Prod: `Prod` is not a name",
             "environments.Prod.targets[1].id: target id `a` is used twice",
             "environments.Prod.targets[1].address: must not be empty",
         ] {

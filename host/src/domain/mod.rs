@@ -3,6 +3,7 @@
 pub mod flow;
 pub mod grant;
 pub mod inventory;
+pub mod name;
 pub mod plan;
 pub mod plugin;
 pub mod redact;

@@ -22,6 +22,23 @@ pub struct Member {
     pub depends_on: Vec<String>,
 }
 
+impl Member {
+    /// Every field of the member that breaks its rule, under `at`.
+    fn problems(&self, at: &str) -> Vec<FlowError> {
+        use super::name::{check_name, check_version};
+        let mut checks = vec![
+            check_name(format!("{at}.application"), &self.application),
+            check_name(format!("{at}.environment"), &self.environment),
+            check_name(format!("{at}.flow"), &self.flow),
+            check_version(format!("{at}.version"), &self.version),
+        ];
+        for (j, dep) in self.depends_on.iter().enumerate() {
+            checks.push(check_name(format!("{at}.depends_on[{j}]"), dep));
+        }
+        checks.into_iter().filter_map(Result::err).collect()
+    }
+}
+
 /// Checks a train's members and returns them in dependency order, or every
 /// problem with the path of the field at fault.
 pub fn order(members: &[Member]) -> Result<Vec<usize>, Vec<FlowError>> {
@@ -31,6 +48,9 @@ pub fn order(members: &[Member]) -> Result<Vec<usize>, Vec<FlowError>> {
             "members",
             "a train needs at least one member",
         ));
+    }
+    for (i, m) in members.iter().enumerate() {
+        errors.extend(m.problems(&format!("members[{i}]")));
     }
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {

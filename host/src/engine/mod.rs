@@ -72,6 +72,23 @@ pub struct StartRequest {
     pub train: Option<String>,
 }
 
+impl StartRequest {
+    /// Every field that breaks its rule: the application, environment and
+    /// flow are names, the version is a version.
+    pub fn problems(&self) -> Vec<FlowError> {
+        use crate::domain::name::{check_name, check_version};
+        [
+            check_name("application", &self.application),
+            check_name("environment", &self.environment),
+            check_name("flow", &self.flow),
+            check_version("version", &self.version),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+    }
+}
+
 /// How a start is made, beyond what it asks for.
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
@@ -281,11 +298,9 @@ impl Engine {
                 "only an admin may start an emergency release".to_string(),
             ));
         }
-        if request.version.trim().is_empty() {
-            return Err(Error::Invalid(vec![FlowError::new(
-                "version",
-                "the version to release is empty",
-            )]));
+        let problems = request.problems();
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
         }
         let flow = self
             .inner

@@ -27,12 +27,20 @@ impl Engine {
     /// Starts a train.
     pub async fn start_train(
         &self,
-        name: String,
+        name: Option<String>,
         members: Vec<Member>,
         actor: &Actor,
     ) -> Result<TrainView, Error> {
-        train::order(&members).map_err(Error::Invalid)?;
         let mut problems = Vec::new();
+        if let Some(name) = &name {
+            problems.extend(crate::domain::name::check_name("name", name).err());
+        }
+        if let Err(e) = train::order(&members) {
+            problems.extend(e);
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
         for (i, m) in members.iter().enumerate() {
             if self
                 .inner
@@ -61,7 +69,7 @@ impl Engine {
         let now = self.inner.clock.now_ms();
         let record = TrainRecord {
             id: super::new_id(now),
-            name,
+            name: name.unwrap_or_default(),
             releases: vec![None; members.len()],
             members,
             started_by: actor.name.clone(),

@@ -61,9 +61,24 @@ impl FreezeWindow {
     /// Checks the window and parses its recurrence.
     pub fn compile(self) -> Result<Compiled, Vec<FlowError>> {
         let mut problems = Vec::new();
-        if let Err(e) = crate::domain::inventory::check_name(&self.name) {
-            problems.push(FlowError::new("name", e));
+        let scope = [
+            ("application", self.application.as_deref()),
+            ("environment", self.environment.as_deref()),
+        ];
+        problems.extend(crate::domain::name::check_name("name", &self.name).err());
+        for (field, value) in scope {
+            if let Some(value) = value {
+                problems.extend(crate::domain::name::check_name(field, value).err());
+            }
         }
+        problems.extend(
+            crate::domain::name::check_text(
+                "reason",
+                &self.reason,
+                crate::domain::name::MAX_TEXT_LEN,
+            )
+            .err(),
+        );
         let mut cron = None;
         match &self.period {
             Period::Range { start_ms, end_ms } => {

@@ -85,28 +85,18 @@ impl Schedule {
             ("name", &self.name),
             ("application", &self.application),
             ("environment", &self.environment),
+            ("flow", &self.flow),
         ];
         for (field, value) in name_checks {
-            if let Err(e) = crate::domain::inventory::check_name(value) {
-                problems.push(FlowError::new(field, e));
-            }
-        }
-        if self.flow.trim().is_empty() {
-            problems.push(FlowError::new("flow", "is empty"));
+            problems.extend(crate::domain::name::check_name(field, value).err());
         }
         match &self.version {
-            VersionSource::Fixed { version } if version.trim().is_empty() => {
-                problems.push(FlowError::new("version", "is empty"));
+            VersionSource::Fixed { version } => {
+                problems.extend(crate::domain::name::check_version("version", version).err());
             }
-            VersionSource::Url { url }
-                if !(url.starts_with("http://") || url.starts_with("https://")) =>
-            {
-                problems.push(FlowError::new(
-                    "version_url",
-                    format!("`{url}` is not an http:// or https:// URL"),
-                ));
+            VersionSource::Url { url } => {
+                problems.extend(crate::domain::name::check_url("version_url", url).err());
             }
-            _ => {}
         }
         if let MissedRun::CatchUp { max } = self.missed
             && !(1..=MAX_CATCH_UP).contains(&max)
