@@ -11,6 +11,8 @@ mod kv;
 mod plugins;
 mod releases;
 mod schedules;
+mod seal;
+mod secrets;
 mod sessions;
 mod sync;
 mod tokens;
@@ -25,6 +27,8 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use flows::FlowRecord;
 pub use plugins::{PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
+pub use seal::{SealError, SecretsKey};
+pub use secrets::Resealed;
 pub use sessions::SessionRecord;
 pub use tokens::{Role, TokenRecord};
 pub use trains::TrainRecord;
@@ -46,6 +50,14 @@ pub enum Error {
     NotFound(String),
     #[error("release {release} is already active in this environment")]
     Busy { release: String },
+    #[error("secret `{name}` of plugin `{plugin}` cannot be opened: {problem}")]
+    Secret {
+        plugin: String,
+        name: String,
+        problem: SealError,
+    },
+    #[error("plugin `{0}` has secrets, and the store was opened without a secrets key")]
+    NoSecretsKey(String),
 }
 
 /// Version tag written into every record.
@@ -160,6 +172,8 @@ pub struct Store {
     schedule_fires: sled::Tree,
     freezes: sled::Tree,
     syncer: std::sync::Arc<sync::Syncer>,
+    /// The key grant secrets are sealed with; see [`Store::with_secrets_key`].
+    secrets_key: Option<std::sync::Arc<SecretsKey>>,
 }
 
 impl Store {
@@ -188,6 +202,7 @@ impl Store {
             schedule_fires: db.open_tree("schedule_fires")?,
             freezes: db.open_tree("freezes")?,
             syncer: sync::new(),
+            secrets_key: None,
             db,
         })
     }
