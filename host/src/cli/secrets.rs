@@ -1,0 +1,69 @@
+//! `greenlight secrets …`: the key that seals plugin secrets at rest.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::serve::load_config;
+use crate::secrets_key;
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Seal every stored plugin secret with a new key, in one transaction,
+    /// while the daemon is stopped; then point the configuration at it.
+    RotateKey {
+        /// The daemon's TOML config file, which names the key in use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data directory, when not the config file's.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The new key file: read when it exists (64 hexadecimal digits,
+        /// its owner's alone), made with a new key when it does not.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+pub fn run(cmd: SecretsCommand) -> anyhow::Result<()> {
+    match cmd {
+        SecretsCommand::RotateKey {
+            config,
+            data,
+            new_key_file,
+        } => {
+            let config = load_config(config.as_deref(), data)?;
+            let rotation = secrets_key::rotate(
+                &config.security,
+                &config.data_dir,
+                secrets_key::from_env(),
+                &new_key_file,
+            )?;
+            print_rotation(&rotation, &new_key_file);
+            Ok(())
+        }
+    }
+}
+
+fn print_rotation(rotation: &secrets_key::Rotation, new_key_file: &std::path::Path) {
+    let made = if rotation.created { "made" } else { "read" };
+    println!(
+        "Sealed {} plugin secrets with key {} ({made} in {}).",
+        rotation.resealed.secrets,
+        rotation.new,
+        new_key_file.display()
+    );
+    if let Some(old) = &rotation.old {
+        println!(
+            "Key {} (from {}) opens none of them now.",
+            old.key, old.source
+        );
+    }
+    println!(
+        "Next: set `secrets_key_file = \"{}\"` under [security] in the config file (or put \
+         the key in {}), then start the daemon. Backups made before now need the old key: keep it \
+         as long as them.",
+        new_key_file.display(),
+        secrets_key::ENV_VAR
+    );
+}
