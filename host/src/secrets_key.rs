@@ -61,7 +61,7 @@ pub enum Error {
     Generate(SealError),
     #[error("the new key is the key in use ({0}); name a new key file")]
     SameKey(String),
-    #[error("there is no store in {0}")]
+    #[error("there is no store in {0}; name the data directory with --data or data_dir")]
     NoStore(PathBuf),
     #[error(
         "cannot open the store in {path} (the daemon must be stopped: the store admits one \

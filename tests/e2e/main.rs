@@ -22,6 +22,7 @@ mod releases;
 mod restart;
 mod sandbox;
 mod schedules;
+mod secrets;
 mod session;
 mod support;
 mod trains;

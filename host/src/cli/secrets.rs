@@ -46,24 +46,28 @@ pub fn run(cmd: SecretsCommand) -> anyhow::Result<()> {
 }
 
 fn print_rotation(rotation: &secrets_key::Rotation, new_key_file: &std::path::Path) {
-    let made = if rotation.created { "made" } else { "read" };
+    // The config file is read from wherever the daemon starts, so the path
+    // to put in it is the absolute one.
+    let path = std::path::absolute(new_key_file).unwrap_or_else(|_| new_key_file.to_path_buf());
+    let how = if rotation.created { "made" } else { "read" };
     println!(
-        "Sealed {} plugin secrets with key {} ({made} in {}).",
+        "Sealed {} plugin secrets with key {} ({how}: {}).",
         rotation.resealed.secrets,
         rotation.new,
-        new_key_file.display()
+        path.display()
     );
-    if let Some(old) = &rotation.old {
-        println!(
-            "Key {} (from {}) opens none of them now.",
-            old.key, old.source
-        );
+    if let Some(old) = rotation
+        .old
+        .as_ref()
+        .filter(|_| rotation.resealed.secrets > 0)
+    {
+        println!("Key {} ({}) opens none of them now.", old.key, old.source);
     }
     println!(
         "Next: set `secrets_key_file = \"{}\"` under [security] in the config file (or put \
-         the key in {}), then start the daemon. Backups made before now need the old key: keep it \
-         as long as them.",
-        new_key_file.display(),
+         the key in {}), then start the daemon. Backups made before now need the old key: \
+         keep it as long as you keep them.",
+        path.display(),
         secrets_key::ENV_VAR
     );
 }

@@ -112,8 +112,9 @@ impl Daemon {
         self.respawn().await
     }
 
-    /// Starts a new daemon on this one's data, which must have stopped.
-    async fn respawn(mut self) -> Daemon {
+    /// Starts a new daemon on this one's data and config file (which may
+    /// have been changed meanwhile); this one must have stopped.
+    pub async fn respawn(mut self) -> Daemon {
         let scratch = self._scratch.take();
         let config = std::fs::read_to_string(self.data.with_extension("toml")).unwrap();
         let mut next = Daemon::spawn(&self.data, &config).await;
