@@ -242,6 +242,34 @@ pub fn rotate(
     })
 }
 
+/// Drops the stored secrets that the configured key does not open (all
+/// the sealed ones when its key file does not exist), while the daemon is
+/// stopped, for when their key is lost for good; without `confirm` only
+/// names them.
+pub fn drop_unopened(
+    options: &Options,
+    data_dir: &Path,
+    env: Option<OsString>,
+    confirm: bool,
+) -> Result<Vec<(String, String)>, Error> {
+    let db = data_dir.join("db");
+    if !db.is_dir() {
+        return Err(Error::NoStore(data_dir.to_path_buf()));
+    }
+    let key = find(options, data_dir, env)?;
+    let store = Store::open(&db).map_err(|source| Error::Busy {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let store = match key {
+        Some(key) => store.with_secrets_key(key.key),
+        None => store,
+    };
+    let dropped = store.drop_unopened_secrets(confirm)?;
+    store.flush()?;
+    Ok(dropped)
+}
+
 /// Reads a key file, refused when others may read or write it.
 pub fn read_file(path: &Path) -> Result<SecretsKey, Error> {
     let read = |source| Error::Read {

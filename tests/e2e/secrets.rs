@@ -1,7 +1,8 @@
 //! Plugin secrets at rest: sealed in the data directory, opened again after
 //! a restart, sealed when an earlier release left them in the clear, and
 //! moved to a new key by `greenlight secrets rotate-key`; a key that is
-//! exposed or does not open them stops the daemon from starting.
+//! exposed, lost or does not open them stops the daemon from starting, and
+//! the secrets of a lost key are dropped only on confirmation.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -196,21 +197,9 @@ async fn a_rotated_key_opens_the_secrets_and_the_old_one_is_refused_by_name() {
     assert!(!d.data.join(greenlight::secrets_key::DEFAULT_FILE).exists());
     d.terminate();
 
-    let out = Command::new(binary())
-        .args(["secrets", "rotate-key", "--config"])
-        .arg(d.data.with_extension("toml"))
-        .arg("--data")
-        .arg(&d.data)
-        .arg("--new-key-file")
-        .arg(&new)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let new_arg = new.display().to_string();
+    let (ok, stdout) = secrets_command(&d, &["rotate-key", "--new-key-file", &new_arg]);
+    assert!(ok, "{stdout}");
     assert!(
         stdout.contains("Sealed 1 plugin secrets with key"),
         "{stdout}"
@@ -242,4 +231,54 @@ async fn a_rotated_key_opens_the_secrets_and_the_old_one_is_refused_by_name() {
         assert!(refusal.contains(&new.display().to_string()), "{refusal}");
         assert!(refusal.contains("chmod 600"), "{refusal}");
     }
+}
+
+/// Runs `greenlight secrets …` on `d`'s stopped data directory.
+fn secrets_command(d: &Daemon, args: &[&str]) -> (bool, String) {
+    let out = Command::new(binary())
+        .arg("secrets")
+        .args(args)
+        .arg("--config")
+        .arg(d.data.with_extension("toml"))
+        .arg("--data")
+        .arg(&d.data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn a_lost_key_stops_the_daemon_until_its_secrets_are_dropped_on_confirmation() {
+    let (_journal, host, url) = receiver().await;
+    let mut d = notifier("", &host, &url).await;
+    d.terminate();
+    std::fs::remove_file(d.data.join(greenlight::secrets_key::DEFAULT_FILE)).unwrap();
+
+    let refusal = refused_start(&d.data);
+    assert!(refusal.contains("does not exist"), "{refusal}");
+    assert!(refusal.contains("sealed with key"), "{refusal}");
+
+    let (ok, out) = secrets_command(&d, &["drop-unopened"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Would drop secret `webhook_url` of plugin `notify`"),
+        "{out}"
+    );
+    refused_start(&d.data);
+
+    let (ok, out) = secrets_command(&d, &["drop-unopened", "--confirm"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Dropped secret `webhook_url` of plugin `notify`"),
+        "{out}"
+    );
+    let d = d.respawn().await;
+    let (status, detail) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/plugins/notify"))
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["grant"]["secret_names"], json!([]), "{detail}");
+    assert_eq!(detail["grant"]["allowed_hosts"], json!([host]), "{detail}");
 }

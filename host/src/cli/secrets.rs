@@ -23,6 +23,20 @@ pub enum SecretsCommand {
         #[arg(long)]
         new_key_file: PathBuf,
     },
+    /// Name the stored secrets the configured key does not open, for when
+    /// their key is lost for good; with --confirm, drop them (the daemon
+    /// stopped), so that it starts and they can be granted again.
+    DropUnopened {
+        /// The daemon's TOML config file, which names the key in use.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data directory, when not the config file's.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Drop them; without it they are only named.
+        #[arg(long)]
+        confirm: bool,
+    },
 }
 
 pub fn run(cmd: SecretsCommand) -> anyhow::Result<()> {
@@ -42,6 +56,40 @@ pub fn run(cmd: SecretsCommand) -> anyhow::Result<()> {
             print_rotation(&rotation, &new_key_file);
             Ok(())
         }
+        SecretsCommand::DropUnopened {
+            config,
+            data,
+            confirm,
+        } => {
+            let config = load_config(config.as_deref(), data)?;
+            let dropped = secrets_key::drop_unopened(
+                &config.security,
+                &config.data_dir,
+                secrets_key::from_env(),
+                confirm,
+            )?;
+            print_dropped(&dropped, confirm);
+            Ok(())
+        }
+    }
+}
+
+fn print_dropped(dropped: &[(String, String)], confirm: bool) {
+    if dropped.is_empty() {
+        println!("The configured key opens every stored secret; nothing to drop.");
+        return;
+    }
+    let verb = if confirm { "Dropped" } else { "Would drop" };
+    for (plugin, name) in dropped {
+        println!("{verb} secret `{name}` of plugin `{plugin}`.");
+    }
+    if confirm {
+        println!("Grant them again once the daemon runs (greenlight plugin grant).");
+    } else {
+        println!(
+            "Nothing was changed. If the key that opens them is lost for good, run again \
+             with --confirm."
+        );
     }
 }
 

@@ -118,6 +118,44 @@ impl Store {
             TransactionError::Storage(e) => Error::Sled(e),
         })
     }
+
+    /// Drops every sealed secret that the store's key does not open (every
+    /// sealed one, without a key), for when their key is lost for good; the
+    /// rest of each grant stays. One transaction; returns the plugin and
+    /// name of each secret dropped, or that would be unless `confirm`.
+    pub fn drop_unopened_secrets(&self, confirm: bool) -> Result<Vec<(String, String)>, Error> {
+        let key = self.secrets_key.as_deref();
+        let plugins = self
+            .grants
+            .iter()
+            .keys()
+            .collect::<Result<Vec<sled::IVec>, _>>()?;
+        let result = self.grants.transaction(|tree| {
+            let mut dropped = Vec::new();
+            for k in &plugins {
+                let Some(bytes) = tree.get(k)? else { continue };
+                let mut record: GrantRecord =
+                    decode("grants", k, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                let plugin = String::from_utf8_lossy(k).into_owned();
+                let before = record.sealed_secrets.len();
+                record.sealed_secrets.retain(|name, sealed| {
+                    let opens = key.is_some_and(|key| key.open(&plugin, name, sealed).is_ok());
+                    if !opens {
+                        dropped.push((plugin.clone(), name.clone()));
+                    }
+                    opens
+                });
+                if confirm && record.sealed_secrets.len() != before {
+                    tree.insert(k, encode(&record))?;
+                }
+            }
+            Ok(dropped)
+        });
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => Error::Sled(e),
+        })
+    }
 }
 
 fn seal_all(
@@ -344,6 +382,41 @@ mod tests {
             before, after,
             "the clear secret of `legacy` is untouched too"
         );
+    }
+
+    #[test]
+    fn secrets_of_a_lost_key_are_listed_then_dropped_only_on_confirmation() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lost, kept) = (
+            SecretsKey::generate().unwrap(),
+            SecretsKey::generate().unwrap(),
+        );
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .clone()
+            .with_secrets_key(lost)
+            .set_grant("gone", &grant("x"))
+            .unwrap();
+        let store = store.with_secrets_key(kept);
+        store.set_grant("kept", &grant("y")).unwrap();
+        store.grants.insert("legacy", CLEAR_RECORD).unwrap();
+        let named = vec![("gone".to_string(), "token".to_string())];
+        assert_eq!(store.drop_unopened_secrets(false).unwrap(), named);
+        assert!(
+            store.grant("gone").is_err(),
+            "nothing is dropped unconfirmed"
+        );
+        assert_eq!(store.drop_unopened_secrets(true).unwrap(), named);
+        let gone = store.grant("gone").unwrap();
+        assert!(gone.secrets.is_empty());
+        assert_eq!(
+            gone.config,
+            grant("x").config,
+            "the rest of the grant stays"
+        );
+        assert_eq!(store.grant("kept").unwrap(), grant("y"));
+        assert_eq!(store.grant("legacy").unwrap(), grant("old-plain"));
+        assert!(store.drop_unopened_secrets(true).unwrap().is_empty());
     }
 
     #[test]
