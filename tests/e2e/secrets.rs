@@ -94,6 +94,7 @@ fn refused_start(data: &Path) -> String {
         .arg("--config")
         .arg(data.with_extension("toml"))
         .env("RUST_LOG", "error")
+        .env_remove(greenlight::secrets_key::ENV_VAR)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -242,6 +243,7 @@ fn secrets_command(d: &Daemon, args: &[&str]) -> (bool, String) {
         .arg(d.data.with_extension("toml"))
         .arg("--data")
         .arg(&d.data)
+        .env_remove(greenlight::secrets_key::ENV_VAR)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -66,6 +66,9 @@ impl Daemon {
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "error")
+            // The secrets key comes from the test's config or data directory,
+            // never from the environment the tests happen to run in.
+            .env_remove(greenlight::secrets_key::ENV_VAR)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
