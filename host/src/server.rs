@@ -233,7 +233,12 @@ fn unseal(config: &Config, store: Store) -> anyhow::Result<Store> {
             "Sealed the plugin secrets an earlier release stored in the clear."
         );
     }
-    tracing::info!(key = %loaded.key, from = %loaded.source, secrets = done.secrets, "Plugin secrets open.");
+    tracing::info!(
+        key = %loaded.key,
+        from = %loaded.source,
+        secrets = done.secrets,
+        "Plugin secrets open."
+    );
     Ok(store)
 }
 
