@@ -35,6 +35,8 @@ pub struct Config {
     pub engine_nice: i32,
     /// The scheduler.
     pub scheduler: crate::scheduler::Options,
+    /// Where the key that seals plugin secrets is kept.
+    pub security: crate::secrets_key::Options,
     /// Answers state-changing requests before their change is durable.
     /// Never read from a file: only the durability benchmark sets it, to
     /// measure what the durability promise costs.
@@ -52,6 +54,7 @@ impl Default for Config {
             engine_threads: 2,
             engine_nice: 10,
             scheduler: crate::scheduler::Options::default(),
+            security: crate::secrets_key::Options::default(),
             answer_before_durable: false,
         }
     }
@@ -83,6 +86,18 @@ mod tests {
         assert_eq!(c.scheduler.resolve_timeout_ms, 10_000);
         let err = toml::from_str::<Config>("[scheduler]\ngrace = 5\n").unwrap_err();
         assert!(err.to_string().contains("grace"), "{err}");
+    }
+
+    #[test]
+    fn the_security_section_names_the_key_file_and_nothing_else() {
+        let c: Config = toml::from_str("[security]\nsecrets_key_file = \"/etc/gl/key\"\n").unwrap();
+        assert_eq!(
+            c.security.secrets_key_file,
+            Some(PathBuf::from("/etc/gl/key"))
+        );
+        assert_eq!(Config::default().security.secrets_key_file, None);
+        let err = toml::from_str::<Config>("[security]\nkey_file = \"k\"\n").unwrap_err();
+        assert!(err.to_string().contains("key_file"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod registry;
 pub mod scheduler;
+pub mod secrets_key;
 pub mod server;
 pub mod store;
 pub mod telemetry;

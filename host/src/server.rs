@@ -15,6 +15,7 @@ use crate::identity::Identity;
 use crate::plugins::Runtime;
 use crate::registry::Registry;
 use crate::scheduler;
+use crate::secrets_key;
 use crate::store::Store;
 
 /// The name of the file the first admin token is written to.
@@ -73,6 +74,7 @@ impl Daemon {
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let store = Store::open(&config.data_dir.join("db"))
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+        let store = unseal(&config, store)?;
         let identity = Identity::new(store.clone(), clock.clone());
         let path = config.data_dir.join(ADMIN_TOKEN_FILE);
         let made = identity
@@ -191,6 +193,53 @@ impl Daemon {
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
     }
+}
+
+/// Gives the store the key that seals plugin secrets, and seals with it
+/// every secret an earlier release stored in the clear. A key that does
+/// not open every stored secret stops the start: a daemon that started
+/// without them would fail every plugin that needs one, and a grant
+/// written then would replace them for good.
+fn unseal(config: &Config, store: Store) -> anyhow::Result<Store> {
+    let sealed = store
+        .sealed_key_ids()
+        .context("cannot read the stored grants")?;
+    let loaded = secrets_key::load(
+        &config.security,
+        &config.data_dir,
+        secrets_key::from_env(),
+        &sealed,
+    )?;
+    if loaded.created {
+        tracing::info!(
+            key = %loaded.key,
+            "Created a secrets key in {}. Back it up apart from the data directory, \
+             or move it out and name it in [security] secrets_key_file.",
+            loaded.source
+        );
+    }
+    let store = store.with_secrets_key(loaded.key.clone());
+    let done = store.reseal_secrets(&loaded.key).with_context(|| {
+        format!(
+            "the secrets key {} from {} does not open the stored plugin secrets; \
+             start with the key they were sealed with",
+            loaded.key, loaded.source
+        )
+    })?;
+    if done.were_clear > 0 {
+        store.flush()?;
+        tracing::info!(
+            secrets = done.were_clear,
+            "Sealed the plugin secrets an earlier release stored in the clear."
+        );
+    }
+    tracing::info!(
+        key = %loaded.key,
+        from = %loaded.source,
+        secrets = done.secrets,
+        "Plugin secrets open."
+    );
+    Ok(store)
 }
 
 /// Makes the data directory and what it holds so far the daemon's user's

@@ -25,6 +25,7 @@ mod releases;
 mod restart;
 mod sandbox;
 mod schedules;
+mod secrets;
 mod session;
 mod stream_access;
 mod support;

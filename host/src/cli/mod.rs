@@ -9,6 +9,7 @@ mod output;
 mod plugin;
 mod release;
 mod schedule;
+mod secrets;
 mod serve;
 mod sse;
 mod token;
@@ -55,6 +56,9 @@ enum Command {
     Token(token::TokenCommand),
     /// Read the audit log.
     Audit(token::AuditArgs),
+    /// Rotate the key that seals plugin secrets at rest (daemon stopped).
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// Start a daemon on a temporary data directory, run an example plugin
     /// through the sandbox, then release a demo fleet under traffic with the
     /// bundled plugins.
@@ -77,6 +81,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Freeze(cmd) => freeze::run(cmd, server).await,
         Command::Token(cmd) => token::run(cmd, server).await,
         Command::Audit(args) => token::audit(args, server).await,
+        Command::Secrets(cmd) => secrets::run(cmd),
         Command::Demo(args) => demo::demo(args).await,
     }
 }

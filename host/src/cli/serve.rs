@@ -1,7 +1,7 @@
 //! `greenlight serve` and `greenlight demo`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::server::Daemon;
@@ -21,13 +21,7 @@ pub struct ServeArgs {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::init("info");
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(anyhow::Error::msg)?,
-        None => Config::default(),
-    };
-    if let Some(data) = args.data {
-        config.data_dir = data;
-    }
+    let mut config = load_config(args.config.as_deref(), args.data)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -44,6 +38,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     daemon.wait().await
+}
+
+/// The config file's configuration, or the defaults without one, with the
+/// data directory given on the command line taking precedence.
+pub(super) fn load_config(file: Option<&Path>, data: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = match file {
+        Some(path) => Config::from_file(path).map_err(anyhow::Error::msg)?,
+        None => Config::default(),
+    };
+    if let Some(data) = data {
+        config.data_dir = data;
+    }
+    Ok(config)
 }
 
 /// Resolves on Ctrl-C or SIGTERM. On Unix the handlers are installed by the

@@ -12,6 +12,8 @@ mod plugin_access;
 mod plugins;
 mod releases;
 mod schedules;
+mod seal;
+mod secrets;
 mod sessions;
 mod sync;
 mod tokens;
@@ -26,6 +28,8 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use flows::FlowRecord;
 pub use plugins::{Approval, PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
+pub use seal::{SealError, SecretsKey};
+pub use secrets::Resealed;
 pub use sessions::SessionRecord;
 pub use tokens::{Role, TokenRecord};
 pub use trains::TrainRecord;
@@ -50,6 +54,14 @@ pub enum Error {
     NotOwner(String),
     #[error("release {release} is already active in this environment")]
     Busy { release: String },
+    #[error("secret `{name}` of plugin `{plugin}` cannot be opened: {problem}")]
+    Secret {
+        plugin: String,
+        name: String,
+        problem: SealError,
+    },
+    #[error("plugin `{0}` has secrets, and the store was opened without a secrets key")]
+    NoSecretsKey(String),
 }
 
 /// Version tag written into every record.
@@ -166,6 +178,8 @@ pub struct Store {
     schedule_fires: sled::Tree,
     freezes: sled::Tree,
     syncer: std::sync::Arc<sync::Syncer>,
+    /// The key grant secrets are sealed with; see [`Store::with_secrets_key`].
+    secrets_key: Option<std::sync::Arc<SecretsKey>>,
 }
 
 impl Store {
@@ -195,6 +209,7 @@ impl Store {
             schedule_fires: db.open_tree("schedule_fires")?,
             freezes: db.open_tree("freezes")?,
             syncer: sync::new(),
+            secrets_key: None,
             db,
         })
     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::seal::Sealed;
 use super::{Error, Store, decode, decode_all, encode, key, name_prefix};
 use crate::domain::grant::{Grant, LimitOverrides, Origin};
 
@@ -61,10 +62,16 @@ pub enum PutOutcome {
 }
 
 #[derive(Serialize, Deserialize, Default)]
-struct GrantRecord {
+pub(super) struct GrantRecord {
     allowed_hosts: Vec<String>,
     config: BTreeMap<String, String>,
-    secrets: BTreeMap<String, String>,
+    /// Secrets in the clear, as releases before sealing stored them; read,
+    /// and sealed on the next start or write, never written again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) secrets: BTreeMap<String, String>,
+    /// Secrets sealed with the store's secrets key (`seal.rs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) sealed_secrets: BTreeMap<String, Sealed>,
     deadline_ms: Option<u64>,
     memory_mib: Option<u64>,
     max_output_bytes: Option<u64>,
@@ -173,6 +180,7 @@ impl Store {
             return Ok(Grant::default());
         };
         let r: GrantRecord = decode("grants", name.as_bytes(), &bytes)?;
+        let secrets = self.open_secrets(name, &r)?;
         let allowed_hosts = r
             .allowed_hosts
             .iter()
@@ -186,7 +194,7 @@ impl Store {
         Ok(Grant {
             allowed_hosts,
             config: r.config,
-            secrets: r.secrets,
+            secrets,
             limits: LimitOverrides {
                 deadline_ms: r.deadline_ms,
                 memory_mib: r.memory_mib,
@@ -196,12 +204,13 @@ impl Store {
         })
     }
 
-    /// Replaces a plugin's grant.
+    /// Replaces a plugin's grant, its secrets sealed.
     pub fn set_grant(&self, name: &str, grant: &Grant) -> Result<(), Error> {
         let record = GrantRecord {
             allowed_hosts: grant.allowed_hosts.iter().map(|o| o.to_string()).collect(),
             config: grant.config.clone(),
-            secrets: grant.secrets.clone(),
+            secrets: BTreeMap::new(),
+            sealed_secrets: self.seal_secrets(name, &grant.secrets)?,
             deadline_ms: grant.limits.deadline_ms,
             memory_mib: grant.limits.memory_mib,
             max_output_bytes: grant.limits.max_output_bytes,
@@ -279,7 +288,8 @@ mod tests {
     #[test]
     fn grants_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let key = crate::store::SecretsKey::generate().unwrap();
+        let store = Store::open(dir.path()).unwrap().with_secrets_key(key);
         assert_eq!(store.grant("probe").unwrap(), Grant::default());
         let grant = Grant {
             allowed_hosts: vec![Origin::parse("http://127.0.0.1:9").unwrap()],

@@ -66,6 +66,9 @@ impl Daemon {
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "error")
+            // The secrets key comes from the test's config or data directory,
+            // never from the environment the tests happen to run in.
+            .env_remove(greenlight::secrets_key::ENV_VAR)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -112,8 +115,9 @@ impl Daemon {
         self.respawn().await
     }
 
-    /// Starts a new daemon on this one's data, which must have stopped.
-    async fn respawn(mut self) -> Daemon {
+    /// Starts a new daemon on this one's data and config file (which may
+    /// have been changed meanwhile); this one must have stopped.
+    pub async fn respawn(mut self) -> Daemon {
         let scratch = self._scratch.take();
         let config = std::fs::read_to_string(self.data.with_extension("toml")).unwrap();
         let mut next = Daemon::spawn(&self.data, &config).await;
