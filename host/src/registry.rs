@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::Clock;
+use crate::domain::flow::Rule;
 use crate::domain::grant::Grant;
 use crate::domain::plugin::Call;
 use crate::plugins::{self, Invocation, InvokeError, LoadedPlugin, Runtime};
@@ -23,6 +24,9 @@ pub enum Error {
     BadVersion(String),
     #[error("{0}")]
     BadGrant(String),
+    /// A grant's limit above the bounds this daemon's configuration sets.
+    #[error("{0}")]
+    GrantAboveBounds(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -225,7 +229,7 @@ impl Registry {
             ));
         }
         for (i, owner) in owners.iter().enumerate() {
-            crate::domain::name::check_name(&format!("owners[{i}]"), owner)
+            crate::domain::name::check_name(format!("owners[{i}]"), owner)
                 .map_err(|e| Error::BadName(e.to_string()))?;
         }
         let mut owners = owners.to_vec();
@@ -311,7 +315,10 @@ impl Registry {
         grant
             .limits
             .validate(&self.runtime.options().limit_bounds())
-            .map_err(Error::BadGrant)?;
+            .map_err(|e| match e.rule {
+                Rule::Stated => Error::BadGrant(e.to_string()),
+                _ => Error::GrantAboveBounds(e.to_string()),
+            })?;
         self.store.set_grant(name, &grant)?;
         let grant = Arc::new(grant);
         if let Ok(mut cache) = self.grants.write() {

@@ -321,7 +321,7 @@ async fn freeze_windows_are_added_listed_and_removed_from_the_command_line() {
         &env,
     );
     assert!(!ok);
-    assert!(err.contains("freeze.invalid (400)"), "{err}");
+    assert!(err.contains("freeze.invalid (422)"), "{err}");
     assert!(err.contains("cron"), "{err}");
     let (ok, _, err) = run(&["freeze", "add", "x", "--cron", "0 18 * * 5"], &env);
     assert!(!ok, "a recurring window needs --for");

@@ -17,32 +17,14 @@ const MAX_EXAMPLES: &str = "25";
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_schema_conformance,negative_data_rejection,positive_data_acceptance";
 
-/// Operations left out, by operation id, each with why.
+/// Operations left out, by operation id, each with why. Every other
+/// operation is exercised.
 const LEFT_OUT: &[&str] = &[
     // A stream of server-sent events that stays open: nothing to compare.
     "release_events",
     // The body is a flow file (TOML), whose rules the flow file format
     // states, not the document; tests/flows covers them.
     "apply_flow",
-];
-
-/// Operations that still answer 400 to some schema-valid requests: a rule
-/// the document states only in words (a cron expression that parses, the
-/// end of a window after its start, a live group among the targets'
-/// groups, target ids unique, a member naming an existing environment) is
-/// refused with 400 where the document's convention is 422 or 404. Each
-/// leaves this list once its refusals are split.
-const NOT_YET_CONFORMING: &[&str] = &[
-    "move_clock",
-    "plan_flow",
-    "create_freeze",
-    "invoke_plugin",
-    "start_release",
-    "create_schedule",
-    "start_train",
-    "plan_train",
-    "put_environment",
-    "set_grant",
 ];
 
 fn root() -> PathBuf {
@@ -75,10 +57,17 @@ async fn the_daemon_does_what_its_document_says() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", "1"])
-        .args(["--workers", "2"])
+        // One worker: with two, Python 3.11's parser (which Hypothesis
+        // calls to describe its strategies) is not safe across threads and
+        // now and then fails the run with a `SystemError` (seen through a
+        // `KeyError`) that says nothing about the daemon. One worker keeps
+        // the run well under a minute.
+        .args(["--workers", "1"])
+        // Nothing remembered between runs: every run of a seed is the same.
+        .args(["--generation-database", "none"])
         .args(["--request-timeout", "20"])
         .arg("--no-shrink");
-    for id in LEFT_OUT.iter().chain(NOT_YET_CONFORMING) {
+    for id in LEFT_OUT {
         command.args(["--exclude-operation-id", id]);
     }
     let output = tokio::task::spawn_blocking(move || command.output())

@@ -261,7 +261,7 @@ batch = 2
         .await;
     assert_eq!(
         (status, err["code"].as_str()),
-        (400, Some("flow.invalid")),
+        (422, Some("flow.invalid")),
         "{err}"
     );
     assert!(

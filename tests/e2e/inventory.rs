@@ -98,29 +98,45 @@ async fn every_refusal_names_the_field_at_fault() {
         (
             PROD,
             duplicate,
+            422,
             "targets[2].id: target id `web-0` is used twice",
         ),
         (
             PROD,
             json!({"targets": []}),
+            400,
             "targets: an environment needs at least one target",
         ),
         (
             PROD,
             bad_live,
+            422,
             "live_group: `red` is not the group of any target; the groups are blue, green",
         ),
-        (PROD, unknown, "targets[1].colour: unknown field `colour`"),
-        (PROD, no_address, "targets[1].address: must not be empty"),
+        (
+            PROD,
+            unknown,
+            400,
+            "targets[1].colour: unknown field `colour`",
+        ),
+        (
+            PROD,
+            no_address,
+            400,
+            "targets[1].address: must not be empty",
+        ),
         (
             "/api/v1/apps/Shop/envs/prod",
             fleet(2),
+            400,
             "application: `Shop` is not a name",
         ),
     ];
-    for (path, body, needle) in cases {
+    // A request the document refuses is malformed (400); one that matches
+    // it but breaks a rule stated in words is unprocessable (422).
+    for (path, body, code, needle) in cases {
         let (status, answer) = put(&d, path, &body).await;
-        assert_refused(status, &answer, (400, "inventory.invalid"), needle);
+        assert_refused(status, &answer, (code, "inventory.invalid"), needle);
     }
     let (_, apps) = d.send(d.request(Method::GET, "/api/v1/apps")).await;
     assert_eq!(apps, json!([]), "a refused environment was stored");

@@ -133,6 +133,8 @@ async fn grants_are_validated_field_by_field() {
     let (status, body) = d
         .send(put(json!({"limits": {"memory_mib": 1_000_000}})))
         .await;
+    assert_refused(status, &body, (422, "grant.invalid"), "limits.memory_mib");
+    let (status, body) = d.send(put(json!({"limits": {"memory_mib": 0}}))).await;
     assert_refused(status, &body, (400, "grant.invalid"), "limits.memory_mib");
     let (status, body) = d.send(put(json!({"allowed_host": []}))).await;
     assert_refused(status, &body, (400, "request.bad_json"), "allowed_host");

@@ -176,7 +176,7 @@ async fn freezes_stop_manual_starts_unless_an_admin_overrides_and_bad_input_is_n
     assert_refused(
         status,
         &body,
-        (400, "schedule.invalid"),
+        (422, "schedule.invalid"),
         "cron: `0 25 * * *`",
     );
     let (status, body) = add_schedule(
@@ -189,7 +189,7 @@ async fn freezes_stop_manual_starts_unless_an_admin_overrides_and_bad_input_is_n
     assert_refused(
         status,
         &body,
-        (400, "schedule.invalid"),
+        (422, "schedule.invalid"),
         "timezone: `Europe/Atlantis`",
     );
 

@@ -156,21 +156,21 @@ async fn bad_trains_are_refused_naming_the_field() {
     assert_refused(
         status,
         &body,
-        (400, "release.invalid"),
+        (422, "release.invalid"),
         "members[0].depends_on: the dependencies form a cycle: a → c → b → a",
     );
     let (status, body) = start_train(&d, json!([member("a", &["zed"])])).await;
     assert_refused(
         status,
         &body,
-        (400, "release.invalid"),
+        (422, "release.invalid"),
         "members[0].depends_on[0]: `zed` is not a member",
     );
     let (status, body) = start_train(&d, json!([member("nowhere", &[])])).await;
     assert_refused(
         status,
         &body,
-        (400, "release.invalid"),
+        (404, "release.invalid"),
         "members[0].environment",
     );
     let (status, body) = start_train(&d, json!([{"application": "a"}])).await;

@@ -139,7 +139,7 @@ async fn a_deployer_recognises_a_retried_batch_by_its_idempotency_key() {
         .await;
     assert_eq!(
         (status, err["code"].as_str()),
-        (400, Some("invoke.bad_input"))
+        (422, Some("invoke.bad_input"))
     );
     assert!(
         err["message"].as_str().unwrap().contains("idempotency_key"),

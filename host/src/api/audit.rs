@@ -174,7 +174,7 @@ async fn append_durably(state: &AppState, entry: &AuditEntry) -> Result<(), stor
 /// Filters of `GET /api/v1/audit`.
 /// The latest time a query may name: 2^53 - 1 ms, the largest integer
 /// every JSON reader holds exactly.
-const MAX_TIME_MS: u64 = 9_007_199_254_740_991;
+const MAX_TIME_MS: u64 = super::rules::MAX_EXACT_INTEGER;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -192,7 +192,8 @@ pub struct AuditQuery {
     until_ms: Option<u64>,
     /// At most this many entries (100 by default); fewer than 1 counts as
     /// 1, more than 1,000 as 1,000.
-    limit: Option<usize>,
+    #[param(maximum = 9_007_199_254_740_991u64)]
+    limit: Option<u64>,
 }
 
 /// One audit entry as served.
@@ -262,11 +263,12 @@ pub async fn list(
     if q.since_ms
         .into_iter()
         .chain(q.until_ms)
+        .chain(q.limit)
         .any(|t| t > MAX_TIME_MS)
     {
         return Err(ApiError::bad_request(
             "request.bad_query",
-            format!("since_ms, until_ms: at most {MAX_TIME_MS}"),
+            format!("since_ms, until_ms, limit: at most {MAX_TIME_MS}"),
         ));
     }
     let filter = AuditFilter {
@@ -274,7 +276,7 @@ pub async fn list(
         actor: q.actor,
         since_ms: q.since_ms,
         until_ms: q.until_ms,
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        limit: q.limit.unwrap_or(100).clamp(1, 1000) as usize,
     };
     Ok(Json(
         state

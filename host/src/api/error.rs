@@ -1,6 +1,16 @@
 //! The one error shape of the API: an HTTP status and
 //! `{ "code": "...", "message": "..." }` with a stable code. Internal error
 //! chains go to the log, never to the client.
+//!
+//! The status says what kind of rule a refused request breaks, so that a
+//! client (or a fuzzer reading the OpenAPI document) can tell them apart:
+//! 400 for a malformed request (not JSON, a wrong type, a name that breaks
+//! its pattern: anything the document states), 422 for a request that
+//! matches the document but breaks a rule only words state (a cron
+//! expression that does not parse, an end not after its start, a target id
+//! used twice), and 404 when all it does wrong is name a thing that does
+//! not exist. The code stays the route's (`schedule.invalid`) whichever the
+//! status, and the message names the field at fault.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -8,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::flow::{FlowError, Rule, join_errors, strictest};
 use crate::plugins;
 use crate::registry;
 use crate::store;
@@ -42,6 +53,20 @@ impl ApiError {
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The refusal of a request with `problems`, each naming its field,
+    /// answered by the strictest kind of rule they break: 400 when the
+    /// request breaks a rule the document states (it is malformed), 422
+    /// when it matches the document but breaks a rule only words state,
+    /// 404 when all it does wrong is name things that do not exist.
+    pub fn refused(code: &'static str, problems: &[FlowError]) -> ApiError {
+        let status = match strictest(problems) {
+            Rule::Stated => StatusCode::BAD_REQUEST,
+            Rule::Worded => StatusCode::UNPROCESSABLE_ENTITY,
+            Rule::Missing => StatusCode::NOT_FOUND,
+        };
+        ApiError::new(status, code, join_errors(problems))
     }
 
     /// An internal failure: logged in full, answered without details.
@@ -96,6 +121,9 @@ impl From<registry::Error> for ApiError {
             E::BadName(m) => ApiError::bad_request("plugin.bad_name", m),
             E::BadVersion(m) => ApiError::bad_request("plugin.bad_version", m),
             E::BadGrant(m) => ApiError::bad_request("grant.invalid", m),
+            E::GrantAboveBounds(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "grant.invalid", m)
+            }
             E::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "plugin.version_exists", m),
             E::NotOwner(m) => ApiError::new(StatusCode::FORBIDDEN, "plugin.not_owner", m),

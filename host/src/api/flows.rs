@@ -17,7 +17,7 @@ use crate::store::Role;
 impl From<catalog::Error> for ApiError {
     fn from(e: catalog::Error) -> ApiError {
         match e {
-            catalog::Error::Invalid(_) => ApiError::bad_request("flow.invalid", e.to_string()),
+            catalog::Error::Invalid(problems) => ApiError::refused("flow.invalid", &problems),
             catalog::Error::Conflict(m) => {
                 ApiError::new(StatusCode::CONFLICT, "flow.version_exists", m)
             }
@@ -162,11 +162,12 @@ pub async fn show(
     request_body = PlanRequest,
     responses(
         (status = 200, description = "Every stage of the release, in order.", body = Vec<PlannedStageDto>),
-        (status = 400, description = "A bad body, or targets the flow cannot plan over.", body = ErrorBody),
+        (status = 400, description = "A bad body; the field is named.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 404, description = "No such flow, flow version or environment.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "Targets the flow cannot plan over, or target ids used twice; the field is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -181,7 +182,7 @@ pub async fn plan(
     let version = request.version;
     let scope = request
         .scope()
-        .map_err(|m| ApiError::bad_request("plan.invalid", m))?;
+        .map_err(|problems| ApiError::refused("plan.invalid", &problems))?;
     let (targets, live_group) = match scope {
         PlanScope::Targets {
             targets,

@@ -11,12 +11,7 @@ use super::model::{
 };
 use super::rules;
 use super::{ApiError, AppState, Caller, JsonBody};
-use crate::domain::flow::join_errors;
 use crate::domain::inventory::Environment;
-
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("inventory.invalid", message)
-}
 
 fn not_found(application: &str, environment: &str) -> ApiError {
     ApiError::new(
@@ -55,11 +50,12 @@ pub fn find(
     responses(
         (status = 201, description = "The environment was created.", body = PutEnvironmentDto),
         (status = 200, description = "The environment was replaced.", body = PutEnvironmentDto),
-        (status = 400, description = "A bad body or environment; the field at fault is named.", body = ErrorBody),
+        (status = 400, description = "A bad body; the field at fault is named.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "Not an admin.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "Target ids used twice, or a live group that is no target's group; the field is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -77,7 +73,7 @@ pub async fn put(
     let environment = request.into_environment(&application, &name);
     environment
         .validate()
-        .map_err(|errors| invalid(join_errors(&errors)))?;
+        .map_err(|errors| ApiError::refused("inventory.invalid", &errors))?;
     let created = state.store.put_environment(&environment)?;
     tracing::info!(application = %application, environment = %name, created, "Environment stored.");
     let stored = find(&state, &application, &name)?;

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::rules;
 
+use crate::domain::flow::FlowError;
 use crate::domain::grant::{Grant, LimitOverrides, Origin};
 use crate::domain::inventory::Environment;
 use crate::domain::plugin as d;
@@ -69,15 +70,20 @@ pub struct UploadDto {
     pub advice: Option<String>,
 }
 
-/// Limits a grant sets; unset fields take the daemon's defaults.
+/// Limits a grant sets; unset fields take the daemon's defaults. Each is
+/// at most the bound the daemon's configuration sets; a grant above it is
+/// refused with 422.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub deadline_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub memory_mib: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_output_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_outbound_requests: Option<u32>,
@@ -89,6 +95,7 @@ pub struct LimitsDto {
 pub struct GrantDto {
     /// Origins the plugin may call: `scheme://host[:port]`.
     #[serde(default)]
+    #[schema(value_type = Vec<rules::Origin>)]
     pub allowed_hosts: Vec<String>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -367,8 +374,22 @@ fn verdict_from_dto(v: VerdictDto, field: &str) -> Result<d::Verdict, String> {
 }
 
 impl InvokeRequest {
-    /// The call this request asks for, for a plugin of `kind`.
-    pub fn into_call(self, kind: d::PluginKind) -> Result<d::Call, String> {
+    /// The call this request asks for, for a plugin of `kind`. The
+    /// targets break stated rules (their names) or worded ones (an id used
+    /// twice); everything else that is refused depends on the plugin's
+    /// kind or is stated in words only, such as a deployer's
+    /// idempotency key.
+    pub fn into_call(self, kind: d::PluginKind) -> Result<d::Call, Vec<FlowError>> {
+        let targets: Vec<d::Target> = self.targets.iter().cloned().map(Into::into).collect();
+        let problems = crate::domain::inventory::target_problems(&targets);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        self.call(kind, targets)
+            .map_err(|problem| vec![FlowError::worded("", problem)])
+    }
+
+    fn call(self, kind: d::PluginKind, targets: Vec<d::Target>) -> Result<d::Call, String> {
         let function = self.function.clone().unwrap_or_else(|| {
             match kind {
                 d::PluginKind::Precheck => "run",
@@ -392,11 +413,6 @@ impl InvokeRequest {
             attempt: c.attempt,
             parameters: c.parameters.into_iter().collect(),
         };
-        let targets: Vec<d::Target> = self.targets.into_iter().map(Into::into).collect();
-        let problems = crate::domain::inventory::target_problems(&targets);
-        if !problems.is_empty() {
-            return Err(crate::domain::flow::join_errors(&problems));
-        }
         let key = || {
             self.idempotency_key
                 .clone()
@@ -754,7 +770,7 @@ pub enum PlanScope {
 
 impl PlanRequest {
     /// The targets given, or the environment named; exactly one of the two.
-    pub fn scope(self) -> Result<PlanScope, String> {
+    pub fn scope(self) -> Result<PlanScope, Vec<FlowError>> {
         match (self.targets, self.application, self.environment) {
             (Some(targets), None, None) => {
                 let targets: Vec<d::Target> = targets.into_iter().map(Into::into).collect();
@@ -763,7 +779,7 @@ impl PlanRequest {
                     problems.extend(crate::domain::name::check_name("live_group", live).err());
                 }
                 if !problems.is_empty() {
-                    return Err(crate::domain::flow::join_errors(&problems));
+                    return Err(problems);
                 }
                 Ok(PlanScope::Targets {
                     targets,
@@ -779,26 +795,33 @@ impl PlanRequest {
                 .filter_map(Result::err)
                 .collect();
                 if !problems.is_empty() {
-                    return Err(crate::domain::flow::join_errors(&problems));
+                    return Err(problems);
                 }
                 Ok(PlanScope::Inventory {
                     application,
                     environment,
                 })
             }
-            (None, Some(_), Some(_)) => Err(
-                "live_group: comes from the inventory when `application` and `environment` are given"
-                    .into(),
-            ),
-            (None, None, None) => {
-                Err("targets: give `targets`, or `application` and `environment`".into())
-            }
-            (Some(_), _, _) => Err(
-                "targets: give either `targets` or `application` and `environment`, not both"
-                    .into(),
-            ),
-            (None, Some(_), None) => Err("environment: is required with `application`".into()),
-            (None, None, Some(_)) => Err("application: is required with `environment`".into()),
+            (None, Some(_), Some(_)) => Err(vec![FlowError::new(
+                "live_group",
+                "comes from the inventory when `application` and `environment` are given",
+            )]),
+            (None, None, None) => Err(vec![FlowError::new(
+                "targets",
+                "give `targets`, or `application` and `environment`",
+            )]),
+            (Some(_), _, _) => Err(vec![FlowError::new(
+                "targets",
+                "give either `targets` or `application` and `environment`, not both",
+            )]),
+            (None, Some(_), None) => Err(vec![FlowError::new(
+                "environment",
+                "is required with `application`",
+            )]),
+            (None, None, Some(_)) => Err(vec![FlowError::new(
+                "application",
+                "is required with `environment`",
+            )]),
         }
     }
 }

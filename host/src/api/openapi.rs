@@ -99,6 +99,7 @@ pub const BEARER: &str = "bearer";
         rules::TargetAddress,
         rules::Version,
         rules::HttpUrl,
+        rules::Origin,
         rules::Role,
         rules::SemVer,
         rules::PluginVersion,

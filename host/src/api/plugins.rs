@@ -239,12 +239,13 @@ pub async fn show(
     request_body = GrantDto,
     responses(
         (status = 200, description = "The grant now in force, without secret values.", body = GrantView),
-        (status = 400, description = "A bad body or grant.", body = ErrorBody),
+        (status = 400, description = "A bad body, or an origin or limit the document refuses; the field is named.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "Not an admin.", body = ErrorBody),
         (status = 404, description = "No such plugin.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "A limit above this daemon's bound; the field is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -281,12 +282,13 @@ pub async fn set_grant(
     request_body = InvokeRequest,
     responses(
         (status = 200, description = "The call ran; a plugin's failure is reported in the body.", body = InvokeResponse),
-        (status = 400, description = "A bad body, or input the function cannot take.", body = ErrorBody),
+        (status = 400, description = "A bad body, or targets the document refuses; the field is named.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "The token's role may not invoke plugins, or it does not own this one.", body = ErrorBody),
         (status = 404, description = "No such plugin version.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "Input the function cannot take, such as a target id used twice or a deployer's call without an idempotency key.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -307,7 +309,7 @@ pub async fn invoke(
         .map_err(|e: String| ApiError::internal("A stored plugin has an unknown kind", &e))?;
     let call = request
         .into_call(kind)
-        .map_err(|m| ApiError::bad_request("invoke.bad_input", m))?;
+        .map_err(|problems| ApiError::refused("invoke.bad_input", &problems))?;
     let result = state.registry.invoke(&name, &record.version, call).await?;
     let mut response = InvokeResponse::from(result);
     response.grant_applied = record.approval.is_some();

@@ -28,7 +28,7 @@ impl From<engine::Error> for ApiError {
     fn from(e: engine::Error) -> ApiError {
         match e {
             engine::Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
-            engine::Error::Invalid(_) => ApiError::bad_request("release.invalid", e.to_string()),
+            engine::Error::Invalid(problems) => ApiError::refused("release.invalid", &problems),
             engine::Error::Busy { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "release.busy", e.to_string())
             }
@@ -71,13 +71,14 @@ pub(super) fn actor(caller: &Caller) -> Actor {
     request_body = StartReleaseRequest,
     responses(
         (status = 201, description = "The release started, or was queued behind the environment's active release.", body = ReleaseDto),
-        (status = 400, description = "A bad body, or a release the flow cannot make.", body = ErrorBody),
+        (status = 400, description = "A bad body; the field is named.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "The token's role may not start releases, or an emergency release or freeze override by a non-admin.", body = ErrorBody),
         (status = 404, description = "No such flow, flow version or environment.", body = ErrorBody),
         (status = 409, description = "The environment is busy and the flow does not queue (`release.busy`), or a freeze window is open (`release.frozen`).", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "A release the flow cannot make over the environment; the field is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -1,5 +1,6 @@
 //! The rules of `domain::name` as OpenAPI schemas: `Name`, `Group`,
-//! `Text`, `Label`, `Address`, `TargetAddress`, `Version`, `HttpUrl` and `Role`. DTO fields and
+//! `Text`, `Label`, `Address`, `TargetAddress`, `Version`, `HttpUrl`,
+//! `Origin` and `Role`. DTO fields and
 //! path parameters refer to them (`#[schema(value_type = rules::Name)]`),
 //! so the document states each rule once, from the same constants the
 //! daemon checks with, and a schema-driven client or fuzzer finds what the
@@ -13,6 +14,11 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::name;
 use crate::store::Role as StoredRole;
+
+/// The largest integer every JSON reader holds exactly, 2^53 - 1: the
+/// document's bound on counts and times in queries, which the daemon
+/// checks too.
+pub const MAX_EXACT_INTEGER: u64 = 9_007_199_254_740_991;
 
 /// A string schema with a pattern, a length range and a description.
 fn string(pattern: &str, min: usize, max: usize, description: &str) -> RefOr<Schema> {
@@ -128,6 +134,18 @@ rule! {
         8,
         name::MAX_ADDRESS_LEN,
         "An http:// or https:// URL of at most 255 characters.",
+    )
+}
+
+rule! {
+    /// An origin a plugin may call.
+    Origin => string(
+        crate::domain::grant::ORIGIN_PATTERN,
+        8,
+        name::MAX_ADDRESS_LEN,
+        "An origin a plugin may call: `http://` or `https://`, a host (an IPv6 address in \
+         brackets), an optional port up to 65535 without leading zeros, and nothing more \
+         than an optional `/`.",
     )
 }
 

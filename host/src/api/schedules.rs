@@ -16,7 +16,6 @@ use super::schedule_model::{
     CreateFreezeRequest, CreateScheduleRequest, FireDto, FreezeDto, NextFiresDto, ScheduleDto,
 };
 use super::{ApiError, AppState, Caller, JsonBody};
-use crate::domain::flow::join_errors;
 use crate::scheduler::Error;
 use crate::store::{self, Role};
 
@@ -28,7 +27,7 @@ fn answer(e: Error, kind: &str) -> ApiError {
         _ => ("schedule.invalid", "schedule.exists"),
     };
     match e {
-        Error::Invalid(problems) => ApiError::bad_request(invalid, join_errors(&problems)),
+        Error::Invalid(problems) => ApiError::refused(invalid, &problems),
         Error::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
         Error::Store(store::Error::Conflict(m)) => ApiError::new(StatusCode::CONFLICT, exists, m),
         Error::Store(e) => e.into(),
@@ -55,12 +54,14 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     request_body = CreateScheduleRequest,
     responses(
         (status = 201, description = "The schedule, with its next fire.", body = ScheduleDto),
-        (status = 400, description = "A bad body, cron expression, timezone or policy; the message names the field.", body = ErrorBody),
+        (status = 400, description = "A bad body; the message names the field.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "Neither a scheduler nor an admin.", body = ErrorBody),
+        (status = 404, description = "The flow or environment named does not exist; the field is named.", body = ErrorBody),
         (status = 409, description = "A schedule of that name exists.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "A cron expression or timezone that does not parse, a version URL outside the allowed origins, or a catch-up limit out of range; the field is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -74,7 +75,7 @@ pub async fn create(
     let request = body.read()?;
     let schedule = request
         .into_domain()
-        .map_err(|p| ApiError::bad_request("schedule.invalid", join_errors(&p)))?;
+        .map_err(|p| ApiError::refused("schedule.invalid", &p))?;
     let view = state
         .scheduler
         .create(schedule, &caller.name)
@@ -291,7 +292,8 @@ pub async fn next(
 pub struct FiresQuery {
     /// At most this many (50 by default); fewer than 1 counts as 1, more
     /// than 1,000 as 1,000.
-    limit: Option<usize>,
+    #[param(maximum = 9_007_199_254_740_991u64)]
+    limit: Option<u64>,
 }
 
 /// A schedule's fires.
@@ -319,7 +321,14 @@ pub async fn fires(
     Path(name): Path<String>,
     q: Result<Query<FiresQuery>, QueryRejection>,
 ) -> Result<Json<Vec<FireDto>>, ApiError> {
-    let limit = query(q)?.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = query(q)?.limit.unwrap_or(50);
+    if limit > super::rules::MAX_EXACT_INTEGER {
+        return Err(ApiError::bad_request(
+            "request.bad_query",
+            format!("limit: at most {}", super::rules::MAX_EXACT_INTEGER),
+        ));
+    }
+    let limit = limit.clamp(1, 1000) as usize;
     let fires = state
         .scheduler
         .fires(&name, limit)
@@ -338,12 +347,13 @@ pub async fn fires(
     request_body = CreateFreezeRequest,
     responses(
         (status = 201, description = "The freeze window.", body = FreezeDto),
-        (status = 400, description = "A bad body, period, cron expression or timezone; the message names the field.", body = ErrorBody),
+        (status = 400, description = "A bad body; the message names the field.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "Neither a release manager nor an admin.", body = ErrorBody),
         (status = 409, description = "A freeze window of that name exists.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "An end not after the start, a cron expression or timezone that does not parse, or a duration out of range; the field is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -357,7 +367,7 @@ pub async fn create_freeze(
     let request = body.read()?;
     let window = request
         .into_domain()
-        .map_err(|p| ApiError::bad_request("freeze.invalid", join_errors(&p)))?;
+        .map_err(|p| ApiError::refused("freeze.invalid", &p))?;
     let window = state
         .scheduler
         .create_freeze(window, &caller.name)

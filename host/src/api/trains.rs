@@ -39,10 +39,12 @@ fn members(request: StartTrainRequest) -> Vec<Member> {
     request_body = StartTrainRequest,
     responses(
         (status = 200, description = "The members in dependency order, each with its plan.", body = Vec<PlannedMemberDto>),
-        (status = 400, description = "A bad body, a dependency cycle, or a member that cannot be planned; the member is named.", body = ErrorBody),
+        (status = 400, description = "A bad body; the field is named.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 404, description = "A member names no environment or flow; the member is named.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "A dependency cycle, a member twice, or a member that cannot be planned; the member is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -84,11 +86,13 @@ pub async fn plan(
     request_body = StartTrainRequest,
     responses(
         (status = 201, description = "The train started.", body = TrainDto),
-        (status = 400, description = "A bad body, a dependency cycle, or a member naming no environment or flow; the member is named.", body = ErrorBody),
+        (status = 400, description = "A bad body; the field is named.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "The token's role may not start trains.", body = ErrorBody),
+        (status = 404, description = "A member names no environment or flow; the member is named.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "A dependency cycle, a member twice or a dependency on no member; the member is named.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))

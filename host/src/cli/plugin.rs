@@ -297,7 +297,7 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
             let plugin = runtime.load(bytes.into()).await?;
             let call = request
                 .into_call(plugin.kind())
-                .map_err(anyhow::Error::msg)?;
+                .map_err(|problems| anyhow::anyhow!(crate::domain::flow::join_errors(&problems)))?;
             let name = file
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())

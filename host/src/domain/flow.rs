@@ -5,20 +5,61 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// A problem in a flow, with the path of the field at fault
-/// (`stages[2].batch`).
+/// (`stages[2].batch`), and which kind of rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowError {
     pub path: String,
     pub problem: String,
+    pub rule: Rule,
+}
+
+/// The kind of rule a problem breaks. The API answers each kind with its
+/// own status, so a client (or a fuzzer reading the OpenAPI document) can
+/// tell a malformed request from a well-formed one the daemon refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rule {
+    /// A thing the request names does not exist (no flow `web`).
+    Missing,
+    /// A rule only words can state: a cron expression that parses, the end
+    /// of a window after its start, target ids used once.
+    Worded,
+    /// A rule a schema states: a name's pattern, a length, a field that is
+    /// needed.
+    Stated,
 }
 
 impl FlowError {
+    /// A problem with a rule a schema states.
     pub fn new(path: impl Into<String>, problem: impl Into<String>) -> FlowError {
         FlowError {
             path: path.into(),
             problem: problem.into(),
+            rule: Rule::Stated,
         }
     }
+
+    /// A problem with a rule only words can state.
+    pub fn worded(path: impl Into<String>, problem: impl Into<String>) -> FlowError {
+        FlowError {
+            rule: Rule::Worded,
+            ..FlowError::new(path, problem)
+        }
+    }
+
+    /// A thing the request names that does not exist.
+    pub fn missing(path: impl Into<String>, problem: impl Into<String>) -> FlowError {
+        FlowError {
+            rule: Rule::Missing,
+            ..FlowError::new(path, problem)
+        }
+    }
+}
+
+/// The kind of rule that decides how a list of problems is answered: a
+/// stated rule broken anywhere makes the request malformed, else a worded
+/// rule makes it refused, else only missing things are named.
+pub fn strictest(errors: &[FlowError]) -> Rule {
+    errors.iter().map(|e| e.rule).max().unwrap_or(Rule::Stated)
 }
 
 impl fmt::Display for FlowError {

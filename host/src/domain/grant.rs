@@ -4,6 +4,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::flow::FlowError;
+
+/// The shape of an origin in a grant, for the OpenAPI document: `http` or
+/// `https` in any case, a host (an IPv6 address in brackets), an optional
+/// port of at most 65535 written without leading zeros, and an optional
+/// `/`. [`Origin::parse`] accepts exactly these.
+pub const ORIGIN_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://(\\[[^\\[\\]/?#@]+\\]|[^\\[\\]/?#@:]+)\
+     (:(0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?/?$";
+
 /// An HTTP origin a plugin may call: scheme, host and port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Origin {
@@ -33,7 +42,8 @@ impl Origin {
                 "`{text}` is not an origin: expected scheme://host[:port] with no path, query or user"
             ));
         }
-        Origin::from_authority(&scheme, authority, default_port)
+        check_shape(authority)
+            .and_then(|()| Origin::from_authority(&scheme, authority, default_port))
             .map_err(|problem| format!("`{text}`: {problem}"))
     }
 
@@ -71,6 +81,39 @@ impl Origin {
             port,
         })
     }
+}
+
+/// What a grant's origin needs beyond what a request's authority does, so
+/// that the origins accepted are exactly those [`ORIGIN_PATTERN`] states:
+/// brackets only around an IPv6 host, a colon only before the port, and
+/// the port in digits without leading zeros.
+fn check_shape(authority: &str) -> Result<(), String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
+            (host, after.strip_prefix(':'))
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            };
+            if host.contains(':') {
+                return Err("an IPv6 host needs brackets".into());
+            }
+            (host, port)
+        }
+    };
+    if host.contains(['[', ']']) {
+        return Err("`[` and `]` only enclose an IPv6 host".into());
+    }
+    if let Some(p) = port {
+        let digits = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits || (p.len() > 1 && p.starts_with('0')) {
+            return Err(format!("bad port `{p}`: digits without leading zeros"));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Origin {
@@ -147,13 +190,18 @@ pub struct LimitBounds {
 }
 
 impl LimitOverrides {
-    /// Checks the overrides against the daemon's bounds, naming the field at fault.
-    pub fn validate(&self, bounds: &LimitBounds) -> Result<(), String> {
-        fn check(field: &str, value: Option<u64>, max: u64) -> Result<(), String> {
+    /// Checks the overrides against the daemon's bounds, naming the field
+    /// at fault. A zero breaks a rule the OpenAPI document states; a value
+    /// above a bound breaks one only words state, since each daemon's
+    /// configuration sets its own bounds.
+    pub fn validate(&self, bounds: &LimitBounds) -> Result<(), FlowError> {
+        fn check(field: &str, value: Option<u64>, max: u64) -> Result<(), FlowError> {
+            let path = format!("limits.{field}");
             match value {
-                Some(0) => Err(format!("limits.{field} must be greater than 0")),
-                Some(v) if v > max => Err(format!(
-                    "limits.{field} is {v}, above this daemon's maximum of {max}"
+                Some(0) => Err(FlowError::new(path, "must be greater than 0")),
+                Some(v) if v > max => Err(FlowError::worded(
+                    path,
+                    format!("is {v}, above this daemon's maximum of {max}"),
                 )),
                 _ => Ok(()),
             }
@@ -166,9 +214,12 @@ impl LimitOverrides {
             bounds.max_output_bytes,
         )?;
         match self.max_outbound_requests {
-            Some(v) if v > bounds.max_outbound_requests => Err(format!(
-                "limits.max_outbound_requests is {v}, above this daemon's maximum of {}",
-                bounds.max_outbound_requests
+            Some(v) if v > bounds.max_outbound_requests => Err(FlowError::worded(
+                "limits.max_outbound_requests",
+                format!(
+                    "is {v}, above this daemon's maximum of {}",
+                    bounds.max_outbound_requests
+                ),
             )),
             _ => Ok(()),
         }
@@ -197,9 +248,52 @@ mod tests {
             "http://x/path",
             "http://user@x",
             "http://x:99999",
+            "http://x:080",
+            "http://x:+80",
+            "http://a:b:80",
+            "http://a]b",
+            "http://[[::1]",
             "http://",
         ] {
             assert!(Origin::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    /// Origins either side of each rule of [`ORIGIN_PATTERN`], as the
+    /// pattern reads them: the parser must agree, or a client following the
+    /// document is refused (or a fuzzer's counterexample accepted).
+    #[test]
+    fn the_parser_accepts_what_the_pattern_states() {
+        let matching = [
+            "http://x",
+            "HtTpS://x:0",
+            "http://x:65535",
+            "http://[::1]",
+            "http://[::1]:80/",
+            "http://x y",
+            "http://x:1/",
+        ];
+        let not_matching = [
+            "http://x:65536",
+            "http://x:0443",
+            "http://[]",
+            "http://[::1]x",
+            "http://x//",
+            "http://x:",
+            "http://a:b",
+            "https://a]",
+            "http://x?",
+            "ftp://x",
+            "http://[a[b]",
+        ];
+        for text in matching {
+            assert!(Origin::parse(text).is_ok(), "{text} matches the pattern");
+        }
+        for text in not_matching {
+            assert!(
+                Origin::parse(text).is_err(),
+                "{text} does not match the pattern"
+            );
         }
     }
 
@@ -216,7 +310,8 @@ mod tests {
             ..Default::default()
         };
         let err = o.validate(&bounds).unwrap_err();
-        assert!(err.contains("limits.memory_mib"), "{err}");
+        assert_eq!(err.path, "limits.memory_mib");
+        assert_eq!(err.rule, crate::domain::flow::Rule::Worded);
         assert!(LimitOverrides::default().validate(&bounds).is_ok());
     }
 }

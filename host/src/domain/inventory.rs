@@ -61,7 +61,7 @@ pub fn target_problems(targets: &[Target]) -> Vec<FlowError> {
         let at = format!("targets[{i}]");
         let own = target.problems(&at);
         if own.is_empty() && !ids.insert(target.id.as_str()) {
-            problems.push(FlowError::new(
+            problems.push(FlowError::worded(
                 format!("{at}.id"),
                 format!("target id `{}` is used twice", target.id),
             ));
@@ -116,7 +116,7 @@ impl Environment {
                 } else {
                     format!("the groups are {}", groups.join(", "))
                 };
-                errors.push(FlowError::new(
+                errors.push(FlowError::worded(
                     "live_group",
                     format!("`{live}` is not the group of any target; {known}"),
                 ));

@@ -74,7 +74,7 @@ fn label(p: &PluginUse) -> String {
 /// serving traffic now, for blue-green stages.
 pub fn plan(flow: &Flow, targets: &[Target], live_group: Option<&str>) -> Result<Plan, FlowError> {
     if targets.is_empty() {
-        return Err(FlowError::new("", "the environment has no targets"));
+        return Err(FlowError::worded("", "the environment has no targets"));
     }
     let total = targets.len();
     // Targets a canary already took are not deployed again by later stages.
@@ -98,7 +98,7 @@ pub fn plan(flow: &Flow, targets: &[Target], live_group: Option<&str>) -> Result
                 Strategy::Canary { count, bake_ms, .. } => {
                     let n = BatchSize::Count(*count)
                         .per_batch(total)
-                        .map_err(|problem| FlowError::new(at("count"), problem))?;
+                        .map_err(|problem| FlowError::worded(at("count"), problem))?;
                     let chosen: Vec<&Target> = targets
                         .iter()
                         .filter(|t| !deployed.contains(t.id.as_str()))
@@ -117,7 +117,7 @@ pub fn plan(flow: &Flow, targets: &[Target], live_group: Option<&str>) -> Result
                 Strategy::Rolling { batch } => {
                     let per_batch = batch
                         .per_batch(total)
-                        .map_err(|problem| FlowError::new(at("batch"), problem))?;
+                        .map_err(|problem| FlowError::worded(at("batch"), problem))?;
                     let rest: Vec<&Target> = targets
                         .iter()
                         .filter(|t| !deployed.contains(t.id.as_str()))
@@ -142,7 +142,7 @@ pub fn plan(flow: &Flow, targets: &[Target], live_group: Option<&str>) -> Result
                 } => {
                     let groups: BTreeSet<&str> = targets.iter().map(|t| t.group.as_str()).collect();
                     if groups.len() != 2 || groups.contains("") {
-                        return Err(FlowError::new(
+                        return Err(FlowError::worded(
                             at("strategy"),
                             format!(
                                 "blue-green needs every target in one of exactly two groups; this environment has {}",
@@ -155,13 +155,13 @@ pub fn plan(flow: &Flow, targets: &[Target], live_group: Option<&str>) -> Result
                         ));
                     }
                     let live = live_group.ok_or_else(|| {
-                        FlowError::new(
+                        FlowError::worded(
                             at("strategy"),
                             "blue-green needs to know which group is live",
                         )
                     })?;
                     if !groups.contains(live) {
-                        return Err(FlowError::new(
+                        return Err(FlowError::worded(
                             at("strategy"),
                             format!("the live group `{live}` has no targets"),
                         ));

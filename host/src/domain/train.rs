@@ -55,7 +55,7 @@ pub fn order(members: &[Member]) -> Result<Vec<usize>, Vec<FlowError>> {
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {
         if index.insert(m.application.as_str(), i).is_some() {
-            errors.push(FlowError::new(
+            errors.push(FlowError::worded(
                 format!("members[{i}].application"),
                 format!("`{}` is in the train twice", m.application),
             ));
@@ -65,12 +65,12 @@ pub fn order(members: &[Member]) -> Result<Vec<usize>, Vec<FlowError>> {
         for (j, dep) in m.depends_on.iter().enumerate() {
             let at = format!("members[{i}].depends_on[{j}]");
             if dep == &m.application {
-                errors.push(FlowError::new(
+                errors.push(FlowError::worded(
                     at,
                     format!("`{dep}` cannot depend on itself"),
                 ));
             } else if !index.contains_key(dep.as_str()) {
-                errors.push(FlowError::new(
+                errors.push(FlowError::worded(
                     at,
                     format!("`{dep}` is not a member of the train"),
                 ));
@@ -104,7 +104,7 @@ pub fn order(members: &[Member]) -> Result<Vec<usize>, Vec<FlowError>> {
                     .map(|p| members[*p].application.as_str())
                     .collect();
                 cycle.push(members[i].application.as_str());
-                return Err(FlowError::new(
+                return Err(FlowError::worded(
                     format!("members[{i}].depends_on"),
                     format!("the dependencies form a cycle: {}", cycle.join(" → ")),
                 ));

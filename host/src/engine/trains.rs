@@ -48,7 +48,7 @@ impl Engine {
                 .environment(&m.application, &m.environment)?
                 .is_none()
             {
-                problems.push(FlowError::new(
+                problems.push(FlowError::missing(
                     format!("members[{i}].environment"),
                     format!(
                         "no environment `{}` in application `{}`",
@@ -57,7 +57,7 @@ impl Engine {
                 ));
             }
             if self.inner.catalog.flow(&m.flow, m.flow_version).is_err() {
-                problems.push(FlowError::new(
+                problems.push(FlowError::missing(
                     format!("members[{i}].flow"),
                     format!("no flow `{}`", m.flow),
                 ));
@@ -100,7 +100,7 @@ impl Engine {
                 .store
                 .environment(&m.application, &m.environment)?
                 .ok_or_else(|| {
-                    Error::Invalid(vec![FlowError::new(
+                    Error::Invalid(vec![FlowError::missing(
                         format!("members[{i}].environment"),
                         format!(
                             "no environment `{}` in application `{}`",
@@ -117,9 +117,7 @@ impl Engine {
                     &env.targets,
                     env.live_group.as_deref(),
                 )
-                .map_err(|e| {
-                    Error::Invalid(vec![FlowError::new(format!("members[{i}]"), e.to_string())])
-                })?;
+                .map_err(|e| Error::Invalid(member_problems(i, e)))?;
             plans.push((i, plan));
         }
         Ok(plans)
@@ -400,5 +398,30 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// A member's plan refused by the catalog, each problem under the member's
+/// path and of the kind of rule it breaks: no such flow is a missing
+/// thing, and a flow that cannot run over the environment breaks a worded
+/// rule.
+fn member_problems(i: usize, e: crate::catalog::Error) -> Vec<FlowError> {
+    let at = |path: &str| {
+        if path.is_empty() {
+            format!("members[{i}]")
+        } else {
+            format!("members[{i}].{path}")
+        }
+    };
+    match e {
+        crate::catalog::Error::Invalid(problems) => problems
+            .into_iter()
+            .map(|p| FlowError {
+                path: at(&p.path),
+                ..p
+            })
+            .collect(),
+        crate::catalog::Error::NotFound(m) => vec![FlowError::missing(at("flow"), m)],
+        other => vec![FlowError::worded(at(""), other.to_string())],
     }
 }

@@ -68,7 +68,7 @@ impl Scheduler {
         let mut problems = schedule.check().err().unwrap_or_default();
         let store = &self.shared.store;
         if !schedule.flow.trim().is_empty() && store.flow_versions(&schedule.flow)?.is_empty() {
-            problems.push(FlowError::new(
+            problems.push(FlowError::missing(
                 "flow",
                 format!("no flow `{}`", schedule.flow),
             ));
@@ -77,7 +77,7 @@ impl Scheduler {
             && problems.iter().all(|p| p.path != "version_url")
             && let Err(e) = super::version::check_origin(&self.shared.origins, url)
         {
-            problems.push(FlowError::new("version_url", e));
+            problems.push(FlowError::worded("version_url", e));
         }
         if problems
             .iter()
@@ -86,7 +86,7 @@ impl Scheduler {
                 .environment(&schedule.application, &schedule.environment)?
                 .is_none()
         {
-            problems.push(FlowError::new(
+            problems.push(FlowError::missing(
                 "environment",
                 format!(
                     "no environment `{}` in application `{}`",

@@ -276,7 +276,7 @@ pub fn compile(
             .collect()
     };
     let pin = |at: String, u: &PluginUse| -> Result<PluginRef, FlowError> {
-        let version = resolve(u).map_err(|problem| FlowError::new(at, problem))?;
+        let version = resolve(u).map_err(|problem| FlowError::missing(at, problem))?;
         Ok(PluginRef {
             plugin: u.plugin.clone(),
             version,
@@ -450,7 +450,7 @@ pub fn compile(
                         }
                     }
                     _ => {
-                        return Err(FlowError::new(
+                        return Err(FlowError::worded(
                             at("strategy"),
                             "the plan does not match the strategy",
                         ));

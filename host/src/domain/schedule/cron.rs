@@ -108,7 +108,7 @@ fn normalize(expression: &str) -> Result<String, String> {
 /// Parses an IANA timezone name such as `Europe/Berlin`.
 pub fn parse_timezone(name: &str) -> Result<Tz, FlowError> {
     Tz::from_str(name.trim()).map_err(|_| {
-        FlowError::new(
+        FlowError::worded(
             "timezone",
             format!("`{name}` is not an IANA timezone such as `Europe/Berlin` or `UTC`"),
         )
@@ -154,7 +154,7 @@ impl Cron {
     /// when either is wrong.
     pub fn parse(expression: &str, timezone: &str) -> Result<Cron, FlowError> {
         let tz = parse_timezone(timezone)?;
-        let bad = |problem: String| FlowError::new("cron", format!("`{expression}` {problem}"));
+        let bad = |problem: String| FlowError::worded("cron", format!("`{expression}` {problem}"));
         let normalized = normalize(expression).map_err(bad)?;
         let schedule = cron::Schedule::from_str(&normalized)
             .map_err(|e| bad(format!("is not a cron expression: {e}")))?;

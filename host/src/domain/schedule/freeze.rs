@@ -83,7 +83,7 @@ impl FreezeWindow {
         match &self.period {
             Period::Range { start_ms, end_ms } => {
                 if end_ms <= start_ms {
-                    problems.push(FlowError::new("end_ms", "must be after start_ms"));
+                    problems.push(FlowError::worded("end_ms", "must be after start_ms"));
                 }
             }
             Period::Recurring {
@@ -96,7 +96,7 @@ impl FreezeWindow {
                     Err(e) => problems.push(e),
                 }
                 if *duration_ms == 0 || *duration_ms > MAX_DURATION_MS {
-                    problems.push(FlowError::new(
+                    problems.push(FlowError::worded(
                         "duration_ms",
                         format!("must be between 1 and {MAX_DURATION_MS} (a year)"),
                     ));

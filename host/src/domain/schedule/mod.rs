@@ -101,7 +101,7 @@ impl Schedule {
         if let MissedRun::CatchUp { max } = self.missed
             && !(1..=MAX_CATCH_UP).contains(&max)
         {
-            problems.push(FlowError::new(
+            problems.push(FlowError::worded(
                 "catch_up_max",
                 format!("must be between 1 and {MAX_CATCH_UP}"),
             ));
