@@ -167,6 +167,12 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(M::DELETE, "/api/v1/tokens/nobody", Body::None, &["admin"]),
         e(
+            M::DELETE,
+            "/api/v1/tokens?name=nobody",
+            Body::None,
+            &["admin"],
+        ),
+        e(
             M::POST,
             "/api/v1/clock",
             Body::Json(json!({"advance_ms": 1})),

@@ -44,6 +44,7 @@ enum Op {
     SignIn,
     SignOut,
     RevokeToken,
+    RevokeTokenNamed,
     CreateSchedule,
     DisableSchedule,
     EnableSchedule,
@@ -52,7 +53,7 @@ enum Op {
     DeleteFreeze,
 }
 
-const SCENARIO: [Op; 30] = [
+const SCENARIO: [Op; 31] = [
     Op::Upload,
     Op::Grant,
     Op::Invoke,
@@ -77,6 +78,7 @@ const SCENARIO: [Op; 30] = [
     Op::SignIn,
     Op::SignOut,
     Op::RevokeToken,
+    Op::RevokeTokenNamed,
     Op::CreateSchedule,
     Op::DisableSchedule,
     Op::EnableSchedule,
@@ -109,6 +111,7 @@ impl Op {
             Op::RollbackTrain => ("POST", "/api/v1/trains/{id}/rollback"),
             Op::CreateToken => ("POST", "/api/v1/tokens"),
             Op::RevokeToken => ("DELETE", "/api/v1/tokens/{name}"),
+            Op::RevokeTokenNamed => ("DELETE", "/api/v1/tokens"),
             Op::SignIn => ("POST", "/api/v1/session"),
             Op::SignOut => ("DELETE", "/api/v1/session"),
             Op::CreateSchedule => ("POST", "/api/v1/schedules"),
@@ -135,6 +138,8 @@ struct Ctx {
     stuck: String,
     train: String,
     viewer_secret: String,
+    /// The token revoked by name in the query.
+    walt_secret: String,
     cookie: String,
     csrf: String,
 }
@@ -251,6 +256,9 @@ fn request(d: &Daemon, ctx: &Ctx, op: Op) -> reqwest::RequestBuilder {
             json!({"name": "vera", "role": "viewer"}),
         ),
         Op::RevokeToken => d.request(Method::DELETE, "/api/v1/tokens/vera"),
+        Op::RevokeTokenNamed => d
+            .request(Method::DELETE, "/api/v1/tokens")
+            .query(&[("name", "walt")]),
         Op::SignIn => reqwest::Client::new()
             .post(d.url("/api/v1/session"))
             .json(&json!({"token": ctx.viewer_secret})),
@@ -388,6 +396,16 @@ async fn verify(d: &Daemon, ctx: &Ctx, op: Op) {
                 "{tokens}"
             );
         }
+        Op::RevokeTokenNamed => {
+            let (status, _) = d
+                .send(
+                    reqwest::Client::new()
+                        .get(d.url("/api/v1/releases"))
+                        .bearer_auth(&ctx.walt_secret),
+                )
+                .await;
+            assert_eq!(status, 401, "a revoked token works again after the crash");
+        }
         Op::RevokeToken => {
             let (status, _) = d
                 .send(
@@ -474,6 +492,7 @@ async fn to_gate(d: &Daemon, id: &str) {
 /// Brings the releases to where the next operation can act on them.
 async fn prepare(d: &Daemon, ctx: &mut Ctx, op: Op) {
     match op {
+        Op::RevokeTokenNamed => ctx.walt_secret = d.create_token("walt", "viewer").await,
         // A version an owner who is not an admin published: it waits for
         // the approval the crash-tested request gives.
         Op::ApprovePlugin => {

@@ -322,3 +322,34 @@ async fn the_data_directory_is_closed_to_other_users() {
         "the database and the admin token were looked at"
     );
 }
+
+/// Tokens named `.` or `..` could be made before names had a rule; a URL
+/// path cannot carry those names, so the CLI names the token in the query.
+#[tokio::test]
+async fn a_token_with_a_name_a_path_cannot_carry_is_revoked_from_the_cli() {
+    let d = Daemon::start().await;
+    let (d, dots) = d
+        .add_token_named("..", greenlight::store::Role::Viewer)
+        .await;
+    let (status, _) = d
+        .send(with_token(
+            &d,
+            &dots,
+            reqwest::Method::GET,
+            "/api/v1/releases",
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let (ok, out, err) = cli(&d, &["token", "revoke", ".."]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Revoked token `..`"), "{out}");
+    let (status, _) = d
+        .send(with_token(
+            &d,
+            &dots,
+            reqwest::Method::GET,
+            "/api/v1/releases",
+        ))
+        .await;
+    assert_eq!(status, 401);
+}

@@ -132,6 +132,7 @@ routes! {
         POST "/api/v1/trains/{id}/rollback" => trains::rollback,
         POST "/api/v1/tokens" => tokens::create,
         GET "/api/v1/tokens" => tokens::list,
+        DELETE "/api/v1/tokens" => tokens::revoke_named,
         DELETE "/api/v1/tokens/{name}" => tokens::revoke,
         GET "/api/v1/audit" => audit::list,
         POST "/api/v1/session" => session::sign_in,

@@ -73,6 +73,7 @@ pub const BEARER: &str = "bearer";
         tokens::create,
         tokens::list,
         tokens::revoke,
+        tokens::revoke_named,
         audit::list,
         session::sign_in,
         session::show,

@@ -2,8 +2,11 @@
 //! list tokens, revoke one.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::error::ErrorBody;
 use super::model::{CreateTokenRequest, CreatedTokenDto, TokenDto};
@@ -109,6 +112,50 @@ pub async fn revoke(
 ) -> Result<Json<TokenDto>, ApiError> {
     caller.require(&[])?;
     let record = state.identity.revoke_token(&name, &caller.name)?;
+    Ok(Json(record.into()))
+}
+
+/// The query naming a token to revoke.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeQuery {
+    /// The token's name, exactly as stored: names from before the name rule
+    /// (such as `..`, which a path cannot carry) are revoked this way.
+    #[param(max_length = 1024, min_length = 1)]
+    name: String,
+}
+
+/// Revokes a token named in the query.
+///
+/// `DELETE /api/v1/tokens?name=NAME`: the same as `DELETE
+/// /api/v1/tokens/{name}`, for any stored name, including those a URL path
+/// cannot carry (`.` and `..` are collapsed on the way).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens",
+    operation_id = "revoke_token_named",
+    tag = "tokens",
+    params(RevokeQuery),
+    responses(
+        (status = 200, description = "The token, now revoked.", body = TokenDto),
+        (status = 400, description = "A bad query.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such token.", body = ErrorBody),
+        (status = 409, description = "A token cannot revoke itself.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke_named(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<RevokeQuery>, QueryRejection>,
+) -> Result<Json<TokenDto>, ApiError> {
+    caller.require(&[])?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("request.bad_query", e.body_text()))?;
+    let record = state.identity.revoke_token(&q.name, &caller.name)?;
     Ok(Json(record.into()))
 }
 

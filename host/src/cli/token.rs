@@ -71,7 +71,9 @@ pub async fn run(cmd: TokenCommand, server: &ServerArgs) -> anyhow::Result<()> {
         TokenCommand::Revoke { name } => {
             let client = Client::new(server)?;
             let revoked = client
-                .fetch::<TokenDto>(client.delete(&format!("/api/v1/tokens/{name}")))
+                // The name goes in the query, which carries any stored
+                // name; a path would collapse `.` and `..`.
+                .fetch::<TokenDto>(client.delete("/api/v1/tokens").query(&[("name", &name)]))
                 .await?;
             client.print(&revoked, |revoked| {
                 println!("Revoked token `{}`.", revoked.name);
