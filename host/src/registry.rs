@@ -27,6 +27,10 @@ pub enum Error {
     /// A grant's limit above the bounds this daemon's configuration sets.
     #[error("{0}")]
     GrantAboveBounds(String),
+    /// A grant's TLS settings that cannot be used (an origin not allowed,
+    /// a PEM that does not parse, a certificate and key that differ).
+    #[error("{0}")]
+    GrantTlsUnusable(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -319,6 +323,11 @@ impl Registry {
                 Rule::Stated => Error::BadGrant(e.to_string()),
                 _ => Error::GrantAboveBounds(e.to_string()),
             })?;
+        grant.check_tls().map_err(Error::GrantTlsUnusable)?;
+        for (i, entry) in grant.tls.iter().enumerate() {
+            plugins::tls::client_config(entry, &grant.secrets)
+                .map_err(|problem| Error::GrantTlsUnusable(format!("tls[{i}]: {problem}")))?;
+        }
         self.store.set_grant(name, &grant)?;
         let grant = Arc::new(grant);
         if let Ok(mut cache) = self.grants.write() {

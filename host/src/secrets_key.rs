@@ -420,6 +420,7 @@ mod tests {
         std::fs::create_dir_all(&data).unwrap();
         let old = load(&options(None), &data, None, &BTreeSet::new()).unwrap();
         let grant = Grant {
+            tls: Vec::new(),
             secrets: [("token".to_string(), "s3cret".to_string())].into(),
             ..Grant::default()
         };

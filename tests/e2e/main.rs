@@ -19,6 +19,7 @@ mod openapi;
 mod plugin_answers;
 mod plugin_trust;
 mod polyglot;
+mod private_tls;
 mod registry;
 mod release_cli;
 mod releases;

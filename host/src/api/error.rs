@@ -121,7 +121,7 @@ impl From<registry::Error> for ApiError {
             E::BadName(m) => ApiError::bad_request("plugin.bad_name", m),
             E::BadVersion(m) => ApiError::bad_request("plugin.bad_version", m),
             E::BadGrant(m) => ApiError::bad_request("grant.invalid", m),
-            E::GrantAboveBounds(m) => {
+            E::GrantAboveBounds(m) | E::GrantTlsUnusable(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "grant.invalid", m)
             }
             E::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::rules;
 
 use crate::domain::flow::FlowError;
-use crate::domain::grant::{Grant, LimitOverrides, Origin};
+use crate::domain::grant::{Grant, LimitOverrides, Origin, OriginTls};
 use crate::domain::inventory::Environment;
 use crate::domain::plugin as d;
 use crate::plugins::{Invocation, InvokeError, LogLine};
@@ -103,6 +103,40 @@ pub struct GrantDto {
     pub secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: LimitsDto,
+    /// How to reach private HTTPS origins: each an `https` origin among
+    /// `allowed_hosts`, with the CA to trust for it and the secrets holding
+    /// a client certificate and key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<OriginTlsDto>,
+}
+
+/// How to reach one private HTTPS origin. Verification is never switched
+/// off: `ca_pem` replaces the public roots for this origin only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OriginTlsDto {
+    #[schema(value_type = rules::Origin)]
+    pub origin: String,
+    /// PEM certificates to trust for this origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// The grant's secret holding the client certificate chain (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_secret: Option<String>,
+    /// The grant's secret holding the client's private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_secret: Option<String>,
+}
+
+impl From<&OriginTls> for OriginTlsDto {
+    fn from(t: &OriginTls) -> OriginTlsDto {
+        OriginTlsDto {
+            origin: t.origin.to_string(),
+            ca_pem: t.ca_pem.clone(),
+            client_cert_secret: t.client_cert_secret.clone(),
+            client_key_secret: t.client_key_secret.clone(),
+        }
+    }
 }
 
 impl GrantDto {
@@ -114,8 +148,23 @@ impl GrantDto {
             .enumerate()
             .map(|(i, o)| Origin::parse(o).map_err(|e| format!("allowed_hosts[{i}]: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = self
+            .tls
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                Ok(OriginTls {
+                    origin: Origin::parse(&t.origin)
+                        .map_err(|e| format!("tls[{i}].origin: {e}"))?,
+                    ca_pem: t.ca_pem,
+                    client_cert_secret: t.client_cert_secret,
+                    client_key_secret: t.client_key_secret,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Grant {
             allowed_hosts,
+            tls,
             config: self.config,
             secrets: self.secrets,
             limits: LimitOverrides {
@@ -135,11 +184,15 @@ pub struct GrantView {
     pub config: BTreeMap<String, String>,
     pub secret_names: Vec<String>,
     pub limits: LimitsDto,
+    /// The private HTTPS origins' settings (secrets by name only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<OriginTlsDto>,
 }
 
 impl From<&Grant> for GrantView {
     fn from(g: &Grant) -> GrantView {
         GrantView {
+            tls: g.tls.iter().map(OriginTlsDto::from).collect(),
             allowed_hosts: g.allowed_hosts.iter().map(|o| o.to_string()).collect(),
             config: g.config.clone(),
             secret_names: g.secrets.keys().cloned().collect(),

@@ -116,6 +116,7 @@ pub const BEARER: &str = "bearer";
         model::UploadDto,
         model::LimitsDto,
         model::GrantDto,
+        model::OriginTlsDto,
         model::GrantView,
         model::OwnersDto,
         model::PluginDetailDto,

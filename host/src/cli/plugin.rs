@@ -9,8 +9,8 @@ use clap::Subcommand;
 use super::client::{Client, ServerArgs};
 use super::output::{Answer, Output};
 use crate::api::model::{
-    GrantDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OutputDto, OwnersDto,
-    PluginDetailDto, PluginDto, UploadDto,
+    GrantDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OriginTlsDto, OutputDto,
+    OwnersDto, PluginDetailDto, PluginDto, UploadDto,
 };
 use crate::api::release_model::CommentRequest;
 use crate::clock::SystemClock;
@@ -52,6 +52,15 @@ pub enum PluginCommand {
         max_output_bytes: Option<u64>,
         #[arg(long)]
         max_outbound_requests: Option<u32>,
+        /// ORIGIN=FILE: trust the PEM certificates in FILE for this https
+        /// origin instead of the public roots (repeatable).
+        #[arg(long = "tls-ca", value_parser = key_value)]
+        tls_ca: Vec<(String, String)>,
+        /// ORIGIN=CERT_SECRET:KEY_SECRET: present the client certificate and
+        /// key held in these secrets of the grant to this https origin
+        /// (repeatable).
+        #[arg(long = "tls-client-cert", value_parser = key_value)]
+        tls_client_cert: Vec<(String, String)>,
     },
     /// Let a version run under the plugin's grant, and be picked by flows
     /// that name no version (admin).
@@ -96,6 +105,48 @@ pub enum PluginCommand {
         #[arg(long)]
         artifact_dir: Option<PathBuf>,
     },
+}
+
+/// The grant's TLS entries from `--tls-ca` and `--tls-client-cert`, one per
+/// origin.
+fn tls_entries(
+    cas: Vec<(String, String)>,
+    client_certs: Vec<(String, String)>,
+) -> anyhow::Result<Vec<OriginTlsDto>> {
+    let mut entries: Vec<OriginTlsDto> = Vec::new();
+    let mut entry = |origin: String| -> usize {
+        if let Some(i) = entries.iter().position(|e| e.origin == origin) {
+            return i;
+        }
+        entries.push(OriginTlsDto {
+            origin,
+            ca_pem: None,
+            client_cert_secret: None,
+            client_key_secret: None,
+        });
+        entries.len() - 1
+    };
+    let mut cas_read = Vec::new();
+    for (origin, path) in cas {
+        let pem = std::fs::read_to_string(&path)
+            .with_context(|| format!("--tls-ca {origin}: cannot read {path}"))?;
+        cas_read.push((entry(origin), pem));
+    }
+    let mut pairs = Vec::new();
+    for (origin, secrets) in client_certs {
+        let Some((cert, key)) = secrets.split_once(':') else {
+            bail!("--tls-client-cert {origin}={secrets}: expected ORIGIN=CERT_SECRET:KEY_SECRET");
+        };
+        pairs.push((entry(origin), cert.to_string(), key.to_string()));
+    }
+    for (i, pem) in cas_read {
+        entries[i].ca_pem = Some(pem);
+    }
+    for (i, cert, key) in pairs {
+        entries[i].client_cert_secret = Some(cert);
+        entries[i].client_key_secret = Some(key);
+    }
+    Ok(entries)
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -232,9 +283,12 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
             memory_mib,
             max_output_bytes,
             max_outbound_requests,
+            tls_ca,
+            tls_client_cert,
         } => {
             let client = Client::new(server)?;
             let dto = GrantDto {
+                tls: tls_entries(tls_ca, tls_client_cert)?,
                 allowed_hosts: allow_hosts,
                 config: config.into_iter().collect(),
                 secrets: secrets.into_iter().collect(),

@@ -171,12 +171,86 @@ pub struct Grant {
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     pub limits: LimitOverrides,
+    /// How to reach private HTTPS origins (a cluster's API server, say):
+    /// at most one entry per origin, each among `allowed_hosts`.
+    pub tls: Vec<OriginTls>,
+}
+
+/// How to reach one private HTTPS origin. Verification is never switched
+/// off: the CA replaces the public roots for this origin only, and the
+/// client certificate is presented in addition to verifying the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginTls {
+    pub origin: Origin,
+    /// PEM certificates to trust for this origin instead of the public roots.
+    pub ca_pem: Option<String>,
+    /// The grant's secret holding the client certificate chain (PEM).
+    pub client_cert_secret: Option<String>,
+    /// The grant's secret holding the client certificate's private key (PEM).
+    pub client_key_secret: Option<String>,
 }
 
 impl Grant {
     /// Whether a request to this origin is allowed.
     pub fn allows(&self, origin: &Origin) -> bool {
         self.allowed_hosts.iter().any(|o| o == origin)
+    }
+
+    /// How to reach this origin over TLS, when the grant says.
+    pub fn tls_for(&self, origin: &Origin) -> Option<&OriginTls> {
+        self.tls.iter().find(|t| &t.origin == origin)
+    }
+
+    /// Checks the TLS entries against the rest of the grant, naming the
+    /// first problem with its field (`tls[1].client_key_secret`). Whether
+    /// the PEM parses is for the runtime, which knows TLS, to check.
+    pub fn check_tls(&self) -> Result<(), String> {
+        for (i, t) in self.tls.iter().enumerate() {
+            let at = |field: &str| format!("tls[{i}].{field}");
+            if t.origin.scheme != "https" {
+                return Err(format!(
+                    "{}: `{}` is not an https origin",
+                    at("origin"),
+                    t.origin
+                ));
+            }
+            if !self.allows(&t.origin) {
+                return Err(format!(
+                    "{}: `{}` is not among allowed_hosts; add it there too",
+                    at("origin"),
+                    t.origin
+                ));
+            }
+            if self.tls[..i].iter().any(|o| o.origin == t.origin) {
+                return Err(format!("{}: `{}` is listed twice", at("origin"), t.origin));
+            }
+            if t.client_cert_secret.is_some() != t.client_key_secret.is_some() {
+                return Err(format!(
+                    "{}: a client certificate needs both client_cert_secret and client_key_secret",
+                    at("client_key_secret")
+                ));
+            }
+            for (field, secret) in [
+                ("client_cert_secret", &t.client_cert_secret),
+                ("client_key_secret", &t.client_key_secret),
+            ] {
+                if let Some(name) = secret
+                    && !self.secrets.contains_key(name)
+                {
+                    return Err(format!(
+                        "{}: the grant has no secret named `{name}`",
+                        at(field)
+                    ));
+                }
+            }
+            if t.ca_pem.is_none() && t.client_cert_secret.is_none() {
+                return Err(format!(
+                    "{}: name a CA (ca_pem), a client certificate, or both",
+                    at("origin")
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

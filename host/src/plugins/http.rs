@@ -2,13 +2,15 @@
 //! grant on its final URI (scheme, host and port; never the Host header) and
 //! counted against the per-invocation request limit before it leaves.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::tls::{self, TlsFailure};
 use crate::domain::grant::{Grant, Origin};
 
 /// Why an outbound request was refused.
@@ -40,6 +42,11 @@ pub(super) struct GrantedHttp {
     deadline: Instant,
     pub sent: u32,
     pub denials: Vec<Denial>,
+    /// Handshakes with private origins that failed: they fail the call,
+    /// named, even if the plugin carries on.
+    pub tls_failures: Arc<Mutex<Vec<TlsFailure>>>,
+    /// The TLS settings of the private origins called so far.
+    tls_configs: HashMap<Origin, Arc<rustls::ClientConfig>>,
 }
 
 impl GrantedHttp {
@@ -56,11 +63,36 @@ impl GrantedHttp {
             deadline,
             sent: 0,
             denials: Vec::new(),
+            tls_failures: Arc::default(),
+            tls_configs: HashMap::new(),
         }
     }
 
-    /// Decides whether a request may leave.
-    fn admit(&mut self, uri: &http::Uri) -> Result<(), Denial> {
+    /// The TLS settings the grant gives an origin, if it gives any; an
+    /// entry that cannot be used is a failure naming the origin.
+    fn private_tls(
+        &mut self,
+        origin: &Origin,
+    ) -> Option<Result<Arc<rustls::ClientConfig>, TlsFailure>> {
+        let entry = self.grant.tls_for(origin)?;
+        if let Some(config) = self.tls_configs.get(origin) {
+            return Some(Ok(config.clone()));
+        }
+        let config = match tls::client_config(entry, &self.grant.secrets) {
+            Ok(config) => Arc::new(config),
+            Err(problem) => {
+                return Some(Err(TlsFailure {
+                    origin: origin.to_string(),
+                    problem: format!("the grant's TLS settings for it cannot be used: {problem}"),
+                }));
+            }
+        };
+        self.tls_configs.insert(origin.clone(), config.clone());
+        Some(Ok(config))
+    }
+
+    /// Decides whether a request may leave; the origin it goes to if so.
+    fn admit(&mut self, uri: &http::Uri) -> Result<Origin, Denial> {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(Denial::BadUri(uri.to_string()));
         };
@@ -78,7 +110,7 @@ impl GrantedHttp {
             return Err(Denial::RequestLimit(self.max_requests));
         }
         self.sent += 1;
-        Ok(())
+        Ok(origin)
     }
 
     /// The guest's timeouts, shortened to the connect limit and to what is
@@ -115,11 +147,34 @@ impl WasiHttpHooks for GrantedHttp {
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
         drop(fut);
-        if let Err(denial) = self.admit(request.uri()) {
-            self.denials.push(denial);
-            return Box::new(async { Err(Error::HttpRequestDenied) });
-        }
+        let origin = match self.admit(request.uri()) {
+            Ok(origin) => origin,
+            Err(denial) => {
+                self.denials.push(denial);
+                return Box::new(async { Err(Error::HttpRequestDenied) });
+            }
+        };
         let options = self.options(options);
+        match self.private_tls(&origin) {
+            None => {}
+            Some(Err(failure)) => {
+                push(&self.tls_failures, failure);
+                return Box::new(async { Err(Error::TlsCertificateError) });
+            }
+            Some(Ok(config)) => {
+                let failures = self.tls_failures.clone();
+                return Box::new(async move {
+                    tls::send(request, &origin, config, &options).await.map_err(
+                        |(error, failure)| {
+                            if let Some(failure) = failure {
+                                push(&failures, failure);
+                            }
+                            error
+                        },
+                    )
+                });
+            }
+        }
         Box::new(async move {
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
@@ -131,12 +186,20 @@ impl WasiHttpHooks for GrantedHttp {
     }
 }
 
+fn push(failures: &Mutex<Vec<TlsFailure>>, failure: TlsFailure) {
+    failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(failure);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hooks(allowed: &[&str], max: u32) -> GrantedHttp {
         let grant = Grant {
+            tls: Vec::new(),
             allowed_hosts: allowed.iter().map(|o| Origin::parse(o).unwrap()).collect(),
             ..Default::default()
         };

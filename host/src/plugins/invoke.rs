@@ -61,6 +61,9 @@ pub enum ErrorKind {
     /// The plugin tried to reach a host its grant does not allow, or made
     /// more requests than it may.
     HostDenied,
+    /// An HTTPS request to an origin whose TLS the grant sets up (its own
+    /// CA, a client certificate) failed its handshake.
+    TlsFailed,
     /// The plugin returned more than its output cap.
     OutputTooLarge,
     /// The plugin returned something the WIT contract forbids.
@@ -79,6 +82,7 @@ impl ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::MemoryExhausted => "memory_exhausted",
             ErrorKind::HostDenied => "host_denied",
+            ErrorKind::TlsFailed => "tls_failed",
             ErrorKind::OutputTooLarge => "output_too_large",
             ErrorKind::MalformedOutput => "malformed_output",
             ErrorKind::Trap => "trap",
@@ -239,6 +243,8 @@ impl Runtime {
             Ok(Ok(output)) => {
                 if let Some(denial) = state.hooks.denials.first() {
                     Err(fail(ErrorKind::HostDenied, denial.to_string(), None))
+                } else if let Some(failure) = first_tls_failure(&state) {
+                    Err(fail(ErrorKind::TlsFailed, failure, None))
                 } else if output.size_bytes() as u64 > limits.max_output_bytes {
                     Err(fail(
                         ErrorKind::OutputTooLarge,
@@ -279,6 +285,16 @@ impl Runtime {
         }
         outcome
     }
+}
+
+/// The first failed handshake with a private origin, in words.
+fn first_tls_failure(state: &InvocationState) -> Option<String> {
+    let failures = state
+        .hooks
+        .tls_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    failures.first().map(ToString::to_string)
 }
 
 /// Replaces the grant's secret values in everything an invocation says,
@@ -352,6 +368,9 @@ fn classify(
             with_output(denial.to_string()),
             backtrace,
         );
+    }
+    if let Some(failure) = first_tls_failure(state) {
+        return fail(ErrorKind::TlsFailed, with_output(failure), backtrace);
     }
     let overflowed = trap == Some(Trap::StackOverflow)
         || (trap == Some(Trap::MemoryOutOfBounds) && ran_below_address_zero(error));

@@ -20,6 +20,7 @@ mod http;
 mod inspect;
 mod invoke;
 mod state;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::seal::Sealed;
 use super::{Error, Store, decode, decode_all, encode, key, name_prefix};
-use crate::domain::grant::{Grant, LimitOverrides, Origin};
+use crate::domain::grant::{Grant, LimitOverrides, Origin, OriginTls};
 
 /// One uploaded plugin version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,9 +61,24 @@ pub enum PutOutcome {
     Unchanged,
 }
 
+/// How a grant reaches one private HTTPS origin, as stored.
+#[derive(Serialize, Deserialize, Clone)]
+struct TlsRecord {
+    origin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_cert_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_key_secret: Option<String>,
+}
+
 #[derive(Serialize, Deserialize, Default)]
 pub(super) struct GrantRecord {
     allowed_hosts: Vec<String>,
+    /// Private HTTPS origins; absent from grants stored before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tls: Vec<TlsRecord>,
     config: BTreeMap<String, String>,
     /// Secrets in the clear, as releases before sealing stored them; read,
     /// and sealed on the next start or write, never written again.
@@ -191,8 +206,26 @@ impl Store {
                 key: name.to_string(),
                 problem,
             })?;
+        let tls = r
+            .tls
+            .iter()
+            .map(|t| {
+                Ok(OriginTls {
+                    origin: Origin::parse(&t.origin)?,
+                    ca_pem: t.ca_pem.clone(),
+                    client_cert_secret: t.client_cert_secret.clone(),
+                    client_key_secret: t.client_key_secret.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|problem| Error::Corrupt {
+                tree: "grants",
+                key: name.to_string(),
+                problem,
+            })?;
         Ok(Grant {
             allowed_hosts,
+            tls,
             config: r.config,
             secrets,
             limits: LimitOverrides {
@@ -208,6 +241,16 @@ impl Store {
     pub fn set_grant(&self, name: &str, grant: &Grant) -> Result<(), Error> {
         let record = GrantRecord {
             allowed_hosts: grant.allowed_hosts.iter().map(|o| o.to_string()).collect(),
+            tls: grant
+                .tls
+                .iter()
+                .map(|t| TlsRecord {
+                    origin: t.origin.to_string(),
+                    ca_pem: t.ca_pem.clone(),
+                    client_cert_secret: t.client_cert_secret.clone(),
+                    client_key_secret: t.client_key_secret.clone(),
+                })
+                .collect(),
             config: grant.config.clone(),
             secrets: BTreeMap::new(),
             sealed_secrets: self.seal_secrets(name, &grant.secrets)?,
@@ -292,6 +335,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap().with_secrets_key(key);
         assert_eq!(store.grant("probe").unwrap(), Grant::default());
         let grant = Grant {
+            tls: Vec::new(),
             allowed_hosts: vec![Origin::parse("http://127.0.0.1:9").unwrap()],
             config: [("k".to_string(), "v".to_string())].into(),
             secrets: [("token".to_string(), "s3cret".to_string())].into(),

@@ -213,6 +213,7 @@ mod tests {
 
     fn grant(secret: &str) -> Grant {
         Grant {
+            tls: Vec::new(),
             allowed_hosts: vec![Origin::parse("http://127.0.0.1:9").unwrap()],
             config: [("greeting".to_string(), "hello".to_string())].into(),
             secrets: [("token".to_string(), secret.to_string())].into(),
