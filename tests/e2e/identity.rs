@@ -255,10 +255,8 @@ async fn tokens_and_the_audit_log_from_the_command_line() {
     assert!(ok, "{err}");
     let newest: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(newest.as_array().map(Vec::len), Some(1), "{newest:#}");
-    assert_eq!(
-        newest[0]["action"], "DELETE /api/v1/tokens",
-        "{newest:#}"
-    );
+    assert_eq!(newest[0]["action"], "DELETE /api/v1/tokens", "{newest:#}");
+    assert_eq!(newest[0]["comment"], "token `ci`", "{newest:#}");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::error::ErrorBody;
 use super::model::{CreateTokenRequest, CreatedTokenDto, TokenDto};
 use super::rules;
-use super::{ApiError, AppState, Caller, JsonBody};
+use super::{ApiError, AppState, AuditNote, Caller, JsonBody};
 use crate::identity;
 
 /// Creates a token.
