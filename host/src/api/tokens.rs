@@ -152,11 +152,13 @@ pub async fn revoke_named(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<RevokeQuery>, QueryRejection>,
-) -> Result<Json<TokenDto>, ApiError> {
+) -> Result<(AuditNote, Json<TokenDto>), ApiError> {
     caller.require(&[])?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("request.bad_query", e.body_text()))?;
     let record = state.identity.revoke_token(&q.name, &caller.name)?;
-    Ok(Json(record.into()))
+    // The path does not name the token, so the audit entry says which.
+    let note = AuditNote::comment(&format!("token `{}`", record.name), &[]);
+    Ok((note, Json(record.into())))
 }
 
 impl From<identity::Error> for ApiError {
