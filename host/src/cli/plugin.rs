@@ -1,6 +1,6 @@
 //! `greenlight plugin …`: push, list, show, grant, invoke and test plugins.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -33,35 +33,7 @@ pub enum PluginCommand {
     /// Show a plugin's versions and grant.
     Show { name: String },
     /// Replace a plugin's grant (admin).
-    Grant {
-        name: String,
-        /// An origin the plugin may call, such as http://127.0.0.1:9090 (repeatable).
-        #[arg(long = "allow-host")]
-        allow_hosts: Vec<String>,
-        /// A configuration value KEY=VALUE (repeatable).
-        #[arg(long = "config", value_parser = key_value)]
-        config: Vec<(String, String)>,
-        /// A secret NAME=VALUE (repeatable); never shown again.
-        #[arg(long = "secret", value_parser = key_value)]
-        secrets: Vec<(String, String)>,
-        #[arg(long)]
-        deadline_ms: Option<u64>,
-        #[arg(long)]
-        memory_mib: Option<u64>,
-        #[arg(long)]
-        max_output_bytes: Option<u64>,
-        #[arg(long)]
-        max_outbound_requests: Option<u32>,
-        /// ORIGIN=FILE: trust the PEM certificates in FILE for this https
-        /// origin instead of the public roots (repeatable).
-        #[arg(long = "tls-ca", value_parser = key_value)]
-        tls_ca: Vec<(String, String)>,
-        /// ORIGIN=CERT_SECRET:KEY_SECRET: present the client certificate and
-        /// key held in these secrets of the grant to this https origin
-        /// (repeatable).
-        #[arg(long = "tls-client-cert", value_parser = key_value)]
-        tls_client_cert: Vec<(String, String)>,
-    },
+    Grant(GrantArgs),
     /// Let a version run under the plugin's grant, and be picked by flows
     /// that name no version (admin).
     Approve {
@@ -90,21 +62,57 @@ pub enum PluginCommand {
         input: Option<PathBuf>,
     },
     /// Run a component locally, without a daemon, in the same sandbox.
-    Test {
-        /// The `.wasm` component.
-        file: PathBuf,
-        /// The invocation input (JSON: context, targets, …).
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// A grant to run under (JSON, as for the API).
-        #[arg(long)]
-        grant: Option<PathBuf>,
-        /// Keep compiled components in this directory, so that testing the
-        /// same component again skips compiling it (a Python or JavaScript
-        /// component takes seconds to compile).
-        #[arg(long)]
-        artifact_dir: Option<PathBuf>,
-    },
+    Test(TestArgs),
+}
+
+/// `greenlight plugin grant`.
+#[derive(Debug, clap::Args)]
+pub struct GrantArgs {
+    name: String,
+    /// An origin the plugin may call, such as http://127.0.0.1:9090 (repeatable).
+    #[arg(long = "allow-host")]
+    allow_hosts: Vec<String>,
+    /// A configuration value KEY=VALUE (repeatable).
+    #[arg(long = "config", value_parser = key_value)]
+    config: Vec<(String, String)>,
+    /// A secret NAME=VALUE (repeatable); never shown again.
+    #[arg(long = "secret", value_parser = key_value)]
+    secrets: Vec<(String, String)>,
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    #[arg(long)]
+    memory_mib: Option<u64>,
+    #[arg(long)]
+    max_output_bytes: Option<u64>,
+    #[arg(long)]
+    max_outbound_requests: Option<u32>,
+    /// ORIGIN=FILE: trust the PEM certificates in FILE for this https
+    /// origin instead of the public roots (repeatable).
+    #[arg(long = "tls-ca", value_parser = key_value)]
+    tls_ca: Vec<(String, String)>,
+    /// ORIGIN=CERT_SECRET:KEY_SECRET: present the client certificate and
+    /// key held in these secrets of the grant to this https origin
+    /// (repeatable).
+    #[arg(long = "tls-client-cert", value_parser = key_value)]
+    tls_client_cert: Vec<(String, String)>,
+}
+
+/// `greenlight plugin test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The `.wasm` component.
+    file: PathBuf,
+    /// The invocation input (JSON: context, targets, …).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// A grant to run under (JSON, as for the API).
+    #[arg(long)]
+    grant: Option<PathBuf>,
+    /// Keep compiled components in this directory, so that testing the
+    /// same component again skips compiling it (a Python or JavaScript
+    /// component takes seconds to compile).
+    #[arg(long)]
+    artifact_dir: Option<PathBuf>,
 }
 
 /// The grant's TLS entries from `--tls-ca` and `--tls-client-cert`, one per
@@ -172,202 +180,212 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
             file,
             name,
             version,
-        } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let client = Client::new(server)?;
-            eprintln!(
-                "Uploading {} ({} bytes); the daemon compiles it before answering…",
-                file.display(),
-                bytes.len()
-            );
-            let up = client
-                .fetch::<UploadDto>(
-                    client
-                        .post("/api/v1/plugins")
-                        .query(&[("name", &name), ("version", &version)])
-                        .body(bytes),
-                )
-                .await?;
-            client.print(&up, |up| {
-                let p = &up.plugin;
-                let what = if up.created {
-                    "Uploaded"
-                } else {
-                    "Already there:"
-                };
-                println!(
-                    "{what} {}@{} ({} plugin, {})",
-                    p.name, p.version, p.kind, p.digest
-                );
-                if !p.approved {
-                    println!(
-                        "It runs without its grant, and flows that name no version do not pick it, until an admin approves it: greenlight plugin approve {} {}",
-                        p.name, p.version
-                    );
-                }
-                if let Some(advice) = &up.advice {
-                    eprintln!("hint: {advice}");
-                }
-            })
-        }
+        } => push(server, &file, &name, &version).await,
         PluginCommand::Approve {
             name,
             version,
             comment,
         } => approve(server, &name, &version, comment).await,
         PluginCommand::Owners { name, add, remove } => owners(server, &name, add, remove).await,
-        PluginCommand::List => {
-            let client = Client::new(server)?;
-            let plugins = client
-                .fetch::<Vec<PluginDto>>(client.get("/api/v1/plugins"))
-                .await?;
-            client.print(&plugins, |plugins| {
-                if plugins.is_empty() {
-                    println!(
-                        "No plugins yet. Upload one with `greenlight plugin push FILE.wasm --name NAME --version 0.1.0`."
-                    );
-                    return;
-                }
-                println!(
-                    "{:<24} {:<10} {:<16} {:>10}  DIGEST",
-                    "NAME", "VERSION", "KIND", "SIZE"
-                );
-                for p in plugins {
-                    println!(
-                        "{:<24} {:<10} {:<16} {:>10}  {}",
-                        p.name,
-                        p.version,
-                        p.kind,
-                        p.size_bytes,
-                        p.digest.get(..19).unwrap_or(&p.digest)
-                    );
-                }
-            })
-        }
-        PluginCommand::Show { name } => {
-            let client = Client::new(server)?;
-            let detail = client
-                .fetch::<PluginDetailDto>(client.get(&format!("/api/v1/plugins/{name}")))
-                .await?;
-            client.print(&detail, |d| {
-                println!("{}", d.name);
-                println!("  owners: {}", d.owners.join(", "));
-                for v in &d.versions {
-                    let stack = v
-                        .stack_bytes
-                        .map_or(String::new(), |b| format!("  stack {} KiB", b / 1024));
-                    let approval = match &v.approved_by {
-                        Some(by) => format!("approved by {by}"),
-                        None => "waiting for an admin's approval".to_string(),
-                    };
-                    println!(
-                        "  {}  {}  {}  uploaded by {}, {approval}{stack}",
-                        v.version, v.kind, v.digest, v.uploaded_by
-                    );
-                }
-                print_grant(&d.grant);
-                println!(
-                    "  key-value store: {} of {} KiB used",
-                    d.kv_used_bytes.div_ceil(1024),
-                    d.kv_quota_bytes / 1024
-                );
-            })
-        }
-        PluginCommand::Grant {
-            name,
-            allow_hosts,
-            config,
-            secrets,
-            deadline_ms,
-            memory_mib,
-            max_output_bytes,
-            max_outbound_requests,
-            tls_ca,
-            tls_client_cert,
-        } => {
-            let client = Client::new(server)?;
-            let dto = GrantDto {
-                tls: tls_entries(tls_ca, tls_client_cert)?,
-                allowed_hosts: allow_hosts,
-                config: config.into_iter().collect(),
-                secrets: secrets.into_iter().collect(),
-                limits: LimitsDto {
-                    deadline_ms,
-                    memory_mib,
-                    max_output_bytes,
-                    max_outbound_requests,
-                },
-            };
-            let grant = client
-                .fetch::<GrantView>(
-                    client
-                        .put(&format!("/api/v1/plugins/{name}/grant"))
-                        .json(&dto),
-                )
-                .await?;
-            client.print(&grant, |g| {
-                println!("Grant of {name} replaced.");
-                print_grant(g);
-            })
-        }
-        PluginCommand::Invoke { plugin, input } => {
-            let (name, version) = plugin.split_once('@').unwrap_or((&plugin, "latest"));
-            let request: InvokeRequest = read_json(input.as_ref())?;
-            let client = Client::new(server)?;
-            let answer = client
-                .fetch::<InvokeResponse>(
-                    client
-                        .post(&format!("/api/v1/plugins/{name}/{version}/invoke"))
-                        .json(&request),
-                )
-                .await?;
-            report(client.output(), &answer)
-        }
-        PluginCommand::Test {
-            file,
-            input,
-            grant,
-            artifact_dir,
-        } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let request: InvokeRequest = read_json(input.as_ref())?;
-            let grant = read_json::<GrantDto>(grant.as_ref())?
-                .into_grant()
-                .map_err(|m| anyhow::anyhow!("the grant file is invalid: {m}"))?;
-            let scratch = tempfile::tempdir()?;
-            let store = Store::open(scratch.path())?;
-            let options = Options {
-                max_concurrent_invocations: 2,
-                artifact_dir,
-                ..Options::default()
-            };
-            grant
-                .limits
-                .validate(&options.limit_bounds())
-                .map_err(anyhow::Error::msg)?;
-            let runtime = Runtime::new(options, Arc::new(store), Arc::new(SystemClock))?;
-            let plugin = runtime.load(bytes.into()).await?;
-            let call = request
-                .into_call(plugin.kind())
-                .map_err(|problems| anyhow::anyhow!(crate::domain::flow::join_errors(&problems)))?;
-            let name = file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "plugin".into());
-            let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
-            // Advice goes to standard error, so that `--json` output stays
-            // one document.
-            if let Some(hint) = plugins::stack_advice(plugin.stack_bytes(), runtime.options()) {
-                eprintln!("hint: {hint}");
-            }
-            let mut response = InvokeResponse::from(result);
-            // The grant given on the command line is the one it ran under.
-            response.grant_applied = true;
-            report(Output::new(server.json), &Answer::local(response)?)
-        }
+        PluginCommand::List => list(server).await,
+        PluginCommand::Show { name } => show(server, &name).await,
+        PluginCommand::Grant(args) => grant(server, args).await,
+        PluginCommand::Invoke { plugin, input } => invoke(server, &plugin, input.as_ref()).await,
+        PluginCommand::Test(args) => test(server, args).await,
     }
+}
+
+/// Uploads a component and says whether it waits for an admin's approval.
+async fn push(server: &ServerArgs, file: &Path, name: &str, version: &str) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let client = Client::new(server)?;
+    eprintln!(
+        "Uploading {} ({} bytes); the daemon compiles it before answering…",
+        file.display(),
+        bytes.len()
+    );
+    let up = client
+        .fetch::<UploadDto>(
+            client
+                .post("/api/v1/plugins")
+                .query(&[("name", name), ("version", version)])
+                .body(bytes),
+        )
+        .await?;
+    client.print(&up, |up| {
+        let p = &up.plugin;
+        let what = if up.created {
+            "Uploaded"
+        } else {
+            "Already there:"
+        };
+        println!(
+            "{what} {}@{} ({} plugin, {})",
+            p.name, p.version, p.kind, p.digest
+        );
+        if !p.approved {
+            println!(
+                "It runs without its grant, and flows that name no version do not pick it, until an admin approves it: greenlight plugin approve {} {}",
+                p.name, p.version
+            );
+        }
+        if let Some(advice) = &up.advice {
+            eprintln!("hint: {advice}");
+        }
+    })
+}
+
+/// Every plugin version, as a table.
+async fn list(server: &ServerArgs) -> anyhow::Result<()> {
+    let client = Client::new(server)?;
+    let plugins = client
+        .fetch::<Vec<PluginDto>>(client.get("/api/v1/plugins"))
+        .await?;
+    client.print(&plugins, |plugins| {
+        if plugins.is_empty() {
+            println!(
+                "No plugins yet. Upload one with `greenlight plugin push FILE.wasm --name NAME --version 0.1.0`."
+            );
+            return;
+        }
+        println!(
+            "{:<24} {:<10} {:<16} {:>10}  DIGEST",
+            "NAME", "VERSION", "KIND", "SIZE"
+        );
+        for p in plugins {
+            println!(
+                "{:<24} {:<10} {:<16} {:>10}  {}",
+                p.name,
+                p.version,
+                p.kind,
+                p.size_bytes,
+                p.digest.get(..19).unwrap_or(&p.digest)
+            );
+        }
+    })
+}
+
+/// A plugin's owners, versions with their approvals, grant and store use.
+async fn show(server: &ServerArgs, name: &str) -> anyhow::Result<()> {
+    let client = Client::new(server)?;
+    let detail = client
+        .fetch::<PluginDetailDto>(client.get(&format!("/api/v1/plugins/{name}")))
+        .await?;
+    client.print(&detail, |d| {
+        println!("{}", d.name);
+        println!("  owners: {}", d.owners.join(", "));
+        for v in &d.versions {
+            let stack = v
+                .stack_bytes
+                .map_or(String::new(), |b| format!("  stack {} KiB", b / 1024));
+            let approval = match &v.approved_by {
+                Some(by) => format!("approved by {by}"),
+                None => "waiting for an admin's approval".to_string(),
+            };
+            println!(
+                "  {}  {}  {}  uploaded by {}, {approval}{stack}",
+                v.version, v.kind, v.digest, v.uploaded_by
+            );
+        }
+        print_grant(&d.grant);
+        println!(
+            "  key-value store: {} of {} KiB used",
+            d.kv_used_bytes.div_ceil(1024),
+            d.kv_quota_bytes / 1024
+        );
+    })
+}
+
+/// Replaces a plugin's grant.
+async fn grant(server: &ServerArgs, args: GrantArgs) -> anyhow::Result<()> {
+    let client = Client::new(server)?;
+    let name = args.name;
+    let dto = GrantDto {
+        tls: tls_entries(args.tls_ca, args.tls_client_cert)?,
+        allowed_hosts: args.allow_hosts,
+        config: args.config.into_iter().collect(),
+        secrets: args.secrets.into_iter().collect(),
+        limits: LimitsDto {
+            deadline_ms: args.deadline_ms,
+            memory_mib: args.memory_mib,
+            max_output_bytes: args.max_output_bytes,
+            max_outbound_requests: args.max_outbound_requests,
+        },
+    };
+    let grant = client
+        .fetch::<GrantView>(
+            client
+                .put(&format!("/api/v1/plugins/{name}/grant"))
+                .json(&dto),
+        )
+        .await?;
+    client.print(&grant, |g| {
+        println!("Grant of {name} replaced.");
+        print_grant(g);
+    })
+}
+
+/// Runs an uploaded plugin through the daemon's sandbox.
+async fn invoke(server: &ServerArgs, plugin: &str, input: Option<&PathBuf>) -> anyhow::Result<()> {
+    let (name, version) = plugin.split_once('@').unwrap_or((plugin, "latest"));
+    let request: InvokeRequest = read_json(input)?;
+    let client = Client::new(server)?;
+    let answer = client
+        .fetch::<InvokeResponse>(
+            client
+                .post(&format!("/api/v1/plugins/{name}/{version}/invoke"))
+                .json(&request),
+        )
+        .await?;
+    report(client.output(), &answer)
+}
+
+/// Runs a component locally, without a daemon, in the same sandbox.
+async fn test(server: &ServerArgs, args: TestArgs) -> anyhow::Result<()> {
+    let TestArgs {
+        file,
+        input,
+        grant,
+        artifact_dir,
+    } = args;
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let request: InvokeRequest = read_json(input.as_ref())?;
+    let grant = read_json::<GrantDto>(grant.as_ref())?
+        .into_grant()
+        .map_err(|m| anyhow::anyhow!("the grant file is invalid: {m}"))?;
+    grant
+        .check_tls()
+        .map_err(|m| anyhow::anyhow!("the grant file is invalid: {m}"))?;
+    let scratch = tempfile::tempdir()?;
+    let store = Store::open(scratch.path())?;
+    let options = Options {
+        max_concurrent_invocations: 2,
+        artifact_dir,
+        ..Options::default()
+    };
+    grant
+        .limits
+        .validate(&options.limit_bounds())
+        .map_err(anyhow::Error::msg)?;
+    let runtime = Runtime::new(options, Arc::new(store), Arc::new(SystemClock))?;
+    let plugin = runtime.load(bytes.into()).await?;
+    let call = request
+        .into_call(plugin.kind())
+        .map_err(|problems| anyhow::anyhow!(crate::domain::flow::join_errors(&problems)))?;
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
+    // Advice goes to standard error, so that `--json` output stays one
+    // document.
+    if let Some(hint) = plugins::stack_advice(plugin.stack_bytes(), runtime.options()) {
+        eprintln!("hint: {hint}");
+    }
+    let mut response = InvokeResponse::from(result);
+    // The grant given on the command line is the one it ran under.
+    response.grant_applied = true;
+    report(Output::new(server.json), &Answer::local(response)?)
 }
 
 async fn approve(
