@@ -6,6 +6,7 @@ mod bundled;
 mod cli;
 mod demo;
 mod durability;
+mod edge;
 mod evidence;
 mod fleet;
 mod flows;

@@ -21,7 +21,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use audit::{AuditEntry, AuditFilter};
+pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditRetention};
 pub use flows::FlowRecord;
 pub use plugins::{PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
@@ -160,6 +160,8 @@ pub struct Store {
     schedule_fires: sled::Tree,
     freezes: sled::Tree,
     syncer: std::sync::Arc<sync::Syncer>,
+    /// The audit log's retention and size.
+    audit_keeper: audit::SharedKeeper,
 }
 
 impl Store {
@@ -188,6 +190,7 @@ impl Store {
             schedule_fires: db.open_tree("schedule_fires")?,
             freezes: db.open_tree("freezes")?,
             syncer: sync::new(),
+            audit_keeper: audit::SharedKeeper::default(),
             db,
         })
     }
