@@ -64,6 +64,8 @@ pub struct Metrics {
     approvals_waiting: Gauge,
     schedule_fires: Family<OutcomeLabels, Counter>,
     schedule_skips: Family<ReasonLabels, Counter>,
+    http_refusals: Family<ReasonLabels, Counter>,
+    http_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -119,7 +121,23 @@ impl Metrics {
             "Schedule fires skipped, by reason (missed, frozen, overlap)",
             schedule_skips.clone(),
         );
+        let http_refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_refusals",
+            "Connections and requests refused or cut at the HTTP edge, by reason \
+             (busy, too_many_connections, rate_limited, header_timeout, idle_timeout, \
+             body_timeout, malformed, uri_too_long, headers_too_large)",
+            http_refusals.clone(),
+        );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "Connections being served",
+            http_connections.clone(),
+        );
         Metrics {
+            http_refusals,
+            http_connections,
             schedule_fires,
             schedule_skips,
             registry: Mutex::new(registry),
@@ -129,6 +147,20 @@ impl Metrics {
             releases,
             approvals_waiting,
         }
+    }
+
+    /// Counts a connection or request refused or cut at the HTTP edge.
+    pub fn http_refused(&self, reason: &str) {
+        self.http_refusals
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection served (`1`) or ended (`-1`).
+    pub fn http_connection(&self, delta: i64) {
+        self.http_connections.inc_by(delta);
     }
 
     /// Counts one plugin invocation and its latency.

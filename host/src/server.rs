@@ -63,9 +63,9 @@ impl Daemon {
             )
         })?;
         config
-            .scheduler
-            .origins()
+            .check()
             .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+        allow_descriptors(config.http.max_connections);
         let clock: Arc<dyn Clock> = match config.manual_clock_ms {
             Some(start) => Arc::new(ManualClock::new(start)),
             None => Arc::new(SystemClock),
@@ -75,6 +75,13 @@ impl Daemon {
         let store = Store::open(&config.data_dir.join("db"))
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
         let store = unseal(&config, store)?;
+        let retention = config.audit.retention();
+        let removed = store
+            .set_audit_retention(retention, clock.now_ms())
+            .context("cannot apply the audit log's retention")?;
+        if removed > 0 {
+            tracing::info!(removed, "Removed audit entries beyond the retention.");
+        }
         let identity = Identity::new(store.clone(), clock.clone());
         let path = config.data_dir.join(ADMIN_TOKEN_FILE);
         let made = identity
@@ -95,7 +102,7 @@ impl Daemon {
         let runtime = Runtime::new(options, Arc::new(store.clone()), clock.clone())?;
         let registry = Registry::new(store.clone(), runtime, clock.clone());
         let catalog = Catalog::new(store.clone(), registry.clone(), clock.clone());
-        let (shutdown, mut stop) = watch::channel(false);
+        let (shutdown, stop) = watch::channel(false);
         // Release work runs on threads of its own: plugin calls and journal
         // commits of many releases at once must not hold up API requests,
         // which the operating system then schedules beside them.
@@ -120,6 +127,7 @@ impl Daemon {
         if !lowered.wait_for(workers, std::time::Duration::from_secs(10)) {
             tracing::warn!("The release threads did not all start in time.");
         }
+        tokio::spawn(sweep_audit(store.clone(), clock.clone(), stop.clone()));
         let engine = Engine::start(
             store.clone(),
             registry.clone(),
@@ -146,6 +154,8 @@ impl Daemon {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let metrics = registry.metrics().clone();
+        let http = config.http.clone();
         let app = api::router(AppState {
             registry,
             catalog,
@@ -154,16 +164,10 @@ impl Daemon {
             scheduler,
             answer_before_durable: config.answer_before_durable,
             identity,
+            http: http.clone(),
         });
         let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await?;
+            api::serve(listener, app, http, metrics, stop).await;
             let _ = scheduler_task.await;
             engine.stopped().await;
             store.flush()?;
@@ -240,6 +244,61 @@ fn unseal(config: &Config, store: Store) -> anyhow::Result<Store> {
         "Plugin secrets open."
     );
     Ok(store)
+}
+
+/// How often entries past the audit log's age are looked for when nothing
+/// is appended (appending removes them too).
+const AUDIT_SWEEP: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn sweep_audit(store: Store, clock: Arc<dyn Clock>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(AUDIT_SWEEP) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = store.sweep_audit(clock.now_ms()) {
+            tracing::warn!(error = %e, "Cannot remove old audit entries.");
+        }
+    }
+}
+
+/// Raises the limit of open files to what `max_connections` connections
+/// need beside the store, plugins and outbound calls, as far as the hard
+/// limit allows; says so when it cannot, since the daemon would then run
+/// out of descriptors before it refuses connections clearly.
+fn allow_descriptors(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let needed = max_connections as u64 + 512;
+        let limit = getrlimit(Resource::Nofile);
+        let current = limit.current.unwrap_or(u64::MAX);
+        if current >= needed {
+            return;
+        }
+        let raised = limit.maximum.map_or(needed, |max| max.min(needed));
+        if raised > current
+            && setrlimit(
+                Resource::Nofile,
+                rustix::process::Rlimit {
+                    current: Some(raised),
+                    maximum: limit.maximum,
+                },
+            )
+            .is_ok()
+            && raised >= needed
+        {
+            return;
+        }
+        tracing::warn!(
+            open_files = raised.max(current),
+            needed,
+            "The limit of open files is low for http.max_connections: lower it, or raise the \
+             limit (ulimit -n)."
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
 }
 
 /// Makes the data directory and what it holds so far the daemon's user's

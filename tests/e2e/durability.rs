@@ -462,7 +462,8 @@ async fn assert_release(d: &Daemon, id: &str, ok: impl Fn(&str) -> bool) {
 async fn audited(d: &Daemon, action: &str) -> usize {
     let (status, log) = get(d, "/api/v1/audit?limit=1000").await;
     assert_eq!(status, 200, "{log}");
-    log.as_array()
+    log["entries"]
+        .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["action"] == action && e["outcome"] == "allowed")

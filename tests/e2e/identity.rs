@@ -104,6 +104,7 @@ async fn tokens_are_created_used_revoked_and_every_change_is_audited() {
         .send(d.request(reqwest::Method::GET, &format!("/api/v1/audit?release={id}")))
         .await;
     assert_eq!(status, 200, "{log}");
+    let log = log["entries"].clone();
     let entries: Vec<(String, String, String)> = log
         .as_array()
         .unwrap()
@@ -148,7 +149,7 @@ async fn tokens_are_created_used_revoked_and_every_change_is_audited() {
     let (_, by_vic) = d
         .send(d.request(reqwest::Method::GET, "/api/v1/audit?actor=vic"))
         .await;
-    assert_eq!(by_vic.as_array().unwrap().len(), 2, "{by_vic:#}");
+    assert_eq!(by_vic["entries"].as_array().unwrap().len(), 2, "{by_vic:#}");
     let (status, body) = d
         .send(with_token(
             &d,
@@ -254,9 +255,17 @@ async fn tokens_and_the_audit_log_from_the_command_line() {
     let (ok, out, err) = cli(&d, &["audit", "--actor", "admin", "--limit", "1", "--json"]);
     assert!(ok, "{err}");
     let newest: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(newest.as_array().map(Vec::len), Some(1), "{newest:#}");
-    assert_eq!(newest[0]["action"], "DELETE /api/v1/tokens", "{newest:#}");
-    assert_eq!(newest[0]["comment"], "token `ci`", "{newest:#}");
+    assert_eq!(
+        newest["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{newest:#}"
+    );
+    assert!(newest["next_before"].is_u64(), "{newest:#}");
+    assert_eq!(
+        newest["entries"][0]["action"], "DELETE /api/v1/tokens",
+        "{newest:#}"
+    );
+    assert_eq!(newest["entries"][0]["comment"], "token `ci`", "{newest:#}");
 }
 
 #[tokio::test]
@@ -283,6 +292,7 @@ async fn emergency_releases_are_for_admins_and_always_audited() {
     let (_, log) = d
         .send(d.request(reqwest::Method::GET, "/api/v1/audit?limit=2"))
         .await;
+    let log = log["entries"].clone();
     assert_eq!(
         log[0]["comment"], "emergency release: hotfix for the outage",
         "{log:#}"

@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod demo;
 mod durability;
+mod edge;
 mod evidence;
 mod fleet;
 mod flows;

@@ -139,6 +139,7 @@ async fn an_answer_over_four_mebibytes_arrives_whole() {
     let (_, log) = d
         .send(d.request(reqwest::Method::GET, "/api/v1/audit?limit=1"))
         .await;
+    let log = log["entries"].clone();
     assert_eq!(
         log[0]["action"], "POST /api/v1/plugins/{name}/{version}/invoke",
         "{log}"

@@ -107,7 +107,7 @@ async fn a_schedule_fires_a_beta_release_that_runs_to_completion() {
         schedule["next_fire_ms"],
         CLOCK_START_MS + 5_000 + 86_400_000
     );
-    let audit = get(&d, &format!("/api/v1/audit?release={id}")).await;
+    let audit = get(&d, &format!("/api/v1/audit?release={id}")).await["entries"].clone();
     assert!(
         audit
             .as_array()
@@ -233,7 +233,7 @@ async fn freezes_stop_manual_starts_unless_an_admin_overrides_and_bad_input_is_n
         .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap();
-    let audit = get(&d, &format!("/api/v1/audit?release={id}")).await;
+    let audit = get(&d, &format!("/api/v1/audit?release={id}")).await["entries"].clone();
     assert_eq!(
         audit[0]["comment"], "freeze override: security fix",
         "{audit:#}"

@@ -177,7 +177,7 @@ async fn revoking_the_token_or_signing_out_ends_the_session_and_the_audit_names_
         )
         .await;
     assert_eq!(status, 200);
-    let sign_ins: Vec<&Value> = log
+    let sign_ins: Vec<&Value> = log["entries"]
         .as_array()
         .unwrap()
         .iter()

@@ -1,6 +1,12 @@
 //! The audit trail: a middleware that records every state-changing request
 //! (allowed, denied or refused) with who made it, from where, what it did
-//! and how it ended; and the route that reads the log.
+//! and how it ended; and the route that reads the log a page at a time.
+//!
+//! What an entry holds is bounded: every field is cut to a few hundred
+//! characters (a comment to [`COMMENT_CHARS`]), and nothing of a request's
+//! body is kept but the comment a handler notes once the caller is
+//! admitted. The store keeps the log within its retention, so a flood of
+//! refused requests costs a bounded amount of disk.
 
 use std::net::SocketAddr;
 
@@ -21,6 +27,13 @@ use crate::store::{self, AuditEntry, AuditFilter, Role};
 
 /// The most of a comment kept in an entry; the rest is cut, with a mark.
 const COMMENT_CHARS: usize = 2000;
+
+/// The most of the path kept in an entry.
+const TARGET_CHARS: usize = 512;
+
+/// The most of any other field kept in an entry (names, roles, the
+/// action, addresses, release ids).
+const FIELD_CHARS: usize = 128;
 
 /// What a handler adds to its request's audit entry, attached to its answer
 /// (`(AuditNote, Json(dto))`). The middleware records it with what it sees
@@ -47,7 +60,7 @@ impl AuditNote {
             parts.push(comment);
         }
         AuditNote {
-            comment: (!parts.is_empty()).then(|| cap(&parts.join(": "))),
+            comment: (!parts.is_empty()).then(|| cap(&parts.join(": "), COMMENT_CHARS)),
             ..AuditNote::default()
         }
     }
@@ -70,18 +83,38 @@ impl IntoResponseParts for AuditNote {
     }
 }
 
-fn cap(text: &str) -> String {
-    match text.char_indices().nth(COMMENT_CHARS) {
+/// `text`, cut after `chars` characters with a mark saying so.
+fn cap(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
         Some((at, _)) => format!("{}… (cut)", &text[..at]),
         None => text.to_string(),
     }
 }
 
-fn identify(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+/// Who a request says it is: its name and role as the log shows them, and
+/// whether its credential is valid (a token neither unknown nor revoked).
+fn identify(state: &AppState, headers: &HeaderMap) -> (String, Option<String>, bool) {
     match auth::identify(state, headers) {
-        auth::Identity::Known(record) => (record.name, Some(record.role.as_str().to_string())),
-        auth::Identity::Unknown => ("unknown-token".to_string(), None),
-        auth::Identity::Anonymous => ("anonymous".to_string(), None),
+        auth::Identity::Known(record) => (
+            record.name,
+            Some(record.role.as_str().to_string()),
+            !record.revoked,
+        ),
+        auth::Identity::Unknown => ("unknown-token".to_string(), None, false),
+        auth::Identity::Anonymous => ("anonymous".to_string(), None, false),
+    }
+}
+
+/// How a request ended, for the log: `allowed` when it succeeded;
+/// `denied` when it was not let in (no valid token, not the role, no such
+/// route or method); `refused` when an admitted caller's request was
+/// turned down by the route's own rules.
+fn outcome(status: u16, authenticated: bool, routed: bool) -> &'static str {
+    match status {
+        s if s < 400 => "allowed",
+        401 | 403 | 405 => "denied",
+        _ if !authenticated || !routed => "denied",
+        _ => "refused",
     }
 }
 
@@ -106,20 +139,19 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
     ) {
         return next.run(request).await;
     }
+    let route = request.extensions().get::<MatchedPath>();
+    let routed = route.is_some();
     let action = format!(
         "{} {}",
         request.method(),
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("(no route)", |p| p.as_str())
+        route.map_or("(no route)", |p| p.as_str())
     );
     let target = request.uri().path().to_string();
     let from = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string());
-    let (actor, role) = identify(&state, request.headers());
+    let (actor, role, authenticated) = identify(&state, request.headers());
     let response = next.run(request).await;
     let status = response.status();
     let note = response
@@ -127,31 +159,27 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
         .get::<AuditNote>()
         .cloned()
         .unwrap_or_default();
-    let (actor, role) = match note.signed_in {
-        Some((name, role)) => (name, Some(role)),
-        None => (actor, role),
+    let (actor, role, authenticated) = match note.signed_in {
+        Some((name, role)) => (name, Some(role), true),
+        None => (actor, role, authenticated),
     };
-    let outcome = match status.as_u16() {
-        s if s < 400 => "allowed",
-        401 | 403 => "denied",
-        _ => "refused",
-    };
+    let capped = |text: &str| cap(text, FIELD_CHARS);
     let entry = AuditEntry {
         seq: 0,
         at_ms: state.engine.clock().now_ms(),
-        actor,
-        role,
-        action,
-        release: release_in(&target).or(note.release),
-        target,
-        from,
-        outcome: outcome.into(),
+        actor: capped(&actor),
+        role: role.as_deref().map(capped),
+        action: capped(&action),
+        release: release_in(&target).or(note.release).as_deref().map(capped),
+        target: cap(&target, TARGET_CHARS),
+        from: from.as_deref().map(capped),
+        outcome: outcome(status.as_u16(), authenticated, routed).into(),
         status: status.as_u16(),
         code: response
             .extensions()
             .get::<ErrorCode>()
             .map(|c| c.0.to_string()),
-        comment: note.comment,
+        comment: note.comment.as_deref().map(|c| cap(c, COMMENT_CHARS)),
     };
     match append_durably(&state, &entry).await {
         Ok(()) => response,
@@ -190,10 +218,26 @@ pub struct AuditQuery {
     /// Only entries at or before this time (milliseconds since the epoch).
     #[param(maximum = 9_007_199_254_740_991u64)]
     until_ms: Option<u64>,
+    /// Only entries before this sequence number: the `next_before` of the
+    /// previous page.
+    #[param(maximum = 9_007_199_254_740_991u64)]
+    before: Option<u64>,
     /// At most this many entries (100 by default); fewer than 1 counts as
     /// 1, more than 1,000 as 1,000.
     #[param(maximum = 9_007_199_254_740_991u64)]
     limit: Option<u64>,
+}
+
+/// One page of the audit log, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPageDto {
+    /// The entries of this page, newest first.
+    pub entries: Vec<AuditEntryDto>,
+    /// The `before` of the next, older page; absent (null) when nothing
+    /// older is left. A page may hold fewer than `limit` entries and still
+    /// have a next one: one page reads at most 10,000 entries, matching or
+    /// not.
+    pub next_before: Option<u64>,
 }
 
 /// One audit entry as served.
@@ -232,10 +276,14 @@ impl From<AuditEntry> for AuditEntryDto {
     }
 }
 
-/// Reads the audit log.
+/// Reads the audit log, a page at a time.
 ///
-/// `GET /api/v1/audit?release=&actor=&since_ms=&until_ms=&limit=`: newest
-/// first (at most 1,000, default 100). Admins and release managers.
+/// `GET /api/v1/audit?release=&actor=&since_ms=&until_ms=&before=&limit=`:
+/// newest first, at most `limit` entries (1 to 1,000, default 100) older
+/// than `before`; the answer's `next_before` is the `before` of the next
+/// page. Entries appended meanwhile never shift a page: following
+/// `next_before` reads every entry there was exactly once. Admins and
+/// release managers.
 #[utoipa::path(
     get,
     path = "/api/v1/audit",
@@ -243,7 +291,7 @@ impl From<AuditEntry> for AuditEntryDto {
     tag = "audit",
     params(AuditQuery),
     responses(
-        (status = 200, description = "The matching entries, newest first.", body = Vec<AuditEntryDto>),
+        (status = 200, description = "A page of the matching entries, newest first, with the cursor of the next.", body = AuditPageDto),
         (status = 400, description = "A bad query.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "Neither an admin nor a release manager.", body = ErrorBody),
@@ -255,7 +303,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<AuditEntryDto>>, ApiError> {
+) -> Result<Json<AuditPageDto>, ApiError> {
     caller.require(&[Role::ReleaseManager])?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("request.bad_query", e.body_text()))?;
     // Times past 2^53 ms (the year 285,000) are refused as the document
@@ -263,12 +311,13 @@ pub async fn list(
     if q.since_ms
         .into_iter()
         .chain(q.until_ms)
+        .chain(q.before)
         .chain(q.limit)
         .any(|t| t > MAX_TIME_MS)
     {
         return Err(ApiError::bad_request(
             "request.bad_query",
-            format!("since_ms, until_ms, limit: at most {MAX_TIME_MS}"),
+            format!("since_ms, until_ms, before, limit: at most {MAX_TIME_MS}"),
         ));
     }
     let filter = AuditFilter {
@@ -276,14 +325,37 @@ pub async fn list(
         actor: q.actor,
         since_ms: q.since_ms,
         until_ms: q.until_ms,
+        before: q.before,
         limit: q.limit.unwrap_or(100).clamp(1, 1000) as usize,
     };
-    Ok(Json(
-        state
-            .store
-            .audit(&filter)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let page = state.store.audit(&filter)?;
+    Ok(Json(AuditPageDto {
+        entries: page.entries.into_iter().map(Into::into).collect(),
+        next_before: page.next_before,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_cut_with_a_mark() {
+        assert_eq!(cap("abc", 3), "abc");
+        assert_eq!(cap("abcd", 3), "abc… (cut)");
+        assert_eq!(cap(&"é".repeat(10), 2), "éé… (cut)");
+    }
+
+    #[test]
+    fn who_was_not_let_in_is_denied() {
+        assert_eq!(outcome(200, true, true), "allowed");
+        assert_eq!(outcome(401, false, true), "denied");
+        assert_eq!(outcome(403, true, true), "denied");
+        assert_eq!(outcome(404, false, true), "denied", "no token");
+        assert_eq!(outcome(400, false, true), "denied", "no token");
+        assert_eq!(outcome(404, true, false), "denied", "no route");
+        assert_eq!(outcome(405, true, true), "denied");
+        assert_eq!(outcome(404, true, true), "refused", "no such release");
+        assert_eq!(outcome(409, true, true), "refused");
+    }
 }

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod body;
 mod drain;
+mod edge;
 mod error;
 mod event_feed;
 pub mod event_model;
@@ -28,9 +29,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodFilter, on};
 
-pub use audit::{AuditEntryDto, AuditNote};
+pub use audit::{AuditEntryDto, AuditNote, AuditPageDto};
 pub use auth::Caller;
 use body::JsonBody;
+pub use edge::serve;
 pub use error::ApiError;
 
 use crate::catalog::Catalog;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub answer_before_durable: bool,
     /// Tokens and browser sessions.
     pub identity: crate::identity::Identity,
+    /// The limits at the HTTP edge.
+    pub http: crate::config::HttpOptions,
 }
 
 /// 201 for something new, 200 for something that was already there.
@@ -156,25 +160,27 @@ routes! {
     }
 }
 
-/// Every route of the daemon.
+/// Every route of the daemon, behind its layers. From the outside in:
+/// reading out refused bodies (`drain`), the rate limit of requests
+/// without a valid token (`edge::rate_limit`, not audited), the audit log,
+/// the edge's request checks (`edge::checks`: the target's length, a body
+/// that missed its deadline), and the `{code, message}` shape. The
+/// fallbacks (no such route, no such method) are inside every layer, so
+/// a state-changing request to a route that does not exist is audited like
+/// any other.
 pub fn router(state: AppState) -> Router {
     // Uploads may be as large as the runtime accepts, plus room to say so
     // clearly instead of cutting the connection.
     let upload_limit =
         (state.registry.runtime().options().max_upload_bytes as usize).saturating_add(1024 * 1024);
+    let limited = edge::Limited(std::sync::Arc::new((
+        state.clone(),
+        edge::RateLimiter::new(state.http.unauthenticated_per_minute),
+    )));
     let Groups { json, uploads } = groups();
     json.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(uploads.layer(DefaultBodyLimit::max(upload_limit)))
         .merge(ui::router())
-        .layer(axum::middleware::from_fn(error::uniform))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            audit::record,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            drain::DrainLimit(upload_limit as u64),
-            drain::drain_refused,
-        ))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -189,5 +195,25 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn(error::uniform))
+        .layer(axum::middleware::from_fn_with_state(
+            edge::Checks {
+                max_uri_bytes: state.http.max_uri_bytes,
+                metrics: state.registry.metrics().clone(),
+            },
+            edge::checks,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limited,
+            edge::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            drain::DrainLimit(upload_limit as u64),
+            drain::drain_refused,
+        ))
         .with_state(state)
 }

@@ -30,7 +30,12 @@ pub const BEARER: &str = "bearer";
         version = env!("CARGO_PKG_VERSION"),
         description = "A release platform whose every decision point is a sandboxed WebAssembly plugin. \
             Every refusal is a 4xx (and an internal failure a 500) with an `ErrorBody`: \
-            a stable `code` and a `message`."
+            a stable `code` and a `message`. Any operation may also be refused at the edge, \
+            with the same body: `408 request.body_timeout` (the body arrived too slowly), \
+            `414 request.uri_too_long`, `431 request.headers_too_large`, `400 request.malformed` \
+            (not HTTP), `429 request.rate_limited` (too many requests without a valid token from \
+            one address) and `429 request.too_many_connections` or `503 server.busy` (too many \
+            connections, from one address or in all), the 429s and the 503 with `Retry-After`."
     ),
     paths(
         health::alive,
@@ -180,6 +185,7 @@ pub const BEARER: &str = "bearer";
         release_model::TrainDto,
         release_model::PlannedMemberDto,
         audit::AuditEntryDto,
+        audit::AuditPageDto,
         session::SignInRequest,
         session::SessionDto,
         schedule_model::CreateScheduleRequest,

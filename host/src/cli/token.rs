@@ -82,7 +82,7 @@ pub async fn run(cmd: TokenCommand, server: &ServerArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `greenlight audit`: who did what, newest first.
+/// `greenlight audit`: who did what, newest first, a page at a time.
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     /// Only entries about this release.
@@ -97,9 +97,13 @@ pub struct AuditArgs {
     /// Only entries at or before this instant (ms since the epoch).
     #[arg(long)]
     until_ms: Option<u64>,
-    /// At most this many entries.
+    /// At most this many entries (up to 1,000).
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// Only entries before this sequence number: the next page, as the
+    /// previous one said.
+    #[arg(long)]
+    before: Option<u64>,
 }
 
 pub async fn audit(args: AuditArgs, server: &ServerArgs) -> anyhow::Result<()> {
@@ -117,11 +121,15 @@ pub async fn audit(args: AuditArgs, server: &ServerArgs) -> anyhow::Result<()> {
     if let Some(t) = args.until_ms {
         query.push(("until_ms", t.to_string()));
     }
-    let entries = client
-        .fetch::<Vec<crate::api::AuditEntryDto>>(client.get("/api/v1/audit").query(&query))
+    if let Some(seq) = args.before {
+        query.push(("before", seq.to_string()));
+    }
+    let page = client
+        .fetch::<crate::api::AuditPageDto>(client.get("/api/v1/audit").query(&query))
         .await?;
-    client.print(&entries, |entries| {
-        let rows: Vec<Vec<String>> = entries
+    client.print(&page, |page| {
+        let rows: Vec<Vec<String>> = page
+            .entries
             .iter()
             .map(|e| {
                 vec![
@@ -137,5 +145,8 @@ pub async fn audit(args: AuditArgs, server: &ServerArgs) -> anyhow::Result<()> {
             "{}",
             table(&["WHEN", "WHO", "WHAT", "OUTCOME", "COMMENT / CODE"], &rows)
         );
+        if let Some(next) = page.next_before {
+            eprintln!("Older entries: add --before {next}.");
+        }
     })
 }

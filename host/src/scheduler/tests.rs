@@ -269,7 +269,8 @@ async fn a_fire_starts_a_release_as_the_api_would_and_it_completes() {
             limit: 10,
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+        .entries;
     assert!(
         audit
             .iter()
@@ -449,7 +450,8 @@ async fn a_freeze_window_blocks_a_fire_and_says_why() {
             limit: 10,
             ..Default::default()
         })
-        .unwrap();
+        .unwrap()
+        .entries;
     assert_eq!(audit[0].code.as_deref(), Some("schedule.skipped.frozen"));
     assert!(
         audit[0]

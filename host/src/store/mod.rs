@@ -24,7 +24,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use audit::{AuditEntry, AuditFilter};
+pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditRetention};
 pub use flows::FlowRecord;
 pub use plugins::{Approval, PluginRecord, PutOutcome};
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
@@ -180,6 +180,8 @@ pub struct Store {
     syncer: std::sync::Arc<sync::Syncer>,
     /// The key grant secrets are sealed with; see [`Store::with_secrets_key`].
     secrets_key: Option<std::sync::Arc<SecretsKey>>,
+    /// The audit log's retention and size.
+    audit_keeper: audit::SharedKeeper,
 }
 
 impl Store {
@@ -210,6 +212,7 @@ impl Store {
             freezes: db.open_tree("freezes")?,
             syncer: sync::new(),
             secrets_key: None,
+            audit_keeper: audit::SharedKeeper::default(),
             db,
         })
     }
