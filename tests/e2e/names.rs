@@ -152,6 +152,11 @@ async fn every_kind_of_name_refuses_every_bad_name_and_says_why() {
                 continue;
             }
             let (status, body) = d.send((kind.request)(&d, name)).await;
+            // A name in the request target that makes it longer than the
+            // edge takes is refused before any route reads it.
+            if status == 414 && body["code"] == "request.uri_too_long" && name.len() > 8192 {
+                continue;
+            }
             let message = body["message"].as_str().unwrap_or_default();
             let named = message.contains(&format!("{}: ", kind.field)) && message.contains(RULE);
             if status != 400 || !named {
