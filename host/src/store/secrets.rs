@@ -81,41 +81,22 @@ impl Store {
             .into_iter()
             .chain([to])
             .collect();
-        let plugins = self
-            .grants
-            .iter()
-            .keys()
-            .collect::<Result<Vec<sled::IVec>, _>>()?;
-        let result = self.grants.transaction(|tree| {
-            let mut done = Resealed::default();
-            for k in &plugins {
-                let Some(bytes) = tree.get(k)? else { continue };
-                let mut record: GrantRecord =
-                    decode("grants", k, &bytes).map_err(ConflictableTransactionError::Abort)?;
-                let plugin = String::from_utf8_lossy(k);
-                let opened = open_all(&plugin, &record, &keys)
-                    .map_err(ConflictableTransactionError::Abort)?;
-                let other_key = record
-                    .sealed_secrets
-                    .values()
-                    .filter(|s| s.key != to.id())
-                    .count();
-                done.secrets += opened.len();
-                done.were_clear += record.secrets.len();
-                done.were_other_key += other_key;
-                if record.secrets.is_empty() && other_key == 0 {
-                    continue;
-                }
-                record.secrets.clear();
-                record.sealed_secrets =
-                    seal_all(to, &plugin, &opened).map_err(ConflictableTransactionError::Abort)?;
-                tree.insert(k, encode(&record))?;
+        self.rewrite_grants(|plugin, record, done: &mut Resealed| {
+            let opened = open_all(plugin, record, &keys)?;
+            let other_key = record
+                .sealed_secrets
+                .values()
+                .filter(|s| s.key != to.id())
+                .count();
+            done.secrets += opened.len();
+            done.were_clear += record.secrets.len();
+            done.were_other_key += other_key;
+            if record.secrets.is_empty() && other_key == 0 {
+                return Ok(false);
             }
-            Ok(done)
-        });
-        result.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => Error::Sled(e),
+            record.secrets.clear();
+            record.sealed_secrets = seal_all(to, plugin, &opened)?;
+            Ok(true)
         })
     }
 
@@ -125,31 +106,47 @@ impl Store {
     /// name of each secret dropped, or that would be unless `confirm`.
     pub fn drop_unopened_secrets(&self, confirm: bool) -> Result<Vec<(String, String)>, Error> {
         let key = self.secrets_key.as_deref();
+        self.rewrite_grants(|plugin, record, dropped: &mut Vec<(String, String)>| {
+            let before = record.sealed_secrets.len();
+            record.sealed_secrets.retain(|name, sealed| {
+                let opens = key.is_some_and(|key| key.open(plugin, name, sealed).is_ok());
+                if !opens {
+                    dropped.push((plugin.to_string(), name.clone()));
+                }
+                opens
+            });
+            Ok(confirm && record.sealed_secrets.len() != before)
+        })
+    }
+
+    /// Goes through every grant in one transaction: `change` sees each
+    /// plugin's record and what it has gathered so far, and says whether
+    /// the record is to be written back. An error writes nothing. The
+    /// transaction may run again after a conflict, so what is gathered
+    /// starts afresh each time.
+    fn rewrite_grants<T: Default>(
+        &self,
+        change: impl Fn(&str, &mut GrantRecord, &mut T) -> Result<bool, Error>,
+    ) -> Result<T, Error> {
         let plugins = self
             .grants
             .iter()
             .keys()
             .collect::<Result<Vec<sled::IVec>, _>>()?;
         let result = self.grants.transaction(|tree| {
-            let mut dropped = Vec::new();
+            let mut gathered = T::default();
             for k in &plugins {
                 let Some(bytes) = tree.get(k)? else { continue };
                 let mut record: GrantRecord =
                     decode("grants", k, &bytes).map_err(ConflictableTransactionError::Abort)?;
-                let plugin = String::from_utf8_lossy(k).into_owned();
-                let before = record.sealed_secrets.len();
-                record.sealed_secrets.retain(|name, sealed| {
-                    let opens = key.is_some_and(|key| key.open(&plugin, name, sealed).is_ok());
-                    if !opens {
-                        dropped.push((plugin.clone(), name.clone()));
-                    }
-                    opens
-                });
-                if confirm && record.sealed_secrets.len() != before {
+                let plugin = String::from_utf8_lossy(k);
+                if change(&plugin, &mut record, &mut gathered)
+                    .map_err(ConflictableTransactionError::Abort)?
+                {
                     tree.insert(k, encode(&record))?;
                 }
             }
-            Ok(dropped)
+            Ok(gathered)
         });
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
