@@ -326,3 +326,31 @@ async fn the_schedules_page_shows_next_fires_the_last_outcome_and_the_freezes() 
         .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_page_following_events_goes_back_to_signing_in_when_its_token_is_revoked() {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 2).await;
+    let viewer = d.create_token("vic", "viewer").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &viewer).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    // The page follows the release's events.
+    browser.wait("#live.is-live").await;
+    let (status, body) = d
+        .send(d.request(reqwest::Method::DELETE, "/api/v1/tokens/vic"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The stream ends with the revocation, and the page asks for a token
+    // instead of reconnecting.
+    browser.wait("#sign-in").await;
+    assert!(
+        browser
+            .text("#banner")
+            .await
+            .contains("Your session has ended"),
+        "{}",
+        browser.text("#banner").await
+    );
+    browser.close().await;
+}
