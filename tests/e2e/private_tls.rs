@@ -285,3 +285,57 @@ async fn a_grant_with_unusable_tls_settings_is_refused_naming_the_field() {
         assert!(message.contains(expected), "{body}: {message}");
     }
 }
+
+#[tokio::test]
+async fn the_cli_grants_a_ca_and_a_client_certificate_per_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    issue(dir.path(), "client");
+    let d = Daemon::start().await;
+    d.upload_ok("probe", "fixture_check").await;
+    let origin = "https://127.0.0.1:6443";
+    let ca = dir.path().join("client-ca.pem");
+    let cert = format!("cert={}", read(dir.path(), "client.pem"));
+    let key = format!("key={}", read(dir.path(), "client.key"));
+    let (ok, out, err) = crate::support::cli(
+        &d,
+        &[
+            "plugin",
+            "grant",
+            "probe",
+            "--allow-host",
+            origin,
+            "--secret",
+            &cert,
+            "--secret",
+            &key,
+            "--tls-ca",
+            &format!("{origin}={}", ca.display()),
+            "--tls-client-cert",
+            &format!("{origin}=cert:key"),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (_, plugin) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/plugins/probe"))
+        .await;
+    let tls = &plugin["grant"]["tls"];
+    assert_eq!(tls.as_array().map(Vec::len), Some(1), "{plugin:#}");
+    assert_eq!(tls[0]["origin"], origin, "{plugin:#}");
+    assert_eq!(tls[0]["ca_pem"], read(dir.path(), "client-ca.pem"));
+    assert_eq!(tls[0]["client_cert_secret"], "cert");
+    assert_eq!(tls[0]["client_key_secret"], "key");
+
+    // A pair without the colon is refused before anything is sent.
+    let (ok, _, err) = crate::support::cli(
+        &d,
+        &[
+            "plugin",
+            "grant",
+            "probe",
+            "--tls-client-cert",
+            &format!("{origin}=cert"),
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("ORIGIN=CERT_SECRET:KEY_SECRET"), "{err}");
+}
