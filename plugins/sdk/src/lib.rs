@@ -33,6 +33,7 @@ mod context;
 mod error;
 pub mod http;
 pub mod platform;
+pub mod pods;
 pub mod rollout;
 pub mod threshold;
 mod types;
