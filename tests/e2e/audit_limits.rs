@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::edge::{audit_page, flood};
+use crate::support::releases::advance;
 use crate::support::{Daemon, cli};
 
 /// Every entry of the audit log, following the cursor.
@@ -200,42 +201,25 @@ async fn retention_keeps_the_audit_within_its_size_oldest_first() {
     assert!(*seqs.last().unwrap() > 1);
 }
 
+/// How many entries the newest page of the audit log holds.
+async fn entries(d: &Daemon) -> usize {
+    audit_page(d, "").await["entries"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
 #[tokio::test]
 async fn retention_removes_entries_older_than_its_age() {
     let d =
         Daemon::start_with_config("manual_clock_ms = 1800000000000\n[audit]\nmax_age_days = 1\n")
             .await;
     flood(&d, 3, 1, "/api/v1/releases/r1/approve", &json!({})).await;
-    assert_eq!(
-        audit_page(&d, "").await["entries"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(entries(&d).await, 3);
     // Half a day on, they are kept.
-    let (status, _) = d
-        .send(
-            d.request(Method::POST, "/api/v1/clock")
-                .json(&json!({"advance_ms": 12 * 3_600_000})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        audit_page(&d, "").await["entries"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
+    advance(&d, 12 * 3_600_000).await;
+    assert_eq!(entries(&d).await, 4);
     // A day and a half on, the first three are a day and a half old.
-    let (status, _) = d
-        .send(
-            d.request(Method::POST, "/api/v1/clock")
-                .json(&json!({"advance_ms": 24 * 3_600_000})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    advance(&d, 24 * 3_600_000).await;
     let page = audit_page(&d, "").await;
     let actions: Vec<&str> = page["entries"]
         .as_array()

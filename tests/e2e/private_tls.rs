@@ -188,16 +188,15 @@ async fn a_plugin_reaches_a_private_origin_with_its_ca_and_client_certificate() 
     });
 
     // The CA and the client certificate: the request gets through.
-    let (status, body) = grant(
-        &d,
+    let with_client_certificate = |ca: &str| {
         json!({
             "allowed_hosts": [origin],
             "secrets": client_secrets,
-            "tls": [{"origin": origin, "ca_pem": read(dir.path(), "server-ca.pem"),
+            "tls": [{"origin": origin, "ca_pem": read(dir.path(), ca),
                      "client_cert_secret": "cluster_cert", "client_key_secret": "cluster_key"}]
-        }),
-    )
-    .await;
+        })
+    };
+    let (status, body) = grant(&d, with_client_certificate("server-ca.pem")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tls"][0]["client_key_secret"], "cluster_key", "{body}");
     let answer = get(&d, &origin).await;
@@ -205,16 +204,7 @@ async fn a_plugin_reaches_a_private_origin_with_its_ca_and_client_certificate() 
     assert_eq!(answer["output"]["verdict"]["summary"], "ok", "{answer:#}");
 
     // A CA that did not sign the server's certificate.
-    let (status, body) = grant(
-        &d,
-        json!({
-            "allowed_hosts": [origin],
-            "secrets": client_secrets,
-            "tls": [{"origin": origin, "ca_pem": read(dir.path(), "other-ca.pem"),
-                     "client_cert_secret": "cluster_cert", "client_key_secret": "cluster_key"}]
-        }),
-    )
-    .await;
+    let (status, body) = grant(&d, with_client_certificate("other-ca.pem")).await;
     assert_eq!(status, 200, "{body}");
     let answer = get(&d, &origin).await;
     assert_eq!(answer["error"]["code"], "tls_failed", "{answer:#}");
