@@ -65,18 +65,10 @@ pub async fn approve(
     body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<PluginDto>), ApiError> {
     caller.require(&[])?;
-    let request = body.read_or_default()?;
-    crate::domain::name::check_text(
-        "comment",
-        &request.comment,
-        crate::domain::name::MAX_TEXT_LEN,
-    )
-    .map_err(|e| ApiError::bad_request("plugin.bad_comment", e.to_string()))?;
+    let comment =
+        super::releases::checked_comment(body.read_or_default()?.comment, "plugin.bad_comment")?;
     let record = state.registry.approve(&name, &version, &caller.name)?;
-    Ok((
-        AuditNote::comment(&request.comment, &[]),
-        Json(record.into()),
-    ))
+    Ok((AuditNote::comment(&comment, &[]), Json(record.into())))
 }
 
 /// Replaces a plugin's owners.

@@ -43,12 +43,12 @@ impl From<engine::Error> for ApiError {
     }
 }
 
-/// A comment, or its refusal when it breaks the rule of free text
-/// (`domain::name::check_text`): it is shown in the journal, the log and
-/// the UI.
-fn checked_comment(comment: String) -> Result<String, ApiError> {
+/// A comment, or its refusal under `code` when it breaks the rule of free
+/// text (`domain::name::check_text`): it is shown in the journal, the log
+/// and the UI.
+pub(super) fn checked_comment(comment: String, code: &'static str) -> Result<String, ApiError> {
     crate::domain::name::check_text("comment", &comment, crate::domain::name::MAX_TEXT_LEN)
-        .map_err(|e| ApiError::bad_request("release.invalid", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(code, e.to_string()))?;
     Ok(comment)
 }
 
@@ -90,7 +90,7 @@ pub async fn start(
 ) -> Result<(StatusCode, AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[Role::ReleaseManager, Role::Scheduler])?;
     let mut r = body.read()?;
-    r.comment = checked_comment(r.comment)?;
+    r.comment = checked_comment(r.comment, "release.invalid")?;
     // An emergency start and a start inside a freeze window are always
     // called out in the log.
     let labels: Vec<&str> = [
@@ -293,7 +293,7 @@ pub async fn comment_command(
     body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     // An empty body is an empty comment.
-    let comment = checked_comment(body.read_or_default()?.comment)?;
+    let comment = checked_comment(body.read_or_default()?.comment, "release.invalid")?;
     let note = AuditNote::comment(&comment, &[]);
     let command = match action.as_str() {
         "approve" => Command::Approve { comment },
@@ -373,7 +373,7 @@ pub async fn rollback(
     body: JsonBody<RollbackRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     let mut request = body.read_or_default()?;
-    request.comment = checked_comment(request.comment)?;
+    request.comment = checked_comment(request.comment, "release.invalid")?;
     let note = AuditNote::comment(&request.comment, &[]);
     let mode = request
         .mode()
@@ -422,7 +422,7 @@ pub async fn abandon(
     body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
     caller.require(&[])?;
-    let reason = checked_comment(body.read_or_default()?.comment)?;
+    let reason = checked_comment(body.read_or_default()?.comment, "release.invalid")?;
     let note = AuditNote::comment(&reason, &[]);
     let (spec, release) = state
         .engine
