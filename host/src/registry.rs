@@ -2,7 +2,7 @@
 //! the runtime invokes. It joins the store (what is kept) and the runtime
 //! (what runs); neither knows the other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use sha2::{Digest, Sha256};
@@ -71,6 +71,8 @@ pub struct Registry {
     /// Loaded plugins by name, then version.
     loaded: Arc<Mutex<HashMap<String, HashMap<String, LoadCell>>>>,
     grants: Arc<RwLock<HashMap<String, Arc<Grant>>>>,
+    /// Versions known to be approved (`name@version`).
+    approved: Arc<Mutex<HashSet<String>>>,
     /// Compiling uses every core; one compile at a time keeps the daemon
     /// responsive while a large component compiles.
     compiles: Arc<Semaphore>,
@@ -123,6 +125,7 @@ impl Registry {
             clock,
             loaded: Default::default(),
             grants: Default::default(),
+            approved: Default::default(),
             compiles: Arc::new(Semaphore::new(1)),
             uploads: Arc::new(Semaphore::new(upload_turns)),
             metrics: Arc::default(),
@@ -351,8 +354,25 @@ impl Registry {
             .clone()
     }
 
-    /// The plugin for an exact version if it is loaded already: the fast
-    /// path of every invocation after the first.
+    /// The plugin for an exact version known to be approved, if it is
+    /// loaded already: the fast path of every invocation after the first,
+    /// which reads nothing from the store. An approval is never taken
+    /// back, so once seen it is remembered.
+    fn ready_and_approved(&self, name: &str, version: &str) -> Option<LoadedPlugin> {
+        let approved = self.approved.lock().unwrap_or_else(|e| e.into_inner());
+        if !approved.contains(&format!("{name}@{version}")) {
+            return None;
+        }
+        drop(approved);
+        self.ready(name, version)
+    }
+
+    fn remember_approved(&self, name: &str, version: &str) {
+        let mut approved = self.approved.lock().unwrap_or_else(|e| e.into_inner());
+        approved.insert(format!("{name}@{version}"));
+    }
+
+    /// The plugin for an exact version if it is loaded already.
     fn ready(&self, name: &str, version: &str) -> Option<LoadedPlugin> {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         loaded.get(name)?.get(version)?.get().cloned()
@@ -418,12 +438,22 @@ impl Registry {
         version: &str,
         call: Call,
     ) -> Result<Result<Invocation, InvokeError>, Error> {
-        let record = self.version(name, version)?;
-        let plugin = match self.ready(name, &record.version) {
-            Some(plugin) => plugin,
-            None => self.loaded(&record).await?,
+        let (plugin, approved) = match self.ready_and_approved(name, version) {
+            Some(plugin) => (plugin, true),
+            None => {
+                let record = self.version(name, version)?;
+                let plugin = match self.ready(name, &record.version) {
+                    Some(plugin) => plugin,
+                    None => self.loaded(&record).await?,
+                };
+                let approved = record.approval.is_some();
+                if approved {
+                    self.remember_approved(name, &record.version);
+                }
+                (plugin, approved)
+            }
         };
-        let grant = if record.approval.is_some() {
+        let grant = if approved {
             self.grant(name)?
         } else {
             Arc::new(Grant::default())
