@@ -75,7 +75,7 @@ for name in "${names[@]}"; do
         # is no reason to rebuild (and is not written while building).
         if stale "$out/$name.wasm" "$here"/python/*.py "$root/wit" "$out/venv/requirements.txt"; then
             (cd "$here/python" && PYTHONDONTWRITEBYTECODE=1 build "$name" "$out/venv/bin/componentize-py" \
-                -d "$root/wit" -w check-plugin componentize "$module")
+                -d "$root/wit" -w greenlight:plugin/check-plugin@0.1.0 componentize "$module")
         else
             echo "up to date $out/$name.wasm: $(stat -c %s "$out/$name.wasm") bytes"
         fi
@@ -86,7 +86,7 @@ for name in "${names[@]}"; do
         js_tools
         if stale "$out/$name.wasm" "$here/js/$source" "$root/wit" "$here/js/package-lock.json"; then
             (cd "$here/js" && build "$name" ./node_modules/.bin/jco componentize "$source" \
-                --wit "$root/wit" --world-name check-plugin)
+                --wit "$root/wit" --world-name greenlight:plugin/check-plugin@0.1.0)
         else
             echo "up to date $out/$name.wasm: $(stat -c %s "$out/$name.wasm") bytes"
         fi

@@ -75,7 +75,7 @@ impl RawCheck {
         store.set_epoch_deadline(1 << 40);
         let instance = self.pre.instantiate_async(&mut store).await.map_err(err)?;
         let verdict = instance
-            .greenlight_plugin_check()
+            .greenlight_plugin0_1_0_check()
             .call_verify(
                 &mut store,
                 &convert::context(ctx),

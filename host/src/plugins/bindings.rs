@@ -7,7 +7,7 @@
 mod platform {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "greenlight:plugin/platform",
+        world: "greenlight:plugin/platform@0.1.0",
         require_store_data_send: true,
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
@@ -17,7 +17,7 @@ mod platform {
     });
 }
 
-pub use platform::greenlight::plugin::{clock, config, kv, log, types};
+pub use platform::greenlight::plugin0_1_0::{clock, config, kv, log, types};
 
 macro_rules! plugin_world {
     ($module:ident, $world:literal) => {
@@ -31,20 +31,20 @@ macro_rules! plugin_world {
                     "wasi:io": wasmtime_wasi::p2::bindings::io,
                     "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
                     "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-                    "greenlight:plugin/types": crate::plugins::bindings::types,
-                    "greenlight:plugin/log": crate::plugins::bindings::log,
-                    "greenlight:plugin/kv": crate::plugins::bindings::kv,
-                    "greenlight:plugin/config": crate::plugins::bindings::config,
-                    "greenlight:plugin/clock": crate::plugins::bindings::clock,
+                    "greenlight:plugin/types@0.1.0": crate::plugins::bindings::types,
+                    "greenlight:plugin/log@0.1.0": crate::plugins::bindings::log,
+                    "greenlight:plugin/kv@0.1.0": crate::plugins::bindings::kv,
+                    "greenlight:plugin/config@0.1.0": crate::plugins::bindings::config,
+                    "greenlight:plugin/clock@0.1.0": crate::plugins::bindings::clock,
                 },
             });
         }
     };
 }
 
-plugin_world!(precheck, "greenlight:plugin/precheck-plugin");
-plugin_world!(deployer, "greenlight:plugin/deployer-plugin");
-plugin_world!(traffic, "greenlight:plugin/traffic-plugin");
-plugin_world!(check, "greenlight:plugin/check-plugin");
-plugin_world!(policy, "greenlight:plugin/rollback-policy-plugin");
-plugin_world!(notifier, "greenlight:plugin/notifier-plugin");
+plugin_world!(precheck, "greenlight:plugin/precheck-plugin@0.1.0");
+plugin_world!(deployer, "greenlight:plugin/deployer-plugin@0.1.0");
+plugin_world!(traffic, "greenlight:plugin/traffic-plugin@0.1.0");
+plugin_world!(check, "greenlight:plugin/check-plugin@0.1.0");
+plugin_world!(policy, "greenlight:plugin/rollback-policy-plugin@0.1.0");
+plugin_world!(notifier, "greenlight:plugin/notifier-plugin@0.1.0");

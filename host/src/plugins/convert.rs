@@ -4,11 +4,11 @@ use super::bindings::types as wit;
 use super::bindings::{deployer, notifier, precheck, traffic};
 use crate::domain::plugin as d;
 
-type WitArtifact = precheck::exports::greenlight::plugin::precheck::Artifact;
-type WitPrecheckResult = precheck::exports::greenlight::plugin::precheck::PrecheckResult;
-type WitTargetResult = deployer::exports::greenlight::plugin::deployer::TargetResult;
-type WitGroupWeight = traffic::exports::greenlight::plugin::traffic::GroupWeight;
-type WitReleaseEvent = notifier::exports::greenlight::plugin::notifier::ReleaseEvent;
+type WitArtifact = precheck::exports::greenlight::plugin0_1_0::precheck::Artifact;
+type WitPrecheckResult = precheck::exports::greenlight::plugin0_1_0::precheck::PrecheckResult;
+type WitTargetResult = deployer::exports::greenlight::plugin0_1_0::deployer::TargetResult;
+type WitGroupWeight = traffic::exports::greenlight::plugin0_1_0::traffic::GroupWeight;
+type WitReleaseEvent = notifier::exports::greenlight::plugin0_1_0::notifier::ReleaseEvent;
 
 pub(super) fn context(c: &d::ReleaseContext) -> wit::ReleaseContext {
     wit::ReleaseContext {

@@ -444,7 +444,7 @@ async fn dispatch(
         (KindPre::Precheck(pre), Call::Precheck { ctx, artifacts }) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_precheck()
+                .greenlight_plugin0_1_0_precheck()
                 .call_run(
                     &mut *store,
                     &convert::context(&ctx),
@@ -463,7 +463,7 @@ async fn dispatch(
         ) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_deployer()
+                .greenlight_plugin0_1_0_deployer()
                 .call_deploy(
                     &mut *store,
                     &convert::context(&ctx),
@@ -483,7 +483,7 @@ async fn dispatch(
         ) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_deployer()
+                .greenlight_plugin0_1_0_deployer()
                 .call_rollback(
                     &mut *store,
                     &convert::context(&ctx),
@@ -496,7 +496,7 @@ async fn dispatch(
         (KindPre::Traffic(pre), Call::SetWeights { ctx, weights }) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_traffic()
+                .greenlight_plugin0_1_0_traffic()
                 .call_set_weights(
                     &mut *store,
                     &convert::context(&ctx),
@@ -508,7 +508,7 @@ async fn dispatch(
         (KindPre::Traffic(pre), Call::CurrentWeights { ctx }) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_traffic()
+                .greenlight_plugin0_1_0_traffic()
                 .call_current_weights(&mut *store, &convert::context(&ctx))
                 .await?;
             Output::Weights(convert::weights(r))
@@ -516,7 +516,7 @@ async fn dispatch(
         (KindPre::Check(pre), Call::Verify { ctx, targets }) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_check()
+                .greenlight_plugin0_1_0_check()
                 .call_verify(
                     &mut *store,
                     &convert::context(&ctx),
@@ -528,7 +528,7 @@ async fn dispatch(
         (KindPre::Policy(pre), Call::Decide { ctx, observations }) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_rollback_policy()
+                .greenlight_plugin0_1_0_rollback_policy()
                 .call_decide(
                     &mut *store,
                     &convert::context(&ctx),
@@ -540,7 +540,7 @@ async fn dispatch(
         (KindPre::Notifier(pre), Call::Notify { ctx, event }) => {
             let p = pre.instantiate_async(&mut *store).await?;
             let r = p
-                .greenlight_plugin_notifier()
+                .greenlight_plugin0_1_0_notifier()
                 .call_notify(
                     &mut *store,
                     &convert::context(&ctx),

@@ -27,12 +27,12 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "greenlight:plugin/check-plugin",
+    world: "greenlight:plugin/check-plugin@0.1.0",
     generate_all,
 });
 
-use exports::greenlight::plugin::check::Guest;
-use greenlight::plugin::types::{Metric, ReleaseContext, Target, Verdict, VerdictStatus};
+use exports::greenlight::plugin0_1_0::check::Guest;
+use greenlight::plugin0_1_0::types::{Metric, ReleaseContext, Target, Verdict, VerdictStatus};
 
 struct Check;
 

@@ -14,7 +14,7 @@
 pub mod platform {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "greenlight:plugin/platform",
+        world: "greenlight:plugin/platform@0.1.0",
         generate_all,
     });
 }
@@ -28,11 +28,11 @@ macro_rules! world {
                 path: "../../wit",
                 world: $world,
                 with: {
-                    "greenlight:plugin/types@0.1.0": crate::bindings::platform::greenlight::plugin::types,
-                    "greenlight:plugin/log@0.1.0": crate::bindings::platform::greenlight::plugin::log,
-                    "greenlight:plugin/kv@0.1.0": crate::bindings::platform::greenlight::plugin::kv,
-                    "greenlight:plugin/config@0.1.0": crate::bindings::platform::greenlight::plugin::config,
-                    "greenlight:plugin/clock@0.1.0": crate::bindings::platform::greenlight::plugin::clock,
+                    "greenlight:plugin/types@0.1.0": crate::bindings::platform::greenlight::plugin0_1_0::types,
+                    "greenlight:plugin/log@0.1.0": crate::bindings::platform::greenlight::plugin0_1_0::log,
+                    "greenlight:plugin/kv@0.1.0": crate::bindings::platform::greenlight::plugin0_1_0::kv,
+                    "greenlight:plugin/config@0.1.0": crate::bindings::platform::greenlight::plugin0_1_0::config,
+                    "greenlight:plugin/clock@0.1.0": crate::bindings::platform::greenlight::plugin0_1_0::clock,
                     "wasi:http/outgoing-handler@0.2.12": crate::bindings::platform::wasi::http::outgoing_handler,
                     "wasi:http/types@0.2.12": crate::bindings::platform::wasi::http::types,
                     "wasi:io/error@0.2.12": crate::bindings::platform::wasi::io::error,
@@ -50,37 +50,37 @@ macro_rules! world {
 
 world!(
     precheck,
-    "greenlight:plugin/precheck-plugin",
+    "greenlight:plugin/precheck-plugin@0.1.0",
     "greenlight_plugin_sdk::bindings::precheck",
     "__export_precheck_world"
 );
 world!(
     deployer,
-    "greenlight:plugin/deployer-plugin",
+    "greenlight:plugin/deployer-plugin@0.1.0",
     "greenlight_plugin_sdk::bindings::deployer",
     "__export_deployer_world"
 );
 world!(
     traffic,
-    "greenlight:plugin/traffic-plugin",
+    "greenlight:plugin/traffic-plugin@0.1.0",
     "greenlight_plugin_sdk::bindings::traffic",
     "__export_traffic_world"
 );
 world!(
     check,
-    "greenlight:plugin/check-plugin",
+    "greenlight:plugin/check-plugin@0.1.0",
     "greenlight_plugin_sdk::bindings::check",
     "__export_check_world"
 );
 world!(
     policy,
-    "greenlight:plugin/rollback-policy-plugin",
+    "greenlight:plugin/rollback-policy-plugin@0.1.0",
     "greenlight_plugin_sdk::bindings::policy",
     "__export_policy_world"
 );
 world!(
     notifier,
-    "greenlight:plugin/notifier-plugin",
+    "greenlight:plugin/notifier-plugin@0.1.0",
     "greenlight_plugin_sdk::bindings::notifier",
     "__export_notifier_world"
 );

@@ -1,16 +1,16 @@
 //! The WIT types under their plain names, with constructors for the values a
 //! plugin returns most (verdicts and decisions).
 
-pub use crate::bindings::deployer::exports::greenlight::plugin::deployer::TargetResult;
-pub use crate::bindings::notifier::exports::greenlight::plugin::notifier::ReleaseEvent;
-pub use crate::bindings::platform::greenlight::plugin::types::{
+pub use crate::bindings::deployer::exports::greenlight::plugin0_1_0::deployer::TargetResult;
+pub use crate::bindings::notifier::exports::greenlight::plugin0_1_0::notifier::ReleaseEvent;
+pub use crate::bindings::platform::greenlight::plugin0_1_0::types::{
     Decision, DecisionKind, Metric, Observation, PluginError, ReleaseContext, Target, Verdict,
     VerdictStatus,
 };
-pub use crate::bindings::precheck::exports::greenlight::plugin::precheck::{
+pub use crate::bindings::precheck::exports::greenlight::plugin0_1_0::precheck::{
     Artifact, PrecheckResult,
 };
-pub use crate::bindings::traffic::exports::greenlight::plugin::traffic::GroupWeight;
+pub use crate::bindings::traffic::exports::greenlight::plugin0_1_0::traffic::GroupWeight;
 
 impl Verdict {
     /// A verdict with no metrics yet.

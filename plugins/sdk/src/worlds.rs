@@ -62,7 +62,7 @@ pub trait Notifier {
     fn notify(ctx: &ReleaseContext, event: &ReleaseEvent) -> Result<(), Error>;
 }
 
-impl<T: Precheck> precheck::exports::greenlight::plugin::precheck::Guest for T {
+impl<T: Precheck> precheck::exports::greenlight::plugin0_1_0::precheck::Guest for T {
     fn run(ctx: ReleaseContext, artifacts: Vec<Artifact>) -> PrecheckResult {
         <T as Precheck>::run(&ctx, &artifacts).unwrap_or_else(|e| PrecheckResult {
             verdict: Verdict::error(e.to_string()),
@@ -71,7 +71,7 @@ impl<T: Precheck> precheck::exports::greenlight::plugin::precheck::Guest for T {
     }
 }
 
-impl<T: Deployer> deployer::exports::greenlight::plugin::deployer::Guest for T {
+impl<T: Deployer> deployer::exports::greenlight::plugin0_1_0::deployer::Guest for T {
     fn deploy(
         ctx: ReleaseContext,
         targets: Vec<Target>,
@@ -89,7 +89,7 @@ impl<T: Deployer> deployer::exports::greenlight::plugin::deployer::Guest for T {
     }
 }
 
-impl<T: Traffic> traffic::exports::greenlight::plugin::traffic::Guest for T {
+impl<T: Traffic> traffic::exports::greenlight::plugin0_1_0::traffic::Guest for T {
     fn set_weights(ctx: ReleaseContext, weights: Vec<GroupWeight>) -> Result<(), PluginError> {
         <T as Traffic>::set_weights(&ctx, &weights).map_err(Into::into)
     }
@@ -99,20 +99,20 @@ impl<T: Traffic> traffic::exports::greenlight::plugin::traffic::Guest for T {
     }
 }
 
-impl<T: Check> check::exports::greenlight::plugin::check::Guest for T {
+impl<T: Check> check::exports::greenlight::plugin0_1_0::check::Guest for T {
     fn verify(ctx: ReleaseContext, targets: Vec<Target>) -> Verdict {
         <T as Check>::verify(&ctx, &targets).unwrap_or_else(|e| Verdict::error(e.to_string()))
     }
 }
 
-impl<T: RollbackPolicy> policy::exports::greenlight::plugin::rollback_policy::Guest for T {
+impl<T: RollbackPolicy> policy::exports::greenlight::plugin0_1_0::rollback_policy::Guest for T {
     fn decide(ctx: ReleaseContext, observations: Vec<Observation>) -> Decision {
         <T as RollbackPolicy>::decide(&ctx, &observations)
             .unwrap_or_else(|e| Decision::pause(format!("the policy could not decide: {e}")))
     }
 }
 
-impl<T: Notifier> notifier::exports::greenlight::plugin::notifier::Guest for T {
+impl<T: Notifier> notifier::exports::greenlight::plugin0_1_0::notifier::Guest for T {
     fn notify(ctx: ReleaseContext, event: ReleaseEvent) -> Result<(), PluginError> {
         <T as Notifier>::notify(&ctx, &event).map_err(Into::into)
     }
