@@ -19,6 +19,26 @@ mod platform {
 
 pub use platform::greenlight::plugin0_1_0::{clock, config, kv, log, types};
 
+/// The imports of `greenlight:plugin@0.2.0`: the same platform as 0.1.0,
+/// in types of their own (a `target` has `attributes` there).
+mod platform_v2 {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "greenlight:plugin/platform@0.2.0",
+        require_store_data_send: true,
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        },
+    });
+}
+
+/// The 0.2.0 interfaces the host implements.
+pub mod v2 {
+    pub use super::platform_v2::greenlight::plugin0_2_0::{clock, config, kv, log, types};
+}
+
 macro_rules! plugin_world {
     ($module:ident, $world:literal) => {
         pub mod $module {

@@ -16,6 +16,7 @@ mod host_clock;
 mod host_config;
 mod host_kv;
 mod host_log;
+mod host_v2;
 mod http;
 mod inspect;
 mod invoke;
@@ -484,6 +485,11 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<InvocationState>> {
     bindings::kv::add_to_linker::<_, Data>(&mut linker, |s| s)?;
     bindings::config::add_to_linker::<_, Data>(&mut linker, |s| s)?;
     bindings::clock::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::v2::types::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::v2::log::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::v2::kv::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::v2::config::add_to_linker::<_, Data>(&mut linker, |s| s)?;
+    bindings::v2::clock::add_to_linker::<_, Data>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
