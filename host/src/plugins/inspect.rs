@@ -9,9 +9,34 @@ use crate::domain::plugin::PluginKind;
 
 /// The WIT package plugins implement, without its version.
 const PACKAGE: &str = "greenlight:plugin/";
-/// The host's version of the package; plugins must match it exactly until a
-/// second version exists.
-const PACKAGE_VERSION: &str = "0.1.0";
+/// The versions of the package the host serves; a plugin implements one,
+/// and imports the platform of the same version.
+const PACKAGE_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
+
+/// Which version of the interface a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterfaceVersion {
+    V0_1,
+    V0_2,
+}
+
+impl InterfaceVersion {
+    fn parse(version: &str) -> Option<InterfaceVersion> {
+        match version {
+            "0.1.0" => Some(InterfaceVersion::V0_1),
+            "0.2.0" => Some(InterfaceVersion::V0_2),
+            _ => None,
+        }
+    }
+
+    /// The version as WIT writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterfaceVersion::V0_1 => "0.1.0",
+            InterfaceVersion::V0_2 => "0.2.0",
+        }
+    }
+}
 /// The interfaces of our package a plugin may import.
 const PLATFORM_INTERFACES: [&str; 5] = ["types", "log", "kv", "config", "clock"];
 /// The WASI packages the host links (all at 0.2.x).
@@ -49,7 +74,10 @@ fn split_name(name: &str) -> Option<(&str, &str, &str)> {
 
 /// Finds the plugin kind from the component's exports: exactly one of our
 /// plugin interfaces must be exported.
-pub(super) fn detect_kind(engine: &Engine, component: &Component) -> Result<PluginKind, Error> {
+pub(super) fn detect_kind(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(PluginKind, InterfaceVersion), Error> {
     let ty = component.component_type();
     let mut found = Vec::new();
     let mut names = Vec::new();
@@ -60,16 +88,17 @@ pub(super) fn detect_kind(engine: &Engine, component: &Component) -> Result<Plug
         };
         let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
         if let Ok(kind) = interface.parse::<PluginKind>() {
-            if version != PACKAGE_VERSION {
+            let Some(version) = InterfaceVersion::parse(version) else {
                 return Err(Error::UnknownWorld(format!(
-                    "exports `{name}`, but this host serves {PACKAGE}{interface}@{PACKAGE_VERSION}"
+                    "exports `{name}`, but this host serves {PACKAGE}{interface} at {}",
+                    PACKAGE_VERSIONS.join(" and ")
                 )));
-            }
-            found.push(kind);
+            };
+            found.push((kind, version));
         }
     }
     match found.as_slice() {
-        [kind] => Ok(*kind),
+        [found] => Ok(*found),
         [] if names.is_empty() => Err(Error::UnknownWorld(
             "the component exports nothing; a plugin exports one of the greenlight:plugin interfaces"
                 .into(),
@@ -80,20 +109,24 @@ pub(super) fn detect_kind(engine: &Engine, component: &Component) -> Result<Plug
         ))),
         many => Err(Error::UnknownWorld(format!(
             "the component implements several plugin worlds ({}); a plugin implements exactly one",
-            many.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
 
 /// Lists the component's imports, refusing any outside the platform world
 /// and the WASI 0.2 interfaces the host links.
-pub(super) fn check_imports(engine: &Engine, component: &Component) -> Result<Vec<String>, Error> {
+pub(super) fn check_imports(
+    engine: &Engine,
+    component: &Component,
+    version: InterfaceVersion,
+) -> Result<Vec<String>, Error> {
     let ty = component.component_type();
     let mut imports = Vec::new();
     for (name, _) in ty.imports(engine) {
         let allowed = match split_name(name) {
-            Some(("greenlight:plugin", interface, version)) => {
-                PLATFORM_INTERFACES.contains(&interface) && version == PACKAGE_VERSION
+            Some(("greenlight:plugin", interface, interface_version)) => {
+                PLATFORM_INTERFACES.contains(&interface) && interface_version == version.as_str()
             }
             Some((package, _, version)) => package
                 .strip_prefix("wasi:")

@@ -12,6 +12,7 @@
 pub mod baseline;
 mod bindings;
 mod convert;
+mod convert_v2;
 mod host_clock;
 mod host_config;
 mod host_kv;
@@ -380,16 +381,18 @@ impl Runtime {
         let engine = &self.inner.engine;
         let component =
             Component::new(engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")))?;
-        let kind = inspect::detect_kind(engine, &component)?;
-        let imports = inspect::check_imports(engine, &component)?;
+        let (kind, version) = inspect::detect_kind(engine, &component)?;
+        let imports = inspect::check_imports(engine, &component, version)?;
         let instance_pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| Error::Unlinkable(format!("{e:#}")))?;
-        let pre = invoke::KindPre::new(kind, instance_pre).map_err(|e| Error::WorldMismatch {
-            kind,
-            message: format!("{e:#}"),
+        let pre = invoke::KindPre::new(kind, version, instance_pre).map_err(|e| {
+            Error::WorldMismatch {
+                kind,
+                message: format!("{e:#}"),
+            }
         })?;
         Ok(LoadedPlugin {
             kind,
