@@ -219,3 +219,39 @@ async fn a_notifier_accepts_events_and_reports_its_own_failure() {
         json!({"message": "notifier refused", "retryable": true})
     );
 }
+
+/// A deployer of interface 0.2.0 is served beside those of 0.1.0: its
+/// finished work reads like theirs, and work still in progress is a
+/// retryable fault that says so, until the engine follows progress.
+#[tokio::test]
+async fn a_deployer_of_interface_0_2_0_is_served_beside_0_1_0() {
+    let d = Daemon::start().await;
+    let up = d.upload_ok("kube", "fixture_deployer_v2").await;
+    assert_eq!(up["plugin"]["kind"], "deployer", "{up}");
+    assert!(
+        up["plugin"]["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().ends_with("@0.2.0")),
+        "{up}"
+    );
+    let body = |steps: &str| {
+        json!({
+            "function": "deploy",
+            "idempotency_key": format!("rel-1/batch-0/{steps}"),
+            "context": {"version": "2.0.0", "parameters": {"steps": steps}},
+            "targets": [{"id": "web-1", "address": "10.0.0.1:80"}]
+        })
+    };
+    let done = d.invoke("kube", body("0")).await;
+    assert_eq!(
+        done["output"]["targets"]["ok"][0]["message"], "deployed 2.0.0 (0 attributes)",
+        "{done}"
+    );
+    let waiting = d.invoke("kube", body("2")).await;
+    let fault = waiting["output"]["targets"]["fault"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(fault.contains("1 of 3 steps done"), "{waiting}");
+}
