@@ -83,6 +83,7 @@ struct RawStage {
     retry_after: Option<String>,
     health_check: Option<RawPlugin>,
     unhealthy: Option<String>,
+    progress_deadline: Option<String>,
 }
 
 impl RawStage {
@@ -116,6 +117,7 @@ impl RawStage {
         add("retry_after", self.retry_after.is_some());
         add("health_check", self.health_check.is_some());
         add("unhealthy", self.unhealthy.is_some());
+        add("progress_deadline", self.progress_deadline.is_some());
         set
     }
 }
@@ -151,6 +153,10 @@ impl Errors {
         }
     }
 }
+
+/// The shortest and longest progress deadline a stage may set.
+const MIN_PROGRESS_DEADLINE_MS: u64 = 1_000;
+const MAX_PROGRESS_DEADLINE_MS: u64 = 24 * 3_600_000;
 
 fn param_text(value: &toml::Value) -> String {
     match value {
@@ -316,6 +322,7 @@ fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str]
             "retry_after",
             "health_check",
             "unhealthy",
+            "progress_deadline",
         ],
         ("deploy", Some("rolling")) => &[
             "deployer",
@@ -328,6 +335,7 @@ fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str]
             "retry_after",
             "health_check",
             "unhealthy",
+            "progress_deadline",
         ],
         ("deploy", Some("blue-green")) => &[
             "deployer",
@@ -342,6 +350,7 @@ fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str]
             "retry_after",
             "health_check",
             "unhealthy",
+            "progress_deadline",
         ],
         _ => &["deployer", "strategy", "checks", "policy"],
     }
@@ -433,6 +442,13 @@ fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
                     "needs a health_check to find unhealthy targets",
                 );
             }
+            let progress_deadline_ms =
+                errors.duration(&raw.progress_deadline, at("progress_deadline"));
+            if let Some(ms) = progress_deadline_ms
+                && !(MIN_PROGRESS_DEADLINE_MS..=MAX_PROGRESS_DEADLINE_MS).contains(&ms)
+            {
+                errors.push(at("progress_deadline"), "must be between 1s and 24h");
+            }
             StageKind::Deploy(Box::new(Deploy {
                 deployer: deployer?,
                 strategy: strategy?,
@@ -440,6 +456,7 @@ fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
                 policy,
                 health_check,
                 unhealthy,
+                progress_deadline_ms,
             }))
         }
         other => {

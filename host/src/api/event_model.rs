@@ -12,7 +12,7 @@ use super::model::TargetResultDto;
 use super::release_model::{DecisionDto, WeightDto};
 use crate::domain::plugin::{GroupWeight, TargetResult, Verdict};
 use crate::domain::release::policy::CheckVerdict;
-use crate::domain::release::{Event, RollbackMode};
+use crate::domain::release::{Event, ProgressOf, RollbackMode};
 
 /// One journaled event, as listed and streamed.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -79,6 +79,29 @@ pub struct UnhealthyTargetDto {
     pub summary: String,
 }
 
+/// The long-running work a progress report is about (`work`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "work", rename_all = "kebab-case")]
+pub enum ProgressOfDto {
+    Deploy { pc: usize, attempt: u32 },
+    Shift { pc: usize, attempt: u32 },
+    Rollback { pcs: Vec<usize>, attempt: u32 },
+    RestoreTraffic { stage: usize, attempt: u32 },
+}
+
+impl From<ProgressOf> for ProgressOfDto {
+    fn from(of: ProgressOf) -> ProgressOfDto {
+        match of {
+            ProgressOf::Deploy { pc, attempt } => ProgressOfDto::Deploy { pc, attempt },
+            ProgressOf::Shift { pc, attempt } => ProgressOfDto::Shift { pc, attempt },
+            ProgressOf::Rollback { pcs, attempt } => ProgressOfDto::Rollback { pcs, attempt },
+            ProgressOf::RestoreTraffic { stage, attempt } => {
+                ProgressOfDto::RestoreTraffic { stage, attempt }
+            }
+        }
+    }
+}
+
 /// What an event says, by kind (`event`). Places are step indices (`pc`,
 /// `pcs`) into the release's program, as `ReleaseDto.stages[].steps[]
 /// .index` numbers them.
@@ -113,6 +136,14 @@ pub enum EventDetailDto {
         attempt: u32,
         message: String,
         retryable: bool,
+    },
+    /// Long-running work is still under way: the plugin's note, and when
+    /// the engine asks again.
+    Progressed {
+        of: ProgressOfDto,
+        note: String,
+        since_ms: u64,
+        ask_at_ms: u64,
     },
     BakeStarted {
         pc: usize,
@@ -287,6 +318,18 @@ impl From<&Event> for EventDetailDto {
                 attempt,
                 message,
                 retryable,
+            },
+            Event::Progressed {
+                of,
+                note,
+                since_ms,
+                ask_at_ms,
+                ..
+            } => D::Progressed {
+                of: of.into(),
+                note,
+                since_ms,
+                ask_at_ms,
             },
             Event::BakeStarted { pc, until_ms, .. } => D::BakeStarted { pc, until_ms },
             Event::Verified {

@@ -255,6 +255,12 @@ pub struct TargetDto {
     #[serde(default)]
     #[schema(value_type = BTreeMap<rules::Name, rules::Label>)]
     pub labels: BTreeMap<String, String>,
+    /// How to reach the target beyond its address, in keys its kind of
+    /// target defines (a Kubernetes workload: `cluster`, `namespace`,
+    /// `kind`, `name`, `containers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<rules::Name, rules::Attribute>)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// A target of an environment: a `TargetDto` with an address.
@@ -272,6 +278,9 @@ pub struct EnvironmentTargetDto {
     #[serde(default)]
     #[schema(value_type = BTreeMap<rules::Name, rules::Label>)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<rules::Name, rules::Attribute>)]
+    attributes: BTreeMap<String, String>,
 }
 
 impl From<TargetDto> for d::Target {
@@ -281,6 +290,7 @@ impl From<TargetDto> for d::Target {
             address: t.address,
             group: t.group,
             labels: t.labels.into_iter().collect(),
+            attributes: t.attributes.into_iter().collect(),
         }
     }
 }
@@ -292,6 +302,7 @@ impl From<d::Target> for TargetDto {
             address: t.address,
             group: t.group,
             labels: t.labels.into_iter().collect(),
+            attributes: t.attributes.into_iter().collect(),
         }
     }
 }
@@ -609,6 +620,16 @@ pub enum OutputDto {
     #[schema(value_type = Reported<serde_json::Value>)]
     Done(Reported<()>),
     Decision(DecisionDto),
+    /// Work not done yet (interface 0.2.0): the plugin's note and when it
+    /// wants to be asked again.
+    InProgress(ProgressDto),
+}
+
+/// How far a plugin's long-running work has come.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProgressDto {
+    pub note: String,
+    pub ask_again_after_ms: u32,
 }
 
 fn verdict_dto(v: d::Verdict) -> VerdictDto {
@@ -662,6 +683,10 @@ impl From<d::Output> for OutputDto {
             d::Output::Decision(d) => OutputDto::Decision(DecisionDto {
                 kind: d.kind.as_str().to_string(),
                 reason: d.reason,
+            }),
+            d::Output::InProgress(p) => OutputDto::InProgress(ProgressDto {
+                note: p.note,
+                ask_again_after_ms: p.ask_again_after_ms,
             }),
         }
     }

@@ -14,7 +14,7 @@ use crate::domain::release::evidence;
 use crate::domain::release::machine::Undo;
 use crate::domain::release::policy::CheckVerdict;
 use crate::domain::release::{
-    ApprovalRecord, DecisionRecord, ReleaseSpec, RollbackMode, State, Step,
+    ApprovalRecord, DecisionRecord, ProgressOf, ReleaseSpec, RollbackMode, State, Step,
 };
 use crate::store::ReleaseSummary;
 
@@ -344,11 +344,31 @@ pub struct ReleaseDto {
     pub pause: Option<PauseDto>,
     pub rollback: Option<RollbackDto>,
     pub weights: Option<Vec<WeightDto>>,
+    /// Long-running plugin work under way (a rollout), as its plugin last
+    /// reported it.
+    pub progress: Option<WorkProgressDto>,
     pub verdicts: Vec<ObservationDto>,
     pub decisions: Vec<DecisionDto>,
     pub approvals: Vec<ApprovalDto>,
     /// Events journaled so far.
     pub events: u64,
+}
+
+/// Where long-running plugin work stands.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkProgressDto {
+    pub of: super::event_model::ProgressOfDto,
+    /// The plugin's latest note (`3 of 10 replicas updated, 2 available`).
+    pub note: String,
+    /// When the plugin first answered in progress.
+    pub since_ms: u64,
+    /// When the note last changed.
+    pub updated_ms: u64,
+    /// When the engine asks again (as journaled; unchanged answers move it
+    /// on without a journal entry).
+    pub ask_at_ms: u64,
+    /// When the stage's progress deadline passes.
+    pub deadline_ms: u64,
 }
 
 fn mode_name(mode: RollbackMode) -> &'static str {
@@ -512,6 +532,29 @@ impl ReleaseDto {
                         percent: w.percent,
                     })
                     .collect()
+            }),
+            progress: state.progress.as_ref().map(|p| {
+                let stage = match &p.of {
+                    ProgressOf::Deploy { pc, .. } | ProgressOf::Shift { pc, .. } => {
+                        spec.steps.get(*pc).map(Step::stage)
+                    }
+                    ProgressOf::Rollback { pcs, .. } => pcs
+                        .first()
+                        .and_then(|pc| spec.steps.get(*pc))
+                        .map(Step::stage),
+                    ProgressOf::RestoreTraffic { stage, .. } => Some(*stage),
+                };
+                let allowed = stage
+                    .and_then(|s| spec.stages.get(s))
+                    .map_or(0, |s| s.progress_deadline_ms);
+                WorkProgressDto {
+                    of: p.of.clone().into(),
+                    note: p.note.clone(),
+                    since_ms: p.since_ms,
+                    updated_ms: p.at_ms,
+                    ask_at_ms: p.ask_at_ms,
+                    deadline_ms: p.since_ms.saturating_add(allowed),
+                }
             }),
             verdicts: state
                 .observations

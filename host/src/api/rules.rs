@@ -1,5 +1,5 @@
 //! The rules of `domain::name` as OpenAPI schemas: `Name`, `Group`,
-//! `Text`, `Label`, `Address`, `TargetAddress`, `Version`, `HttpUrl`,
+//! `Text`, `Label`, `Attribute`, `Address`, `TargetAddress`, `Version`, `HttpUrl`,
 //! `Origin` and `Role`. DTO fields and
 //! path parameters refer to them (`#[schema(value_type = rules::Name)]`),
 //! so the document states each rule once, from the same constants the
@@ -92,6 +92,16 @@ rule! {
         0,
         crate::domain::inventory::MAX_LABEL_VALUE_LEN,
         "A label's value: at most 255 bytes of text without control characters.",
+    )
+}
+
+rule! {
+    /// A target attribute's value.
+    Attribute => string(
+        name::TEXT_PATTERN,
+        0,
+        crate::domain::inventory::MAX_ATTRIBUTE_VALUE_LEN,
+        "A target attribute's value: at most 1024 bytes of text without control characters.",
     )
 }
 

@@ -202,7 +202,15 @@ pub struct Deploy {
     /// A check run on each target of a batch before the batch deploys.
     pub health_check: Option<PluginUse>,
     pub unhealthy: Unhealthy,
+    /// How long a deploy, a rollback or a traffic shift of the stage may
+    /// stay in progress after the plugin first answered that it is
+    /// (default [`DEFAULT_PROGRESS_DEADLINE_MS`]).
+    pub progress_deadline_ms: Option<u64>,
 }
+
+/// How long work may stay in progress when a stage does not say: ten
+/// minutes, as Kubernetes allows a rollout by default.
+pub const DEFAULT_PROGRESS_DEADLINE_MS: u64 = 600_000;
 
 /// How the default verdict policy counts in a stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,6 +301,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "deploy-started",
     "deployed",
     "deploy-failed",
+    "progressed",
     "bake-started",
     "verified",
     "decided",

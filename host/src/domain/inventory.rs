@@ -25,10 +25,15 @@ pub struct Environment {
 /// The longest value of a target's label.
 pub const MAX_LABEL_VALUE_LEN: usize = 255;
 
+/// The longest value of a target's attribute (a cluster's origin, a list
+/// of containers).
+pub const MAX_ATTRIBUTE_VALUE_LEN: usize = 1024;
+
 impl Target {
     /// Every problem of one target, each with its field under `at`
     /// (`targets[2]`): the id, the group (or none) and the label keys are
-    /// names, the address is an address, label values are short text.
+    /// names, the address is an address, label values are short text;
+    /// attribute keys are names and their values text.
     pub fn problems(&self, at: &str) -> Vec<FlowError> {
         let mut problems = Vec::new();
         let mut note = |r: Result<(), FlowError>| problems.extend(r.err());
@@ -44,6 +49,16 @@ impl Target {
                     format!("{at}.labels.{key}"),
                     value,
                     MAX_LABEL_VALUE_LEN,
+                )),
+                Err(e) => note(Err(e)),
+            }
+        }
+        for (key, value) in &self.attributes {
+            match name::check_name(format!("{at}.attributes"), key) {
+                Ok(()) => note(name::check_text(
+                    format!("{at}.attributes.{key}"),
+                    value,
+                    MAX_ATTRIBUTE_VALUE_LEN,
                 )),
                 Err(e) => note(Err(e)),
             }

@@ -74,6 +74,22 @@ pub struct Target {
     pub address: String,
     pub group: String,
     pub labels: Vec<(String, String)>,
+    /// How to reach the target beyond its address, in keys its kind of
+    /// target defines (a Kubernetes workload's `cluster`, `namespace`,
+    /// `kind`, `name`, `containers`). Plugins of interface 0.1.0 do not
+    /// see them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Target {
+    /// The value of one attribute, if the target has it.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// What a plugin is told about the release it works for.
@@ -221,6 +237,29 @@ pub struct ReleaseEvent {
     pub at_ms: u64,
 }
 
+/// How far long-running work has come, when a plugin answers that it is
+/// not done yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// One line a release manager reads (`3 of 10 replicas updated`).
+    pub note: String,
+    /// When the plugin wants to be asked again, in milliseconds from now.
+    pub ask_again_after_ms: u32,
+}
+
+impl Progress {
+    /// The soonest the host asks again.
+    pub const MIN_ASK_MS: u64 = 100;
+    /// The latest the host asks again.
+    pub const MAX_ASK_MS: u64 = 60_000;
+
+    /// When to ask again, within the host's bounds, in milliseconds from
+    /// now.
+    pub fn ask_after_ms(&self) -> u64 {
+        u64::from(self.ask_again_after_ms).clamp(Self::MIN_ASK_MS, Self::MAX_ASK_MS)
+    }
+}
+
 /// An error a plugin reports about its own work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginFault {
@@ -317,6 +356,9 @@ pub enum Output {
     Weights(Result<Vec<GroupWeight>, PluginFault>),
     Verdict(Verdict),
     Decision(Decision),
+    /// A deploy, a rollback or a traffic shift (interface 0.2.0) is still
+    /// under way.
+    InProgress(Progress),
 }
 
 impl Output {
@@ -339,6 +381,7 @@ impl Output {
             Output::Done(Ok(())) => 0,
             Output::Verdict(v) => verdict(v),
             Output::Decision(d) => d.reason.len() + 1,
+            Output::InProgress(p) => p.note.len() + 4,
         }
     }
 

@@ -71,6 +71,7 @@ impl Redactor {
             Output::Targets(Err(f)) | Output::Done(Err(f)) | Output::Weights(Err(f)) => fault(f),
             Output::Done(Ok(())) => {}
             Output::Decision(d) => self.in_place(&mut d.reason),
+            Output::InProgress(p) => self.in_place(&mut p.note),
         }
     }
 

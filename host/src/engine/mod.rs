@@ -774,12 +774,12 @@ impl Engine {
                 Action::Call(work) => {
                     let outcome = perform::perform(&self.inner.registry, &work).await;
                     let now = self.inner.clock.now_ms();
-                    let events = live
-                        .state
-                        .lock()
-                        .await
-                        .conclude(&live.spec, &work, outcome, now);
-                    self.commit(&live, events, true).await
+                    let mut state = live.state.lock().await;
+                    let events = state.conclude(&live.spec, &work, outcome, now);
+                    if state.note_unchanged_progress(&events) {
+                        continue;
+                    }
+                    self.commit_locked(&live, &mut state, events, true).await
                 }
                 Action::Wait(until) => {
                     let sleep = until.map(|at| self.inner.clock.sleep_until(at));

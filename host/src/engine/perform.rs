@@ -5,7 +5,8 @@
 use tokio::task::JoinSet;
 
 use crate::domain::plugin::{
-    Call, GroupWeight, Output, PluginFault, ReleaseContext, Target, Verdict, VerdictStatus,
+    Call, GroupWeight, Output, PluginFault, Progress, ReleaseContext, Target, Verdict,
+    VerdictStatus,
 };
 use crate::domain::release::policy::CheckVerdict;
 use crate::domain::release::{PluginRef, Work, WorkOutcome, answers};
@@ -192,11 +193,12 @@ pub async fn perform(registry: &Registry, work: &Work) -> WorkOutcome {
                     idempotency_key,
                 }
             };
-            WorkOutcome::Targets(match call(registry, plugin, c).await {
-                Ok(Output::Targets(r)) => r,
-                Ok(other) => Err(unexpected(plugin, &other)),
-                Err(fault) => Err(fault),
-            })
+            match call(registry, plugin, c).await {
+                Ok(Output::Targets(r)) => WorkOutcome::Targets(r),
+                Ok(Output::InProgress(p)) => WorkOutcome::InProgress(p),
+                Ok(other) => WorkOutcome::Targets(Err(unexpected(plugin, &other))),
+                Err(fault) => WorkOutcome::Targets(Err(fault)),
+            }
         }
         Work::Verify {
             checks, targets, ..
@@ -231,29 +233,43 @@ pub async fn perform(registry: &Registry, work: &Work) -> WorkOutcome {
             ctx,
             weights,
             ..
-        } => WorkOutcome::Done(shift(registry, plugin, ctx, weights).await),
+        } => match shift(registry, plugin, ctx, weights).await {
+            Ok(Shifted::Done) => WorkOutcome::Done(Ok(())),
+            Ok(Shifted::InProgress(p)) => WorkOutcome::InProgress(p),
+            Err(fault) => WorkOutcome::Done(Err(fault)),
+        },
     }
 }
 
+/// Where a shift of traffic stands.
+enum Shifted {
+    Done,
+    InProgress(Progress),
+}
+
 /// Sets a traffic plugin's weights, then reads them back: a shift counts
-/// only once the weights in force are the ones set.
+/// only once the weights in force are the ones set. A shift still being
+/// applied is read back once the plugin says it is done.
 async fn shift(
     registry: &Registry,
     plugin: &PluginRef,
     ctx: &ReleaseContext,
     weights: &[GroupWeight],
-) -> Result<(), PluginFault> {
+) -> Result<Shifted, PluginFault> {
     let set = Call::SetWeights {
         ctx: ctx.clone(),
         weights: weights.to_vec(),
     };
     match call(registry, plugin, set).await? {
         Output::Done(r) => r?,
+        Output::InProgress(p) => return Ok(Shifted::InProgress(p)),
         other => return Err(unexpected(plugin, &other)),
     }
     let read = Call::CurrentWeights { ctx: ctx.clone() };
     match call(registry, plugin, read).await? {
-        Output::Weights(read) => answers::traffic_readback(plugin, weights, &read?),
+        Output::Weights(read) => {
+            answers::traffic_readback(plugin, weights, &read?).map(|()| Shifted::Done)
+        }
         other => Err(unexpected(plugin, &other)),
     }
 }

@@ -78,11 +78,11 @@ impl RawCheck {
             .greenlight_plugin0_1_0_check()
             .call_verify(
                 &mut store,
-                &convert::context(ctx),
-                &convert::targets(targets),
+                &convert::v1::context(ctx),
+                &convert::v1::targets(targets),
             )
             .await
             .map_err(err)?;
-        Ok(convert::verdict(verdict))
+        Ok(convert::v1::verdict(verdict))
     }
 }

@@ -5,67 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::bindings::{check, deployer, notifier, policy, precheck, traffic};
 use super::http::GrantedHttp;
 use super::state::{InvocationState, MemoryCap, STDERR_CAPTURE_BYTES};
 use super::{LoadedPlugin, LogLine, Runtime};
-use super::{convert, convert_v2};
 use crate::domain::grant::Grant;
-use crate::domain::plugin::{Call, Output, PluginKind};
+use crate::domain::plugin::{Call, Output};
 use crate::domain::redact::Redactor;
-
-/// A plugin version's pre-linked instance, typed by its world.
-#[derive(Clone)]
-pub(super) enum KindPre {
-    Precheck(precheck::PrecheckPluginPre<InvocationState>),
-    Deployer(deployer::DeployerPluginPre<InvocationState>),
-    Traffic(traffic::TrafficPluginPre<InvocationState>),
-    Check(check::CheckPluginPre<InvocationState>),
-    Policy(policy::RollbackPolicyPluginPre<InvocationState>),
-    Notifier(notifier::NotifierPluginPre<InvocationState>),
-    /// Version 0.2.0 worlds. Work in progress: the check and the deployer
-    /// (answers that are `done`) are served; the others are refused at
-    /// load until their conversions exist.
-    CheckV2(super::bindings::check_v2::CheckPluginPre<InvocationState>),
-    DeployerV2(super::bindings::deployer_v2::DeployerPluginPre<InvocationState>),
-}
-
-impl KindPre {
-    pub(super) fn new(
-        kind: PluginKind,
-        version: super::inspect::InterfaceVersion,
-        pre: InstancePre<InvocationState>,
-    ) -> wasmtime::Result<KindPre> {
-        use super::inspect::InterfaceVersion;
-        if version == InterfaceVersion::V0_2 {
-            return Ok(match kind {
-                PluginKind::Check => {
-                    KindPre::CheckV2(super::bindings::check_v2::CheckPluginPre::new(pre)?)
-                }
-                PluginKind::Deployer => {
-                    KindPre::DeployerV2(super::bindings::deployer_v2::DeployerPluginPre::new(pre)?)
-                }
-                other => wasmtime::bail!("0.2.0 {other} plugins are not served yet"),
-            });
-        }
-        Ok(match kind {
-            PluginKind::Precheck => KindPre::Precheck(precheck::PrecheckPluginPre::new(pre)?),
-            PluginKind::Deployer => KindPre::Deployer(deployer::DeployerPluginPre::new(pre)?),
-            PluginKind::Traffic => KindPre::Traffic(traffic::TrafficPluginPre::new(pre)?),
-            PluginKind::Check => KindPre::Check(check::CheckPluginPre::new(pre)?),
-            PluginKind::RollbackPolicy => {
-                KindPre::Policy(policy::RollbackPolicyPluginPre::new(pre)?)
-            }
-            PluginKind::Notifier => KindPre::Notifier(notifier::NotifierPluginPre::new(pre)?),
-        })
-    }
-}
 
 /// How an invocation failed; each is a distinct outcome a flow can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +186,7 @@ impl Runtime {
 
         let result = tokio::time::timeout_at(
             tokio::time::Instant::from_std(deadline),
-            dispatch(&plugin.pre, &mut store, call),
+            plugin.pre.dispatch(&mut store, call),
         )
         .await;
         let duration = started.elapsed();
@@ -450,178 +400,6 @@ fn last_lines(text: &str, n: usize) -> String {
         .filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
         .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
-}
-
-/// Instantiates the plugin in the store and calls the export the call names.
-async fn dispatch(
-    pre: &KindPre,
-    store: &mut Store<InvocationState>,
-    call: Call,
-) -> wasmtime::Result<Output> {
-    Ok(match (pre, call) {
-        (KindPre::Precheck(pre), Call::Precheck { ctx, artifacts }) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_precheck()
-                .call_run(
-                    &mut *store,
-                    &convert::context(&ctx),
-                    &convert::artifacts(&artifacts),
-                )
-                .await?;
-            Output::Precheck(convert::precheck_result(r))
-        }
-        (
-            KindPre::Deployer(pre),
-            Call::Deploy {
-                ctx,
-                targets,
-                idempotency_key,
-            },
-        ) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_deployer()
-                .call_deploy(
-                    &mut *store,
-                    &convert::context(&ctx),
-                    &convert::targets(&targets),
-                    &idempotency_key,
-                )
-                .await?;
-            Output::Targets(convert::target_results(r))
-        }
-        (
-            KindPre::Deployer(pre),
-            Call::Rollback {
-                ctx,
-                targets,
-                idempotency_key,
-            },
-        ) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_deployer()
-                .call_rollback(
-                    &mut *store,
-                    &convert::context(&ctx),
-                    &convert::targets(&targets),
-                    &idempotency_key,
-                )
-                .await?;
-            Output::Targets(convert::target_results(r))
-        }
-        (KindPre::Traffic(pre), Call::SetWeights { ctx, weights }) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_traffic()
-                .call_set_weights(
-                    &mut *store,
-                    &convert::context(&ctx),
-                    &convert::weights_to_wit(&weights),
-                )
-                .await?;
-            Output::Done(r.map_err(convert::fault))
-        }
-        (KindPre::Traffic(pre), Call::CurrentWeights { ctx }) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_traffic()
-                .call_current_weights(&mut *store, &convert::context(&ctx))
-                .await?;
-            Output::Weights(convert::weights(r))
-        }
-        (KindPre::Check(pre), Call::Verify { ctx, targets }) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_check()
-                .call_verify(
-                    &mut *store,
-                    &convert::context(&ctx),
-                    &convert::targets(&targets),
-                )
-                .await?;
-            Output::Verdict(convert::verdict(r))
-        }
-        (KindPre::Policy(pre), Call::Decide { ctx, observations }) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_rollback_policy()
-                .call_decide(
-                    &mut *store,
-                    &convert::context(&ctx),
-                    &convert::observations(&observations),
-                )
-                .await?;
-            Output::Decision(convert::decision(r))
-        }
-        (KindPre::Notifier(pre), Call::Notify { ctx, event }) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_1_0_notifier()
-                .call_notify(
-                    &mut *store,
-                    &convert::context(&ctx),
-                    &convert::event(&event),
-                )
-                .await?;
-            Output::Done(r.map_err(convert::fault))
-        }
-        (KindPre::CheckV2(pre), Call::Verify { ctx, targets }) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_2_0_check()
-                .call_verify(
-                    &mut *store,
-                    &convert_v2::context(&ctx),
-                    &convert_v2::targets(&targets),
-                )
-                .await?;
-            Output::Verdict(convert_v2::verdict(r))
-        }
-        (
-            KindPre::DeployerV2(pre),
-            Call::Deploy {
-                ctx,
-                targets,
-                idempotency_key,
-            },
-        ) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_2_0_deployer()
-                .call_deploy(
-                    &mut *store,
-                    &convert_v2::context(&ctx),
-                    &convert_v2::targets(&targets),
-                    &idempotency_key,
-                )
-                .await?;
-            Output::Targets(convert_v2::work(r))
-        }
-        (
-            KindPre::DeployerV2(pre),
-            Call::Rollback {
-                ctx,
-                targets,
-                idempotency_key,
-            },
-        ) => {
-            let p = pre.instantiate_async(&mut *store).await?;
-            let r = p
-                .greenlight_plugin0_2_0_deployer()
-                .call_rollback(
-                    &mut *store,
-                    &convert_v2::context(&ctx),
-                    &convert_v2::targets(&targets),
-                    &idempotency_key,
-                )
-                .await?;
-            Output::Targets(convert_v2::work(r))
-        }
-        // `invoke` checks the call's kind against the plugin's first.
-        (_, call) => wasmtime::bail!("`{}` does not match the plugin's kind", call.function()),
-    })
 }
 
 #[cfg(test)]

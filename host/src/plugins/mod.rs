@@ -12,7 +12,6 @@
 pub mod baseline;
 mod bindings;
 mod convert;
-mod convert_v2;
 mod host_clock;
 mod host_config;
 mod host_kv;
@@ -23,6 +22,7 @@ mod inspect;
 mod invoke;
 mod state;
 pub mod tls;
+mod worlds;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -227,7 +227,7 @@ pub struct LoadedPlugin {
     kind: PluginKind,
     imports: Arc<[String]>,
     stack_bytes: Option<u64>,
-    pre: invoke::KindPre,
+    pre: worlds::KindPre,
 }
 
 impl LoadedPlugin {
@@ -388,7 +388,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| Error::Unlinkable(format!("{e:#}")))?;
-        let pre = invoke::KindPre::new(kind, version, instance_pre).map_err(|e| {
+        let pre = worlds::KindPre::new(kind, version, instance_pre).map_err(|e| {
             Error::WorldMismatch {
                 kind,
                 message: format!("{e:#}"),

@@ -16,6 +16,8 @@ struct TargetRecord {
     address: String,
     group: String,
     labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    attributes: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +44,7 @@ impl From<&Environment> for EnvironmentRecord {
                     address: t.address.clone(),
                     group: t.group.clone(),
                     labels: t.labels.iter().cloned().collect(),
+                    attributes: t.attributes.iter().cloned().collect(),
                 })
                 .collect(),
             live_group: e.live_group.clone(),
@@ -64,6 +67,7 @@ impl From<EnvironmentRecord> for Environment {
                     address: t.address,
                     group: t.group,
                     labels: t.labels.into_iter().collect(),
+                    attributes: t.attributes.into_iter().collect(),
                 })
                 .collect(),
             live_group: r.live_group,

@@ -541,6 +541,16 @@ pub fn event_detail(e: &EventDto, places: &Places) -> String {
             message,
             ..
         } => format!("{}{}{}", places.of(*pc), attempt(*n), colon(message)),
+        D::Progressed { of, note, .. } => {
+            use crate::api::event_model::ProgressOfDto as P;
+            let place = match of {
+                P::Deploy { pc, .. } => format!("{} deploy", places.of(*pc)),
+                P::Shift { pc, .. } => format!("{} traffic", places.of(*pc)),
+                P::Rollback { pcs, .. } => format!("{} rollback", places.of_all(pcs)),
+                P::RestoreTraffic { .. } => "restoring traffic".to_string(),
+            };
+            format!("{place}{}", colon(note))
+        }
         D::BakeStarted { pc, until_ms } => {
             format!("{}: bake until {}", places.of(*pc), time_of_day(*until_ms))
         }

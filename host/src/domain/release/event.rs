@@ -116,6 +116,20 @@ pub struct ApprovalRecord {
     pub at_ms: u64,
 }
 
+/// The long-running plugin work a progress report is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "work", rename_all = "kebab-case")]
+pub enum ProgressOf {
+    /// A deploy of one batch, by step and attempt.
+    Deploy { pc: usize, attempt: u32 },
+    /// A traffic shift, by step and attempt.
+    Shift { pc: usize, attempt: u32 },
+    /// The rollback of batches, by their steps and the attempt.
+    Rollback { pcs: Vec<usize>, attempt: u32 },
+    /// Putting a stage's traffic back during a rollback.
+    RestoreTraffic { stage: usize, attempt: u32 },
+}
+
 /// Everything that happens to a release, as journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -156,6 +170,18 @@ pub enum Event {
         attempt: u32,
         message: String,
         retryable: bool,
+        at_ms: u64,
+    },
+    /// A plugin answered that its work is still under way (interface
+    /// 0.2.0). Journaled when the note changes; the same work is asked
+    /// about again at `ask_at_ms`, with the same idempotency key.
+    Progressed {
+        of: ProgressOf,
+        note: String,
+        /// When the plugin first answered in progress for this work; the
+        /// stage's progress deadline counts from here.
+        since_ms: u64,
+        ask_at_ms: u64,
         at_ms: u64,
     },
     BakeStarted {
@@ -278,6 +304,7 @@ impl Event {
             Event::DeployStarted { .. } => "deploy-started",
             Event::Deployed { .. } => "deployed",
             Event::DeployFailed { .. } => "deploy-failed",
+            Event::Progressed { .. } => "progressed",
             Event::BakeStarted { .. } => "bake-started",
             Event::Verified { .. } => "verified",
             Event::Decided { .. } => "decided",
@@ -310,6 +337,7 @@ impl Event {
             | Event::DeployStarted { at_ms, .. }
             | Event::Deployed { at_ms, .. }
             | Event::DeployFailed { at_ms, .. }
+            | Event::Progressed { at_ms, .. }
             | Event::BakeStarted { at_ms, .. }
             | Event::Verified { at_ms, .. }
             | Event::TrafficShifted { at_ms, .. }
@@ -396,6 +424,13 @@ mod tests {
                 attempt: 0,
                 message: message.clone(),
                 retryable: true,
+                at_ms,
+            },
+            Event::Progressed {
+                of: ProgressOf::Deploy { pc: 0, attempt: 1 },
+                note: String::new(),
+                since_ms: 0,
+                ask_at_ms: 0,
                 at_ms,
             },
             Event::BakeStarted {

@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{ApprovalRecord, DecisionRecord, Event, RollbackMode, Status};
+use super::event::{ApprovalRecord, DecisionRecord, Event, ProgressOf, RollbackMode, Status};
 use super::policy::{CheckVerdict, Ruling};
 use super::{Expiry, ReleaseSpec, Step, batch_number};
 use crate::domain::plugin::{GroupWeight, Observation, TargetResult, VerdictStatus};
@@ -71,6 +71,19 @@ pub struct RollbackState {
     pub end: Status,
 }
 
+/// Long-running work a plugin answered is still under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressState {
+    pub of: ProgressOf,
+    pub note: String,
+    /// When the plugin first answered in progress for this work.
+    pub since_ms: u64,
+    /// When to ask about it again.
+    pub ask_at_ms: u64,
+    /// When the note last changed.
+    pub at_ms: u64,
+}
+
 /// Why a release is paused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseState {
@@ -101,6 +114,9 @@ pub struct State {
     pub skipped: BTreeSet<u32>,
     /// The deploy call under way, with its key.
     pub in_flight: Option<(usize, u32, String)>,
+    /// The latest progress of long-running work under way, if its plugin
+    /// answered in progress.
+    pub progress: Option<ProgressState>,
     /// Consecutive errors of each check in the current step.
     pub errors: BTreeMap<String, u32>,
     /// Failed verdicts per stage.
@@ -396,6 +412,7 @@ impl State {
                 at_ms,
             } => {
                 self.finish_call(*pc, *attempt, "deployed")?;
+                self.progress = None;
                 let moving = matches!(self.status(), Status::Running | Status::Paused);
                 match all_ok(results) {
                     Ok(()) if moving => self.advance(),
@@ -415,8 +432,27 @@ impl State {
                 at_ms,
             } => {
                 self.finish_call(*pc, *attempt, "deploy-failed")?;
+                self.progress = None;
                 let reason = format!("deploy failed {}: {message}", Self::place(spec, *pc));
                 self.retry_or_roll_back(*at_ms, *attempt, *retryable, "engine", reason);
+            }
+            Event::Progressed {
+                of,
+                note,
+                since_ms,
+                ask_at_ms,
+                at_ms,
+            } => {
+                if !self.under_way(spec, of) {
+                    return Err(bad(format!("progress of {of:?}, which is not under way")));
+                }
+                self.progress = Some(ProgressState {
+                    of: of.clone(),
+                    note: note.clone(),
+                    since_ms: *since_ms,
+                    ask_at_ms: *ask_at_ms,
+                    at_ms: *at_ms,
+                });
             }
             Event::BakeStarted { pc, until_ms, .. } => {
                 self.expect_step(*pc, "bake-started")?;
@@ -526,6 +562,7 @@ impl State {
                     });
                 }
                 self.weights = Some(weights.clone());
+                self.progress = None;
                 self.advance();
             }
             Event::TrafficFailed {
@@ -539,6 +576,7 @@ impl State {
                 if *attempt != self.attempt {
                     return Err(bad(format!("traffic-failed for attempt {attempt}")));
                 }
+                self.progress = None;
                 let reason = format!("traffic shift failed {}: {message}", Self::place(spec, *pc));
                 self.retry_or_roll_back(*at_ms, *attempt, *retryable, "engine", reason);
             }
@@ -683,6 +721,14 @@ impl State {
                     self.finished_ms = None;
                     self.outcome = None;
                 }
+                // A traffic shift under way is abandoned; a deploy under
+                // way is finished first, so its progress stays.
+                if !matches!(
+                    self.progress.as_ref().map(|p| &p.of),
+                    Some(ProgressOf::Deploy { .. })
+                ) {
+                    self.progress = None;
+                }
                 self.start_rollback(by, reason, *mode, *force, Status::RolledBack);
             }
             Event::TrafficRestored { stage, weights, .. } => {
@@ -694,6 +740,7 @@ impl State {
                     _ => return Err(bad("traffic-restored with no traffic to restore")),
                 }
                 self.weights = Some(weights.clone());
+                self.progress = None;
                 if let Some(rb) = &mut self.rollback {
                     rb.attempt = 1;
                     rb.not_before_ms = None;
@@ -719,6 +766,7 @@ impl State {
                 results,
                 at_ms,
             } => {
+                self.progress = None;
                 let rb = self.expect_rollback("rolled-back-batch")?;
                 if rb.in_flight.as_ref().map(|f| (&f.0, f.1)) != Some((pcs, *attempt)) {
                     return Err(bad("rolled-back-batch for a call not under way"));
@@ -755,6 +803,7 @@ impl State {
                 if rb.in_flight.as_ref().map(|f| (&f.0, f.1)) == Some((pcs, *attempt)) {
                     rb.in_flight = None;
                 }
+                self.progress = None;
                 let reason = format!("rollback failed: {message}");
                 self.rollback_retry(*attempt, *retryable, reason, *at_ms);
             }
@@ -793,6 +842,7 @@ impl State {
                 self.ending = None;
                 self.finished_ms = Some(*at_ms);
                 self.in_flight = None;
+                self.progress = None;
                 if *status == Status::Succeeded {
                     self.succeeded = true;
                 }
@@ -890,6 +940,38 @@ impl State {
         self.rollback
             .as_mut()
             .ok_or_else(|| bad(format!("{event} without a rollback")))
+    }
+
+    /// Whether `of` is the plugin work the release has under way: the
+    /// deploy in flight, the traffic shift of the current step, the
+    /// rollback call in flight, or the traffic a rollback restores next.
+    pub(super) fn under_way(&self, spec: &ReleaseSpec, of: &ProgressOf) -> bool {
+        match of {
+            ProgressOf::Deploy { pc, attempt } => self
+                .in_flight
+                .as_ref()
+                .is_some_and(|(p, a, _)| p == pc && a == attempt),
+            ProgressOf::Shift { pc, attempt } => {
+                self.status() == Status::Running
+                    && self.in_flight.is_none()
+                    && self.pc == *pc
+                    && self.attempt == *attempt
+                    && matches!(spec.steps.get(*pc), Some(Step::Shift { .. }))
+            }
+            ProgressOf::Rollback { pcs, attempt } => self.rollback.as_ref().is_some_and(|rb| {
+                rb.in_flight
+                    .as_ref()
+                    .is_some_and(|(p, a, _)| p == pcs && a == attempt)
+            }),
+            ProgressOf::RestoreTraffic { stage, attempt } => {
+                self.status() == Status::RollingBack
+                    && self
+                        .rollback
+                        .as_ref()
+                        .is_some_and(|rb| rb.attempt == *attempt)
+                    && matches!(self.undo.last(), Some(Undo::Traffic { stage: s, .. }) if s == stage)
+            }
+        }
     }
 
     fn rollback_retry(&mut self, attempt: u32, retryable: bool, reason: String, at_ms: u64) {

@@ -21,7 +21,7 @@ use super::plan::{PlannedStep, plan};
 use super::plugin::{Artifact, ReleaseContext, Target};
 
 pub use command::{Actor, Command, CommandError};
-pub use event::{ApprovalRecord, DecisionRecord, Event, RollbackMode, Status};
+pub use event::{ApprovalRecord, DecisionRecord, Event, ProgressOf, RollbackMode, Status};
 pub use machine::{State, TransitionError};
 pub use next::{Action, Work, WorkOutcome};
 
@@ -98,6 +98,14 @@ pub struct StageSpec {
     /// Whether a target found unhealthy is skipped (or the release pauses).
     #[serde(default)]
     pub skip_unhealthy: bool,
+    /// How long a deploy, rollback or traffic shift may stay in progress
+    /// after the plugin first answered that it is.
+    #[serde(default = "default_progress_deadline")]
+    pub progress_deadline_ms: u64,
+}
+
+fn default_progress_deadline() -> u64 {
+    crate::domain::flow::DEFAULT_PROGRESS_DEADLINE_MS
 }
 
 /// One step of a release's program. Targets are indices into the release's
@@ -313,6 +321,7 @@ pub fn compile(
             idle_group: None,
             health_check: None,
             skip_unhealthy: false,
+            progress_deadline_ms: default_progress_deadline(),
         };
         match (&stage.kind, &planned.step) {
             (StageKind::Precheck { plugins }, _) => {
@@ -361,6 +370,9 @@ pub fn compile(
                     .map(|p| pin(at("health_check"), p))
                     .transpose()?;
                 spec.skip_unhealthy = deploy.unhealthy == Unhealthy::Skip;
+                spec.progress_deadline_ms = deploy
+                    .progress_deadline_ms
+                    .unwrap_or_else(default_progress_deadline);
                 // Emergency releases skip bake periods, never verification.
                 let bake = |ms: u64| if emergency { 0 } else { ms };
                 match (&deploy.strategy, step) {

@@ -2,14 +2,14 @@
 //! events.
 
 use super::answers::deployer_answer;
-use super::event::{DecisionRecord, Event, RollbackMode, Status, UnhealthyTarget};
+use super::event::{DecisionRecord, Event, ProgressOf, RollbackMode, Status, UnhealthyTarget};
 use super::evidence;
 use super::machine::{State, Undo};
 use super::policy::{CheckVerdict, Ruling, judge};
 use super::{PluginRef, ReleaseSpec, Step};
 use crate::domain::plugin::{
     Artifact, Decision, DecisionKind, GroupWeight, Observation, PluginFault, PrecheckResult,
-    ReleaseContext, Target, TargetResult, Verdict, VerdictStatus,
+    Progress, ReleaseContext, Target, TargetResult, Verdict, VerdictStatus,
 };
 
 /// What the engine should do next.
@@ -128,6 +128,8 @@ pub enum WorkOutcome {
     TargetVerdicts(Vec<(String, Verdict)>),
     Decision(Result<Decision, String>),
     Done(Result<(), PluginFault>),
+    /// A deploy, a rollback or a traffic shift is still under way.
+    InProgress(Progress),
 }
 
 impl State {
@@ -145,6 +147,13 @@ impl State {
         // A deploy under way finishes whatever happened meanwhile, so that
         // a rollback knows what it has to undo.
         if let Some((pc, attempt, key)) = &self.in_flight {
+            let of = ProgressOf::Deploy {
+                pc: *pc,
+                attempt: *attempt,
+            };
+            if let Some(wait) = self.progress_wait(spec, &of, spec.steps[*pc].stage(), now) {
+                return wait;
+            }
             return self.deploy_call(spec, *pc, *attempt, key.clone());
         }
         if let Some((status, reason)) = &self.ending {
@@ -291,6 +300,13 @@ impl State {
                 })
             }
             Step::Shift { stage, percent } => {
+                let of = ProgressOf::Shift {
+                    pc,
+                    attempt: self.attempt,
+                };
+                if let Some(wait) = self.progress_wait(spec, &of, *stage, now) {
+                    return wait;
+                }
                 let s = &spec.stages[*stage];
                 let Some(plugin) = s.traffic.clone() else {
                     return Action::Wait(None);
@@ -361,6 +377,13 @@ impl State {
                 at_ms: now,
             }),
             Some(Undo::Traffic { stage, restore }) => {
+                let of = ProgressOf::RestoreTraffic {
+                    stage: *stage,
+                    attempt: rb.attempt,
+                };
+                if let Some(wait) = self.progress_wait(spec, &of, *stage, now) {
+                    return wait;
+                }
                 let Some(plugin) = spec.stages[*stage].traffic.clone() else {
                     return Action::Wait(None);
                 };
@@ -404,6 +427,13 @@ impl State {
                 let key = format!("{}/rollback/{}/{}", spec.id, pcs[0], rb.attempt);
                 match &rb.in_flight {
                     Some((in_pcs, attempt, key)) if *in_pcs == pcs && *attempt == rb.attempt => {
+                        let of = ProgressOf::Rollback {
+                            pcs: pcs.clone(),
+                            attempt: *attempt,
+                        };
+                        if let Some(wait) = self.progress_wait(spec, &of, stage, now) {
+                            return wait;
+                        }
                         let Some(plugin) = s.deployer.clone() else {
                             return Action::Wait(None);
                         };
@@ -435,6 +465,87 @@ impl State {
         }
     }
 
+    /// While plugin work is in progress: nothing until it is time to ask
+    /// again, or, once the stage's progress deadline has passed, the work's
+    /// failure, which the stage's failure rules then handle like any other.
+    /// `None` when it is time to ask (or the work never reported
+    /// progress).
+    fn progress_wait(
+        &self,
+        spec: &ReleaseSpec,
+        of: &ProgressOf,
+        stage: usize,
+        now: u64,
+    ) -> Option<Action> {
+        let p = self.progress.as_ref().filter(|p| p.of == *of)?;
+        let allowed = spec.stages[stage].progress_deadline_ms;
+        let deadline = p.since_ms.saturating_add(allowed);
+        if now >= deadline {
+            let message = format!(
+                "still in progress when the stage's progress deadline of {} passed ({})",
+                duration_text(allowed),
+                p.note
+            );
+            return Some(Action::Record(match of.clone() {
+                ProgressOf::Deploy { pc, attempt } => Event::DeployFailed {
+                    pc,
+                    attempt,
+                    message,
+                    retryable: false,
+                    at_ms: now,
+                },
+                ProgressOf::Shift { pc, attempt } => Event::TrafficFailed {
+                    pc,
+                    attempt,
+                    message,
+                    retryable: false,
+                    at_ms: now,
+                },
+                ProgressOf::Rollback { pcs, attempt } => Event::RollbackFailed {
+                    pcs,
+                    attempt,
+                    message,
+                    retryable: false,
+                    at_ms: now,
+                },
+                ProgressOf::RestoreTraffic { attempt, .. } => Event::RollbackFailed {
+                    pcs: Vec::new(),
+                    attempt,
+                    message: format!("restoring traffic: {message}"),
+                    retryable: false,
+                    at_ms: now,
+                },
+            }));
+        }
+        (now < p.ask_at_ms).then(|| Action::Wait(Some(p.ask_at_ms.min(deadline))))
+    }
+
+    /// Keeps a progress answer that says nothing new out of the journal:
+    /// when `events` is one progress report of the work already under way
+    /// with the same note, only the time to ask again moves, in memory
+    /// (after a restart the work is asked about at once, which a plugin
+    /// answers the same way). Returns whether it did so.
+    pub fn note_unchanged_progress(&mut self, events: &[Event]) -> bool {
+        let [
+            Event::Progressed {
+                of,
+                note,
+                ask_at_ms,
+                ..
+            },
+        ] = events
+        else {
+            return false;
+        };
+        match &mut self.progress {
+            Some(p) if p.of == *of && p.note == *note => {
+                p.ask_at_ms = *ask_at_ms;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Turns the outcome of `work` into events. What a deployer answered is
     /// first checked against what it was asked (see [`deployer_answer`]).
     pub fn conclude(
@@ -444,6 +555,20 @@ impl State {
         outcome: WorkOutcome,
         now: u64,
     ) -> Vec<Event> {
+        if let (Some(of), WorkOutcome::InProgress(progress)) = (progress_of(work), &outcome) {
+            let since_ms = self
+                .progress
+                .as_ref()
+                .filter(|p| p.of == of)
+                .map_or(now, |p| p.since_ms);
+            return vec![Event::Progressed {
+                of,
+                note: bounded_note(&progress.note),
+                since_ms,
+                ask_at_ms: now.saturating_add(progress.ask_after_ms()),
+                at_ms: now,
+            }];
+        }
         match (work, outcome) {
             (Work::Precheck { pc, plugin, .. }, WorkOutcome::Precheck(result)) => {
                 let (verdict, forward_only) = match result {
@@ -678,5 +803,57 @@ impl State {
                 }]
             }
         }
+    }
+}
+
+/// The long-running work a piece of plugin work is, if it may answer in
+/// progress.
+fn progress_of(work: &Work) -> Option<ProgressOf> {
+    match work {
+        Work::Deploy { pc, attempt, .. } => Some(ProgressOf::Deploy {
+            pc: *pc,
+            attempt: *attempt,
+        }),
+        Work::Shift { pc, attempt, .. } => Some(ProgressOf::Shift {
+            pc: *pc,
+            attempt: *attempt,
+        }),
+        Work::Rollback { pcs, attempt, .. } => Some(ProgressOf::Rollback {
+            pcs: pcs.clone(),
+            attempt: *attempt,
+        }),
+        Work::RestoreTraffic { stage, attempt, .. } => Some(ProgressOf::RestoreTraffic {
+            stage: *stage,
+            attempt: *attempt,
+        }),
+        _ => None,
+    }
+}
+
+/// The longest progress note journaled, in bytes.
+const MAX_NOTE_BYTES: usize = 300;
+
+/// A plugin's progress note, cut to [`MAX_NOTE_BYTES`] at a character
+/// boundary.
+fn bounded_note(note: &str) -> String {
+    if note.len() <= MAX_NOTE_BYTES {
+        return note.to_string();
+    }
+    let mut end = MAX_NOTE_BYTES;
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
+}
+
+/// A duration as a release manager reads it: `10m`, `90s`, `1h 30m`.
+fn duration_text(ms: u64) -> String {
+    let s = ms / 1000;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h {m}m"),
     }
 }
