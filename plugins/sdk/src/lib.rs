@@ -30,8 +30,8 @@
 //!
 //! Since 0.1.0, a deploy, a rollback or a traffic shift that takes longer
 //! than one call answers that it is still in progress ([`Work::in_progress`],
-//! [`Shift::in_progress`]) and is asked again with the same idempotency key
-//! (see [`Deployer`] and [`Traffic`]); and a target carries attributes that
+//! [`Shift::in_progress`]) and is asked again until it is done (see
+//! [`Deployer`] and [`Traffic`]); and a target carries attributes that
 //! say how to reach it beyond its address ([`Target::attribute`]). A plugin
 //! built with an earlier SDK against 0.1.0 keeps working unchanged: the host
 //! serves both versions.

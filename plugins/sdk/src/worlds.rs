@@ -35,6 +35,58 @@ pub trait Precheck {
 ///
 /// A deployer whose work always fits in one call just returns
 /// `Ok(results.into())`.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use greenlight_plugin_sdk::{
+///     Deployer, Error, ReleaseContext, Target, TargetResult, Work, kv,
+/// };
+///
+/// struct Rollout;
+///
+/// impl Rollout {
+///     /// Starts or reports on the rollout of `version` under `key`.
+///     fn work(targets: &[Target], key: &str, version: &str) -> Result<Work, Error> {
+///         if kv::get(key)?.is_none() {
+///             // The first call with this key starts the work. Starting must
+///             // itself be harmless to repeat (applying the same manifest),
+///             // for a crash may come before the key is recorded.
+///             start(targets, version)?;
+///             kv::set(key, b"started")?;
+///         }
+///         // Every call, the first included, reports how far it has come.
+///         let (ready, total) = replicas_ready(targets, version)?;
+///         if ready < total {
+///             let note = format!("{ready} of {total} replicas ready on {version}");
+///             return Ok(Work::in_progress(note, Duration::from_secs(5)));
+///         }
+///         let results: Vec<TargetResult> = targets
+///             .iter()
+///             .map(|t| TargetResult::ok(t, format!("runs {version}")))
+///             .collect();
+///         Ok(results.into())
+///     }
+/// }
+///
+/// impl Deployer for Rollout {
+///     fn deploy(ctx: &ReleaseContext, targets: &[Target], key: &str) -> Result<Work, Error> {
+///         Rollout::work(targets, key, &ctx.version)
+///     }
+///
+///     fn rollback(ctx: &ReleaseContext, targets: &[Target], key: &str) -> Result<Work, Error> {
+///         let previous = ctx
+///             .previous_version
+///             .as_deref()
+///             .ok_or_else(|| Error::new("there is no previous version to roll back to"))?;
+///         Rollout::work(targets, key, previous)
+///     }
+/// }
+/// # fn start(_: &[Target], _: &str) -> Result<(), Error> { Ok(()) }
+/// # fn replicas_ready(_: &[Target], _: &str) -> Result<(u32, u32), Error> { Ok((0, 0)) }
+///
+/// greenlight_plugin_sdk::export_deployer!(Rollout);
+/// ```
 pub trait Deployer {
     /// Deploys `ctx.version` to the targets, or reports how far the deploy
     /// started under `idempotency_key` has come. The key is the same every
