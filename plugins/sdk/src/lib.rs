@@ -19,7 +19,7 @@
 //! greenlight_plugin_sdk::export_check!(Probe);
 //! ```
 //!
-//! The crate holds the bindings of every world of `greenlight:plugin@0.1.0`
+//! The crate holds the bindings of every world of `greenlight:plugin@0.2.0`
 //! (see [`bindings`]); a plugin exports exactly one of them through its
 //! macro: [`export_precheck!`], [`export_deployer!`], [`export_traffic!`],
 //! [`export_check!`], [`export_rollback_policy!`] or [`export_notifier!`].
@@ -27,6 +27,14 @@
 //! that could not do its work: an `error` verdict for checks and prechecks,
 //! a `plugin-error` for deployers, traffic and notifiers, and a pause for
 //! rollback policies.
+//!
+//! Since 0.1.0, a deploy, a rollback or a traffic shift that takes longer
+//! than one call answers that it is still in progress ([`Work::in_progress`],
+//! [`Shift::in_progress`]) and is asked again until it is done (see
+//! [`Deployer`] and [`Traffic`]); and a target carries attributes that
+//! say how to reach it beyond its address ([`Target::attribute`]). A plugin
+//! built with an earlier SDK against 0.1.0 keeps working unchanged: the host
+//! serves both versions.
 
 pub mod bindings;
 mod context;

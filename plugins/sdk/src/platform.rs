@@ -3,7 +3,7 @@
 
 /// Structured log lines, recorded with the invocation.
 pub mod log {
-    use crate::bindings::platform::greenlight::plugin0_1_0::log::{self, Level};
+    use crate::bindings::platform::greenlight::plugin0_2_0::log::{self, Level};
 
     fn write(level: Level, message: &str, fields: &[(&str, &str)]) {
         let fields: Vec<(String, String)> = fields
@@ -36,7 +36,7 @@ pub mod log {
 
 /// Configuration values and secrets an admin granted to the plugin.
 pub mod config {
-    use crate::bindings::platform::greenlight::plugin0_1_0::config;
+    use crate::bindings::platform::greenlight::plugin0_2_0::config;
     use crate::error::Error;
 
     /// A granted configuration value.
@@ -57,7 +57,7 @@ pub mod config {
 
 /// The plugin's own key-value store, shared by all its versions.
 pub mod kv {
-    use crate::bindings::platform::greenlight::plugin0_1_0::kv;
+    use crate::bindings::platform::greenlight::plugin0_2_0::kv;
     use crate::error::Error;
 
     fn fail(e: kv::KvError) -> Error {
@@ -85,7 +85,7 @@ pub mod kv {
 
 /// Time: the release clock for timestamps, a monotonic clock for waiting.
 pub mod time {
-    use crate::bindings::platform::greenlight::plugin0_1_0::clock;
+    use crate::bindings::platform::greenlight::plugin0_2_0::clock;
     use crate::bindings::platform::wasi::clocks::monotonic_clock;
 
     /// Milliseconds since the Unix epoch on the release clock, which tests

@@ -1,16 +1,82 @@
 //! The WIT types under their plain names, with constructors for the values a
-//! plugin returns most (verdicts and decisions).
+//! plugin returns most (verdicts, decisions, and the state of long-running
+//! work).
+//!
+//! [`Work`] and [`Shift`] are the generated variants themselves, not copies:
+//! a deployer returns `Work::Done(results)` or `Work::in_progress(note,
+//! after)`, a traffic plugin `Shift::Done` or `Shift::in_progress(note,
+//! after)`, and the export glue hands them to the host as they are.
 
-pub use crate::bindings::deployer::exports::greenlight::plugin0_1_0::deployer::TargetResult;
-pub use crate::bindings::notifier::exports::greenlight::plugin0_1_0::notifier::ReleaseEvent;
-pub use crate::bindings::platform::greenlight::plugin0_1_0::types::{
-    Decision, DecisionKind, Metric, Observation, PluginError, ReleaseContext, Target, Verdict,
-    VerdictStatus,
+use std::time::Duration;
+
+pub use crate::bindings::deployer::exports::greenlight::plugin0_2_0::deployer::{
+    TargetResult, Work,
 };
-pub use crate::bindings::precheck::exports::greenlight::plugin0_1_0::precheck::{
+pub use crate::bindings::notifier::exports::greenlight::plugin0_2_0::notifier::ReleaseEvent;
+pub use crate::bindings::platform::greenlight::plugin0_2_0::types::{
+    Decision, DecisionKind, Metric, Observation, PluginError, Progress, ReleaseContext, Target,
+    Verdict, VerdictStatus,
+};
+pub use crate::bindings::precheck::exports::greenlight::plugin0_2_0::precheck::{
     Artifact, PrecheckResult,
 };
-pub use crate::bindings::traffic::exports::greenlight::plugin0_1_0::traffic::GroupWeight;
+pub use crate::bindings::traffic::exports::greenlight::plugin0_2_0::traffic::{GroupWeight, Shift};
+
+impl Target {
+    /// The value of one of the target's attributes (`cluster`, `namespace`,
+    /// `kind`, `name`, `containers` for a Kubernetes workload), or `None`
+    /// when the target does not carry it. Keys are compared exactly; when a
+    /// key appears more than once the first value is returned.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Progress {
+    /// How far the work has come, and when the host should ask again.
+    /// `ask_again_after` is kept in whole milliseconds, saturating at
+    /// `u32::MAX` (about 49 days); the host asks no sooner than 100 ms and
+    /// no later than 60 s whatever is asked for.
+    pub fn new(note: impl Into<String>, ask_again_after: Duration) -> Progress {
+        Progress {
+            note: note.into(),
+            ask_again_after_ms: u32::try_from(ask_again_after.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// When the plugin asked the host to ask again, as a [`Duration`].
+    pub fn ask_again_after(&self) -> Duration {
+        Duration::from_millis(u64::from(self.ask_again_after_ms))
+    }
+}
+
+impl Work {
+    /// The work was started and is not finished (a rollout under way): the
+    /// host asks again with the same idempotency key after
+    /// `ask_again_after`, which is kept as [`Progress::new`] keeps it.
+    pub fn in_progress(note: impl Into<String>, ask_again_after: Duration) -> Work {
+        Work::InProgress(Progress::new(note, ask_again_after))
+    }
+}
+
+impl From<Vec<TargetResult>> for Work {
+    /// Finished work: what happened on each target.
+    fn from(results: Vec<TargetResult>) -> Work {
+        Work::Done(results)
+    }
+}
+
+impl Shift {
+    /// The new weights are still being applied (a load balancer
+    /// converging): the host asks again with the same weights after
+    /// `ask_again_after`, which is kept as [`Progress::new`] keeps it.
+    pub fn in_progress(note: impl Into<String>, ask_again_after: Duration) -> Shift {
+        Shift::InProgress(Progress::new(note, ask_again_after))
+    }
+}
 
 impl Verdict {
     /// A verdict with no metrics yet.
@@ -118,5 +184,133 @@ impl GroupWeight {
             group: group.into(),
             percent,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(attributes: &[(&str, &str)]) -> Target {
+        Target {
+            id: "web-1".into(),
+            address: "10.0.0.1:8080".into(),
+            group: String::new(),
+            labels: vec![("zone".into(), "eu-1".into())],
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn attribute_finds_a_key_the_target_carries() {
+        let t = target(&[
+            ("cluster", "https://k8s.example:6443"),
+            ("namespace", "shop"),
+        ]);
+        assert_eq!(t.attribute("namespace"), Some("shop"));
+        assert_eq!(t.attribute("cluster"), Some("https://k8s.example:6443"));
+    }
+
+    #[test]
+    fn attribute_is_none_for_a_key_the_target_lacks() {
+        let t = target(&[("namespace", "shop")]);
+        assert_eq!(t.attribute("name"), None);
+        assert_eq!(t.attribute("Namespace"), None);
+        // Labels are not attributes.
+        assert_eq!(t.attribute("zone"), None);
+        assert_eq!(target(&[]).attribute("namespace"), None);
+    }
+
+    #[test]
+    fn attribute_answers_the_first_of_a_repeated_key() {
+        let t = target(&[("kind", "Deployment"), ("kind", "StatefulSet")]);
+        assert_eq!(t.attribute("kind"), Some("Deployment"));
+    }
+
+    #[test]
+    fn progress_keeps_whole_milliseconds() {
+        let p = Progress::new("3 of 10 replicas updated", Duration::from_millis(2_500));
+        assert_eq!(p.note, "3 of 10 replicas updated");
+        assert_eq!(p.ask_again_after_ms, 2_500);
+        assert_eq!(p.ask_again_after(), Duration::from_millis(2_500));
+        assert_eq!(
+            Progress::new("", Duration::from_micros(1_999)).ask_again_after_ms,
+            1
+        );
+    }
+
+    #[test]
+    fn progress_saturates_at_the_largest_u32() {
+        let max = u64::from(u32::MAX);
+        assert_eq!(
+            Progress::new("", Duration::from_millis(max)).ask_again_after_ms,
+            u32::MAX
+        );
+        assert_eq!(
+            Progress::new("", Duration::from_millis(max + 1)).ask_again_after_ms,
+            u32::MAX
+        );
+        assert_eq!(
+            Progress::new("", Duration::MAX).ask_again_after_ms,
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn work_in_progress_carries_the_note_and_the_wait() {
+        match Work::in_progress("2 of 4 pods ready", Duration::from_secs(5)) {
+            Work::InProgress(p) => {
+                assert_eq!(p.note, "2 of 4 pods ready");
+                assert_eq!(p.ask_again_after_ms, 5_000);
+            }
+            Work::Done(_) => panic!("in progress answered done"),
+        }
+        match Work::in_progress("", Duration::from_secs(u64::MAX)) {
+            Work::InProgress(p) => assert_eq!(p.ask_again_after_ms, u32::MAX),
+            Work::Done(_) => panic!("in progress answered done"),
+        }
+    }
+
+    #[test]
+    fn results_become_finished_work() {
+        let web1 = target(&[]);
+        let results = vec![
+            TargetResult::ok(&web1, "deployed"),
+            TargetResult::failed(&web1, "never healthy"),
+        ];
+        match Work::from(results) {
+            Work::Done(r) => {
+                assert_eq!(r.len(), 2);
+                assert_eq!(r[0].target_id, "web-1");
+                assert!(r[0].ok);
+                assert_eq!(r[0].message, "deployed");
+                assert!(!r[1].ok);
+                assert_eq!(r[1].message, "never healthy");
+            }
+            Work::InProgress(_) => panic!("results answered in progress"),
+        }
+        let empty: Work = Vec::new().into();
+        assert!(matches!(empty, Work::Done(r) if r.is_empty()));
+    }
+
+    #[test]
+    fn shift_in_progress_carries_the_note_and_the_wait() {
+        match Shift::in_progress("1 of 3 balancers converged", Duration::from_millis(750)) {
+            Shift::InProgress(p) => {
+                assert_eq!(p.note, "1 of 3 balancers converged");
+                assert_eq!(p.ask_again_after_ms, 750);
+            }
+            Shift::Done => panic!("in progress answered done"),
+        }
+        assert!(matches!(
+            Shift::in_progress("", Duration::MAX),
+            Shift::InProgress(Progress {
+                ask_again_after_ms: u32::MAX,
+                ..
+            })
+        ));
     }
 }

@@ -28,7 +28,7 @@
 //! `max_outbound_requests` and `deadline_ms` must fit the batch size.
 
 use greenlight_plugin_sdk::{
-    Deployer, Error, Params, ReleaseContext, Target, TargetResult, config, http, log, time,
+    Deployer, Error, Params, ReleaseContext, Target, TargetResult, Work, config, http, log, time,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -255,22 +255,26 @@ impl Deployer for HttpDeployer {
         ctx: &ReleaseContext,
         targets: &[Target],
         idempotency_key: &str,
-    ) -> Result<Vec<TargetResult>, Error> {
+    ) -> Result<Work, Error> {
         let agent = Agent::from_params(ctx)?;
-        Ok(agent.apply(ctx, targets, idempotency_key, &ctx.version, "deploy"))
+        Ok(agent
+            .apply(ctx, targets, idempotency_key, &ctx.version, "deploy")
+            .into())
     }
 
     fn rollback(
         ctx: &ReleaseContext,
         targets: &[Target],
         idempotency_key: &str,
-    ) -> Result<Vec<TargetResult>, Error> {
+    ) -> Result<Work, Error> {
         let agent = Agent::from_params(ctx)?;
         let previous = ctx
             .previous_version
             .as_deref()
             .ok_or_else(|| Error::new("there is no previous version to roll back to"))?;
-        Ok(agent.apply(ctx, targets, idempotency_key, previous, "rollback"))
+        Ok(agent
+            .apply(ctx, targets, idempotency_key, previous, "rollback")
+            .into())
     }
 }
 

@@ -13,7 +13,7 @@
 //! the ones asked for.
 
 use greenlight_plugin_sdk::{
-    Error, GroupWeight, Params, ReleaseContext, Traffic, config, http, log,
+    Error, GroupWeight, Params, ReleaseContext, Shift, Traffic, config, http, log,
 };
 use serde::{Deserialize, Serialize};
 
@@ -85,7 +85,7 @@ impl Router {
 }
 
 impl Traffic for HttpTraffic {
-    fn set_weights(ctx: &ReleaseContext, weights: &[GroupWeight]) -> Result<(), Error> {
+    fn set_weights(ctx: &ReleaseContext, weights: &[GroupWeight]) -> Result<Shift, Error> {
         let router = Router::from_params(ctx)?;
         let asked: Vec<Weight> = weights
             .iter()
@@ -117,7 +117,7 @@ impl Traffic for HttpTraffic {
             "Weights set.",
             &[("weights", &describe(&asked)), ("release", &ctx.release_id)],
         );
-        Ok(())
+        Ok(Shift::Done)
     }
 
     fn current_weights(ctx: &ReleaseContext) -> Result<Vec<GroupWeight>, Error> {
