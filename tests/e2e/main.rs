@@ -22,6 +22,7 @@ mod plugin_answers;
 mod plugin_trust;
 mod polyglot;
 mod private_tls;
+mod progress;
 mod registry;
 mod release_cli;
 mod releases;

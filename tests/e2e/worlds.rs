@@ -221,8 +221,8 @@ async fn a_notifier_accepts_events_and_reports_its_own_failure() {
 }
 
 /// A deployer of interface 0.2.0 is served beside those of 0.1.0: its
-/// finished work reads like theirs, and work still in progress is a
-/// retryable fault that says so, until the engine follows progress.
+/// finished work reads like theirs, it sees the targets' attributes, and
+/// work still in progress is answered as such, with the plugin's note.
 #[tokio::test]
 async fn a_deployer_of_interface_0_2_0_is_served_beside_0_1_0() {
     let d = Daemon::start().await;
@@ -241,17 +241,23 @@ async fn a_deployer_of_interface_0_2_0_is_served_beside_0_1_0() {
             "function": "deploy",
             "idempotency_key": format!("rel-1/batch-0/{steps}"),
             "context": {"version": "2.0.0", "parameters": {"steps": steps}},
-            "targets": [{"id": "web-1", "address": "10.0.0.1:80"}]
+            "targets": [{
+                "id": "web-1",
+                "address": "10.0.0.1:80",
+                "attributes": {"cluster": "https://127.0.0.1:6443", "name": "web"}
+            }]
         })
     };
     let done = d.invoke("kube", body("0")).await;
     assert_eq!(
-        done["output"]["targets"]["ok"][0]["message"], "deployed 2.0.0 (0 attributes)",
+        done["output"]["targets"]["ok"][0]["message"],
+        "deployed 2.0.0 after 1 questions (2 attributes)",
         "{done}"
     );
     let waiting = d.invoke("kube", body("2")).await;
-    let fault = waiting["output"]["targets"]["fault"]["message"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(fault.contains("1 of 3 steps done"), "{waiting}");
+    assert_eq!(
+        waiting["output"]["in_progress"],
+        json!({"note": "1 of 3 steps done", "ask_again_after_ms": 100}),
+        "{waiting}"
+    );
 }

@@ -155,6 +155,7 @@ mod tests {
             address: format!("{id}:8080"),
             group: group.into(),
             labels: vec![],
+            attributes: vec![],
         }
     }
 

@@ -213,6 +213,7 @@ mod tests {
                     .unwrap_or(&"")
                     .to_string(),
                 labels: vec![],
+                attributes: vec![],
             })
             .collect()
     }

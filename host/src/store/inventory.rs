@@ -199,6 +199,7 @@ mod tests {
                     address: format!("{id}:80"),
                     group: "blue".into(),
                     labels: vec![("zone".into(), "eu-1".into())],
+                    attributes: vec![],
                 })
                 .collect(),
             live_group: Some("blue".into()),

@@ -766,7 +766,6 @@ impl State {
                 results,
                 at_ms,
             } => {
-                self.progress = None;
                 let rb = self.expect_rollback("rolled-back-batch")?;
                 if rb.in_flight.as_ref().map(|f| (&f.0, f.1)) != Some((pcs, *attempt)) {
                     return Err(bad("rolled-back-batch for a call not under way"));
@@ -791,6 +790,7 @@ impl State {
                         self.rollback_retry(*attempt, false, reason, *at_ms);
                     }
                 }
+                self.progress = None;
             }
             Event::RollbackFailed {
                 pcs,

@@ -11,7 +11,7 @@ use super::policy::CheckVerdict;
 use super::{Action, Actor, Command, Event, RollbackMode, State, Work, WorkOutcome};
 use super::{ReleaseSpec, Start, compile};
 use crate::domain::plugin::{
-    Decision, DecisionKind, PluginFault, PrecheckResult, Target, TargetResult, Verdict,
+    Decision, DecisionKind, PluginFault, PrecheckResult, Progress, Target, TargetResult, Verdict,
     VerdictStatus,
 };
 use crate::flowfile;
@@ -78,6 +78,7 @@ fn fleet(n: usize, groups: &[String]) -> Vec<Target> {
                 groups[i % groups.len()].clone()
             },
             labels: vec![],
+            attributes: vec![],
         })
         .collect()
 }
@@ -159,6 +160,9 @@ fn fault(outcome: &str) -> Option<PluginFault> {
 /// that does not fit the call: `stranger` (the first target answered for
 /// under another id) or `empty` (no target answered for).
 fn targets_outcome(outcome: String, targets: &[Target]) -> WorkOutcome {
+    if let Some(progress) = scripted_progress(&outcome) {
+        return progress;
+    }
     if outcome == "empty" {
         return WorkOutcome::Targets(Ok(Vec::new()));
     }
@@ -178,6 +182,16 @@ fn targets_outcome(outcome: String, targets: &[Target]) -> WorkOutcome {
             message: outcome.clone(),
         })
         .collect()))
+}
+
+/// `progress:NOTE`: the work is still under way, asked about again in a
+/// second.
+fn scripted_progress(outcome: &str) -> Option<WorkOutcome> {
+    let note = outcome.strip_prefix("progress:")?;
+    Some(WorkOutcome::InProgress(Progress {
+        note: note.to_string(),
+        ask_again_after_ms: 1_000,
+    }))
 }
 
 fn perform(work: &Work, outcomes: &mut Outcomes) -> WorkOutcome {
@@ -233,6 +247,9 @@ fn perform(work: &Work, outcomes: &mut Outcomes) -> WorkOutcome {
         }
         Work::Shift { .. } | Work::RestoreTraffic { .. } => {
             let o = outcomes.next("traffic", "ok");
+            if let Some(progress) = scripted_progress(&o) {
+                return progress;
+            }
             WorkOutcome::Done(fault(&o).map_or(Ok(()), Err))
         }
     }
@@ -270,6 +287,7 @@ pub(crate) fn label(event: &Event) -> String {
         Event::Decided { decision, .. } => format!("decided:{}", decision.ruling.as_str()),
         Event::Finished { status, .. } => format!("finished:{}", status.as_str()),
         Event::Deployed { pc, .. } => format!("deployed:{pc}"),
+        Event::Progressed { note, .. } => format!("progressed:{note}"),
         Event::RolledBackBatch { pcs, .. } => format!(
             "rolled-back:{}",
             pcs.iter()
