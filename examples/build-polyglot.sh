@@ -8,7 +8,7 @@
 #   examples/build-polyglot.sh [--out DIR] [python|js|python-template|js-template]...
 #
 # With no names it builds the two examples. A component is rebuilt only when
-# its sources, the tool pins or wit/ are newer than it. The components land
+# its sources, the tool pins, wit/ or this script are newer than it. The components land
 # in DIR (default target/polyglot) as NAME.wasm; each build prints its time
 # and size.
 set -euo pipefail
@@ -73,9 +73,9 @@ for name in "${names[@]}"; do
         python_tools
         # Only the sources count: the bytecode Python may cache beside them
         # is no reason to rebuild (and is not written while building).
-        if stale "$out/$name.wasm" "$here"/python/*.py "$root/wit" "$out/venv/requirements.txt"; then
+        if stale "$out/$name.wasm" "$here"/python/*.py "$root/wit" "$out/venv/requirements.txt" "$here/build-polyglot.sh"; then
             (cd "$here/python" && PYTHONDONTWRITEBYTECODE=1 build "$name" "$out/venv/bin/componentize-py" \
-                -d "$root/wit" -w greenlight:plugin/check-plugin@0.1.0 componentize "$module")
+                -d "$root/wit" -w greenlight:plugin/check-plugin@0.2.0 componentize "$module")
         else
             echo "up to date $out/$name.wasm: $(stat -c %s "$out/$name.wasm") bytes"
         fi
@@ -84,9 +84,9 @@ for name in "${names[@]}"; do
         source=error-budget.js
         if [ "$name" = js-template ]; then source=template.js; fi
         js_tools
-        if stale "$out/$name.wasm" "$here/js/$source" "$root/wit" "$here/js/package-lock.json"; then
+        if stale "$out/$name.wasm" "$here/js/$source" "$root/wit" "$here/js/package-lock.json" "$here/build-polyglot.sh"; then
             (cd "$here/js" && build "$name" ./node_modules/.bin/jco componentize "$source" \
-                --wit "$root/wit" --world-name greenlight:plugin/check-plugin@0.1.0)
+                --wit "$root/wit" --world-name greenlight:plugin/check-plugin@0.2.0)
         else
             echo "up to date $out/$name.wasm: $(stat -c %s "$out/$name.wasm") bytes"
         fi

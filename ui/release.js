@@ -39,6 +39,7 @@ export function render(view, id) {
     fill(body,
       header(r, live),
       actions(r, reload),
+      r.progress ? progressCard(r) : null,
       r.gate ? gateCard(r, reload) : null,
       r.pause ? h("section", { class: "card notice", id: "paused" },
         h("h2", {}, "Paused"),
@@ -287,6 +288,35 @@ function step(r, s) {
       ? [" · bake ", h("span", { class: "countdown", "data-deadline": r.bake_until_ms })] : null,
     current && r.next_check_ms
       ? [" · next check ", h("span", { class: "countdown", "data-deadline": r.next_check_ms })] : null);
+}
+
+// Long-running work under way (a rollout of interface 0.2.0): the plugin's
+// latest note, how long the work has taken, and when the stage's progress
+// deadline passes.
+function progressCard(r) {
+  const p = r.progress;
+  const place = (pc) => {
+    for (const stage of r.stages) {
+      for (const s of stage.steps) {
+        if (s.index === pc) {
+          return stage.name + (s.batch !== null && s.batch !== undefined ? ", batch " + (s.batch + 1) : "");
+        }
+      }
+    }
+    return "step " + pc;
+  };
+  const what = {
+    deploy: () => "Deploying " + r.version + " at " + place(p.of.pc),
+    shift: () => "Shifting traffic at " + place(p.of.pc),
+    rollback: () => "Rolling back " + p.of.pcs.map(place).join(", "),
+    "restore-traffic": () => "Restoring traffic",
+  }[p.of.work];
+  return h("section", { class: "card", id: "progress", "data-work": p.of.work },
+    h("h2", {}, (what ? what() : p.of.work) + ": in progress"),
+    h("p", { class: "progress-note", "data-note": p.note }, p.note),
+    h("p", { class: "muted" },
+      "reported ", time(p.updated_ms), " · under way for ", h("span", { "data-since": p.since_ms }),
+      " · progress deadline ", h("span", { class: "countdown", "data-deadline": p.deadline_ms })));
 }
 
 function traffic(weights) {

@@ -10,9 +10,9 @@
 //
 // Build it into a component from this folder:
 //
-//     npx jco componentize error-budget.js --wit ../../wit --world-name check-plugin -o error-budget.wasm
+//     npx jco componentize error-budget.js --wit ../../wit --world-name greenlight:plugin/check-plugin@0.2.0 -o error-budget.wasm
 
-import { write as log } from "greenlight:plugin/log@0.1.0";
+import { write as log } from "greenlight:plugin/log@0.2.0";
 
 export const check = {
   async verify(ctx, targets) {

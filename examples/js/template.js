@@ -2,14 +2,14 @@
 //
 // Build it into a component from this folder:
 //
-//     npx jco componentize template.js --wit ../../wit --world-name check-plugin -o my-check.wasm
+//     npx jco componentize template.js --wit ../../wit --world-name greenlight:plugin/check-plugin@0.2.0 -o my-check.wasm
 //
 // `wit/greenlight.wit` documents every type (records are objects with
 // camelCase fields, enums are strings such as "pass" or "no-data");
 // `error-budget.js` beside this file is a complete example that calls a
 // granted HTTP endpoint with `fetch`.
 
-import { write as log } from "greenlight:plugin/log@0.1.0";
+import { write as log } from "greenlight:plugin/log@0.2.0";
 
 export const check = {
   // `verify` may be async: `await fetch(...)` works inside it.

@@ -7,7 +7,7 @@ what it saw, and returns the verdict with the numbers it is based on.
 
 Build it into a component from this folder:
 
-    componentize-py -d ../../wit -w check-plugin componentize error_budget -o error-budget.wasm
+    componentize-py -d ../../wit -w greenlight:plugin/check-plugin@0.2.0 componentize error_budget -o error-budget.wasm
 """
 
 import json

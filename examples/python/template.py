@@ -2,7 +2,7 @@
 
 Build it into a component from this folder:
 
-    componentize-py -d ../../wit -w check-plugin componentize template -o my-check.wasm
+    componentize-py -d ../../wit -w greenlight:plugin/check-plugin@0.2.0 componentize template -o my-check.wasm
 
 `wit/greenlight.wit` documents every type (records are dataclasses with
 snake_case fields, enums are `Enum`s such as `VerdictStatus.NO_DATA`);

@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::Daemon;
 use crate::support::releases::{
-    CLOCK_START_MS, advance, apply_flow, release, set_clock, start_release, wait_for,
-    wait_status,
+    CLOCK_START_MS, advance, apply_flow, release, set_clock, start_release, wait_for, wait_status,
 };
 
 /// A rolling flow of two batches whose deployer takes `steps` questions
@@ -159,12 +158,17 @@ async fn a_rollout_in_progress_carries_on_after_a_crash_with_the_same_key() {
     wait_note(&d, &id, "3 of 4 steps done").await;
     advance(&d, 100).await;
     wait_note(&d, &id, "1 of 4 steps done").await;
-    for _ in 0..3 {
+    for note in ["2 of 4 steps done", "3 of 4 steps done"] {
         advance(&d, 100).await;
+        wait_note(&d, &id, note).await;
     }
+    advance(&d, 100).await;
     wait_status(&d, &id, "succeeded").await;
     let journal = events(&d, &id).await;
-    let starts = journal.iter().filter(|(k, _)| k == "deploy-started").count();
+    let starts = journal
+        .iter()
+        .filter(|(k, _)| k == "deploy-started")
+        .count();
     assert_eq!(starts, 2, "one deploy per batch: {journal:?}");
     let deployed: Vec<&Value> = journal
         .iter()
@@ -207,4 +211,45 @@ async fn work_still_in_progress_at_the_deadline_fails_and_is_rolled_back() {
     assert_eq!(failed.1["retryable"], false, "{failed:?}");
     let r = release(&d, &id).await;
     assert!(r["progress"].is_null(), "{r}");
+}
+
+#[tokio::test]
+async fn the_release_page_and_release_watch_show_the_progress_as_it_changes() {
+    let d = daemon(&flow(2, 0, "10m")).await;
+    let id = start_release(&d, "shop", "prod", "2.0.0", "rollout").await;
+    wait_note(&d, &id, "1 of 3 steps done").await;
+    let browser = crate::support::browser::Browser::start().await;
+    browser.sign_in(&d.base, &d.token).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser
+        .wait("#progress[data-work='deploy'] [data-note='1 of 3 steps done']")
+        .await;
+    let card = browser.text("#progress").await;
+    assert!(
+        card.contains("Deploying 2.0.0 at rollout, batch 1: in progress"),
+        "{card}"
+    );
+    assert!(card.contains("progress deadline 10m 00s left"), "{card}");
+    advance(&d, 100).await;
+    // The page follows the event stream: the new note arrives unasked.
+    browser
+        .wait("#progress [data-note='2 of 3 steps done']")
+        .await;
+    browser.close().await;
+
+    // `release watch` prints each note as it was journaled.
+    advance(&d, 100).await;
+    wait_note(&d, &id, "1 of 3 steps done").await;
+    advance(&d, 100).await;
+    wait_note(&d, &id, "2 of 3 steps done").await;
+    advance(&d, 100).await;
+    wait_status(&d, &id, "succeeded").await;
+    let (ok, out, err) = crate::support::cli(&d, &["release", "watch", &id]);
+    assert!(ok, "{err}");
+    let notes: Vec<&str> = out.lines().filter(|l| l.contains("progressed")).collect();
+    assert_eq!(notes.len(), 4, "{out}");
+    assert!(
+        notes[0].ends_with("rollout batch 1 deploy: 1 of 3 steps done"),
+        "{out}"
+    );
 }
