@@ -218,6 +218,12 @@ async fn the_release_page_and_release_watch_show_the_progress_as_it_changes() {
     let d = daemon(&flow(2, 0, "10m")).await;
     let id = start_release(&d, "shop", "prod", "2.0.0", "rollout").await;
     wait_note(&d, &id, "1 of 3 steps done").await;
+    let (ok, shown, err) = crate::support::cli(&d, &["release", "show", &id]);
+    assert!(ok, "{err}");
+    assert!(
+        shown.contains("In progress since 2027-01-15 08:00:00 UTC: 1 of 3 steps done"),
+        "{shown}"
+    );
     let browser = crate::support::browser::Browser::start().await;
     browser.sign_in(&d.base, &d.token).await;
     browser.goto(&format!("{}/#/releases/{id}", d.base)).await;

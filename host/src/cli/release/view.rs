@@ -379,6 +379,16 @@ pub fn summary(r: &ReleaseDto) -> String {
         };
         let _ = writeln!(w, "\nRollback ({}{force}){by}: {}", rb.mode, rb.reason);
     }
+    if let Some(p) = &r.progress {
+        let _ = writeln!(
+            w,
+            "\nIn progress since {}: {}\n  reported at {}; progress deadline {}",
+            date_time(p.since_ms),
+            p.note,
+            date_time(p.updated_ms),
+            date_time(p.deadline_ms)
+        );
+    }
     if let Some(weights) = &r.weights {
         let ws: Vec<String> = weights
             .iter()
