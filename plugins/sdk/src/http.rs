@@ -123,6 +123,14 @@ impl Request {
         Request::new(Method::Put, url)
     }
 
+    /// A PATCH request; give its body with [`Request::body`], since a patch
+    /// names its format in the content type (a Kubernetes API server takes
+    /// `application/merge-patch+json`, `application/json-patch+json` and
+    /// `application/strategic-merge-patch+json`).
+    pub fn patch(url: impl Into<String>) -> Request {
+        Request::new(Method::Patch, url)
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
         self.headers.push((name.into(), value.into()));
@@ -138,17 +146,22 @@ impl Request {
     }
 
     /// Sends `value` as a JSON body.
-    pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Request {
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Request {
         // Serialising plain data (derived `Serialize`, string keys) cannot
         // fail; `null` stands in should it ever do.
-        self.body = Some(serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()));
-        self.header("content-type", "application/json")
+        let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+        self.body("application/json", bytes)
+    }
+
+    /// Sends `bytes` as the body, of the given content type.
+    pub fn body(mut self, content_type: &str, bytes: impl Into<Vec<u8>>) -> Request {
+        self.body = Some(bytes.into());
+        self.header("content-type", content_type)
     }
 
     /// Sends `text` as a plain-text body.
-    pub fn text(mut self, text: impl Into<String>) -> Request {
-        self.body = Some(text.into().into_bytes());
-        self.header("content-type", "text/plain; charset=utf-8")
+    pub fn text(self, text: impl Into<String>) -> Request {
+        self.body("text/plain; charset=utf-8", text.into().into_bytes())
     }
 
     /// Bounds the connection, the wait for the first byte and every gap
@@ -387,6 +400,25 @@ mod tests {
             encode_query("rate(x[1m]) > 0"),
             "rate%28x%5B1m%5D%29%20%3E%200"
         );
+    }
+
+    #[test]
+    fn a_patch_carries_its_method_body_and_content_type() {
+        let r = Request::patch("https://k8s:6443/apis/apps/v1/x")
+            .body("application/merge-patch+json", br#"{"a":1}"#.to_vec());
+        assert!(matches!(r.method, Method::Patch));
+        assert_eq!(r.body.as_deref(), Some(&br#"{"a":1}"#[..]));
+        assert_eq!(
+            r.headers,
+            [(
+                "content-type".to_string(),
+                "application/merge-patch+json".to_string()
+            )]
+        );
+        let j = Request::put("http://a/").json(&[1, 2]);
+        assert!(matches!(j.method, Method::Put));
+        assert_eq!(j.body.as_deref(), Some(&b"[1,2]"[..]));
+        assert_eq!(j.headers[0].1, "application/json");
     }
 
     #[test]
