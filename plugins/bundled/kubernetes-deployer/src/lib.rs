@@ -191,7 +191,15 @@ impl Deployer for KubernetesDeployer {
         idempotency_key: &str,
     ) -> Result<Work, Error> {
         let settings = Settings::read(ctx, targets)?;
-        settings.each(targets, |w| settings.rollback(ctx, w, idempotency_key))
+        settings.each(targets, |w| {
+            settings.rollback(ctx, w, idempotency_key).map(|o| match o {
+                Outcome::Done(m) if !m.starts_with("nothing") => Outcome::Done(format!(
+                    "{m}; the pod template from before release {} is back",
+                    ctx.release_id
+                )),
+                other => other,
+            })
+        })
     }
 }
 
