@@ -113,6 +113,7 @@ impl Workload {
                 target.id
             )));
         }
+        let namespace = required("namespace")?.to_string();
         let kind = required("kind")?;
         let kind = Kind::parse(kind).ok_or_else(|| {
             Error::new(format!(
@@ -132,7 +133,7 @@ impl Workload {
         Ok(Workload {
             target_id: target.id.clone(),
             cluster: cluster.to_string(),
-            namespace: required("namespace")?.to_string(),
+            namespace,
             kind,
             name: required("name")?.to_string(),
             containers,
