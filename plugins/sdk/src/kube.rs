@@ -161,7 +161,7 @@ impl Workload {
 
     /// The client for its cluster, with the token of its secret if granted.
     pub fn client(&self) -> Cluster {
-        Cluster::new(&self.cluster, config::secret(&self.token_secret))
+        Cluster::new(&self.cluster, &self.token_secret)
     }
 
     /// The path listing the workload's pods, selected by the labels of
@@ -185,16 +185,31 @@ impl Workload {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     origin: String,
+    /// The grant's secret the token comes from, named in refusals.
+    token_secret: String,
     token: Option<String>,
 }
 
 impl Cluster {
-    /// The API server at `origin`; without a token, the request carries no
-    /// `Authorization` header (client-certificate authentication).
-    pub fn new(origin: &str, token: Option<String>) -> Cluster {
+    /// The API server at `origin`, with the bearer token the grant's secret
+    /// `token_secret` holds; when the grant holds no such secret, requests
+    /// carry no `Authorization` header (client-certificate authentication).
+    pub fn new(origin: &str, token_secret: &str) -> Cluster {
         Cluster {
             origin: origin.trim_end_matches('/').to_string(),
-            token,
+            token_secret: token_secret.to_string(),
+            token: config::secret(token_secret),
+        }
+    }
+
+    /// What was presented, for refusals.
+    fn credentials(&self) -> String {
+        match self.token {
+            Some(_) => format!("the bearer token in secret `{}`", self.token_secret),
+            None => format!(
+                "the client certificate (no secret `{}` is granted, so no token was sent)",
+                self.token_secret
+            ),
         }
     }
 
@@ -225,7 +240,12 @@ impl Cluster {
             .send()
             .map_err(|e| transport_error(&self.origin, e))?;
         if !response.is_success() {
-            return Err(status_error(&self.origin, what, &response));
+            return Err(status_error(
+                &self.origin,
+                what,
+                &self.credentials(),
+                &response,
+            ));
         }
         response
             .json()
@@ -246,7 +266,7 @@ fn transport_error(origin: &str, e: HttpError) -> Error {
 
 /// An answer outside 2xx, in words: the API server's own message (from its
 /// `Status` body) after what it means for the plugin.
-fn status_error(origin: &str, what: &str, response: &Response) -> Error {
+fn status_error(origin: &str, what: &str, credentials: &str, response: &Response) -> Error {
     let body: Value = response.json().unwrap_or(Value::Null);
     let detail = body["message"]
         .as_str()
@@ -255,12 +275,10 @@ fn status_error(origin: &str, what: &str, response: &Response) -> Error {
     let status = response.status;
     match status {
         401 => Error::new(format!(
-            "cluster {origin} refused the credentials (HTTP 401): the token or client \
-             certificate was not accepted"
+            "cluster {origin} refused {credentials} (HTTP 401: not authenticated)"
         )),
         403 => Error::new(format!(
-            "cluster {origin} refused the token or client certificate for {what} (HTTP 403): \
-             {detail}"
+            "cluster {origin} refused {credentials} access to {what} (HTTP 403): {detail}"
         )),
         404 => Error::new(format!("{what} does not exist in cluster {origin}")),
         409 => Error::retryable(format!(
@@ -426,31 +444,33 @@ mod tests {
     #[test]
     fn refusals_name_the_cluster_and_only_transient_errors_are_retryable() {
         let o = "https://k:6443";
-        let e = status_error(o, "Deployment shop/web", &response(401, "{}"));
-        assert!(
-            e.message()
-                .starts_with("cluster https://k:6443 refused the credentials")
+        const C: &str = "the bearer token in secret `t`";
+        let e = status_error(o, "Deployment shop/web", C, &response(401, "{}"));
+        assert_eq!(
+            e.message(),
+            "cluster https://k:6443 refused the bearer token in secret `t` (HTTP 401: not \
+             authenticated)"
         );
         assert!(!e.is_retryable());
         let forbidden = r#"{"kind":"Status","message":"deployments.apps \"web\" is forbidden"}"#;
-        let e = status_error(o, "Deployment shop/web", &response(403, forbidden));
+        let e = status_error(o, "Deployment shop/web", C, &response(403, forbidden));
         assert!(
             e.message()
-                .contains("refused the token or client certificate")
+                .contains("refused the bearer token in secret `t` access to Deployment shop/web")
         );
         assert!(
             e.message()
                 .ends_with("deployments.apps \"web\" is forbidden")
         );
-        let e = status_error(o, "Deployment shop/web", &response(404, ""));
+        let e = status_error(o, "Deployment shop/web", C, &response(404, ""));
         assert_eq!(
             e.message(),
             "Deployment shop/web does not exist in cluster https://k:6443"
         );
         assert!(!e.is_retryable());
-        assert!(status_error(o, "x", &response(503, "down")).is_retryable());
-        assert!(status_error(o, "x", &response(409, "{}")).is_retryable());
-        assert!(!status_error(o, "x", &response(422, "{}")).is_retryable());
+        assert!(status_error(o, "x", C, &response(503, "down")).is_retryable());
+        assert!(status_error(o, "x", C, &response(409, "{}")).is_retryable());
+        assert!(!status_error(o, "x", C, &response(422, "{}")).is_retryable());
         let e = transport_error(o, HttpError::Transport("connection refused".into()));
         assert!(e.is_retryable());
         assert_eq!(

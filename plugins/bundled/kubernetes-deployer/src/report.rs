@@ -49,19 +49,13 @@ pub fn judge(workload: &Value, pods: &Value, max_restarts: i64) -> Outcome {
     }
 }
 
-/// `2 pods of the new template fail: web-1: container web: CrashLoopBackOff; …`
+/// `pods of the new template fail: web-1: container web: CrashLoopBackOff; …`
 fn failing_pods(fatal: &[PodProblem]) -> String {
-    let mut names: Vec<&str> = fatal.iter().map(|p| p.pod.as_str()).collect();
-    names.dedup();
     let reasons: Vec<String> = fatal
         .iter()
         .map(|p| format!("{}: {}", p.pod, p.problem))
         .collect();
-    format!(
-        "{} pod(s) of the new template fail: {}",
-        names.len(),
-        reasons.join("; ")
-    )
+    format!("pods of the new template fail: {}", reasons.join("; "))
 }
 
 /// `3 of 10 updated, 2 available`, once the controller has seen the
@@ -104,13 +98,13 @@ fn counts(workload: &Value) -> Option<String> {
     Some(note)
 }
 
-/// `web (127.0.0.1:6443)`: the workload and its cluster, for notes.
+/// `shop/web (127.0.0.1:6443)`: the workload and its cluster, for notes.
 pub fn label(w: &Workload) -> String {
     let host = w
         .cluster
         .split_once("://")
         .map_or(w.cluster.as_str(), |(_, h)| h);
-    format!("{} ({host})", w.name)
+    format!("{}/{} ({host})", w.namespace, w.name)
 }
 
 /// The answer for the batch: done as soon as one workload failed (the
@@ -206,8 +200,7 @@ mod tests {
         assert_eq!(
             judge(&d, &pods, 5),
             Outcome::Failed(
-                "1 pod(s) of the new template fail: shop-new-1: container web: CrashLoopBackOff"
-                    .into()
+                "pods of the new template fail: shop-new-1: container web: CrashLoopBackOff".into()
             )
         );
         let old_only = json!({"items": [pod("shop-old-1", "app:v1", "CrashLoopBackOff")]});
@@ -287,6 +280,6 @@ mod tests {
             ..target("a")
         };
         let w = Workload::from_target(&t, "s").unwrap();
-        assert_eq!(label(&w), "shop (127.0.0.1:6443)");
+        assert_eq!(label(&w), "n/shop (127.0.0.1:6443)");
     }
 }

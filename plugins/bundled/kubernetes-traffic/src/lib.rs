@@ -36,9 +36,7 @@
 mod weights;
 
 use greenlight_plugin_sdk::kube::{self, Cluster};
-use greenlight_plugin_sdk::{
-    Error, GroupWeight, Params, ReleaseContext, Shift, Traffic, config, log,
-};
+use greenlight_plugin_sdk::{Error, GroupWeight, Params, ReleaseContext, Shift, Traffic, log};
 use serde_json::{Value, json};
 
 struct KubernetesTraffic;
@@ -89,7 +87,7 @@ impl Settings {
             }
         };
         Ok(Settings {
-            cluster: Cluster::new(&origin, config::secret(&token_secret)),
+            cluster: Cluster::new(&origin, &token_secret),
             origin,
             namespace: ctx.required("namespace")?,
             steered,
