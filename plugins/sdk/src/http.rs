@@ -45,6 +45,10 @@ pub enum HttpError {
     /// The request failed on the way: refused by the grant, connection
     /// refused, timed out.
     Transport(String),
+    /// The TLS handshake failed: the server's certificate is not trusted
+    /// for its origin, or the server refused the client certificate.
+    /// Trying again does not help until the grant or the server changes.
+    Tls(String),
     /// The response body could not be read.
     Body(String),
     /// The server answered with a status outside 200-299.
@@ -59,6 +63,7 @@ impl fmt::Display for HttpError {
             HttpError::InvalidUrl(url) => write!(f, "invalid URL `{url}`"),
             HttpError::InvalidRequest(what) => write!(f, "invalid request: {what}"),
             HttpError::Transport(why) => write!(f, "request failed: {why}"),
+            HttpError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             HttpError::Body(why) => write!(f, "reading the response failed: {why}"),
             HttpError::Status { status, body } if body.is_empty() => {
                 write!(f, "answered HTTP {status}")
@@ -275,6 +280,18 @@ fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
 
 fn transport(code: ErrorCode) -> HttpError {
     let why = match code {
+        ErrorCode::TlsCertificateError => {
+            return HttpError::Tls(
+                "the server's certificate is not trusted for this origin (the grant names the CA \
+                 to trust), or it refused the client certificate"
+                    .into(),
+            );
+        }
+        ErrorCode::TlsAlertReceived(alert) => {
+            let message = alert.alert_message.unwrap_or_default();
+            return HttpError::Tls(format!("the server sent an alert: {message}"));
+        }
+        ErrorCode::TlsProtocolError => return HttpError::Tls("protocol error".into()),
         ErrorCode::HttpRequestDenied => "denied by the plugin's grant".to_string(),
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
         ErrorCode::ConnectionTimeout => "connection timed out".to_string(),
@@ -424,6 +441,9 @@ mod tests {
     #[test]
     fn only_transport_and_server_errors_are_retryable() {
         assert!(Error::from(HttpError::Transport("refused".into())).is_retryable());
+        let tls = transport(ErrorCode::TlsCertificateError);
+        assert!(matches!(tls, HttpError::Tls(_)));
+        assert!(!Error::from(tls).is_retryable());
         let server = HttpError::Status {
             status: 503,
             body: String::new(),
