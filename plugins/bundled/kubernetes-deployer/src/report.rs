@@ -92,7 +92,7 @@ fn counts(workload: &Value) -> Option<String> {
     if kind == Kind::Deployment {
         let old = n(&status["replicas"]) - updated;
         if old > 0 {
-            note.push_str(&format!(", {old} old pending termination"));
+            note.push_str(&format!(", {old} old still running"));
         }
     }
     Some(note)
@@ -179,7 +179,7 @@ mod tests {
                                   "updatedReplicas": 3, "availableReplicas": 2}));
         assert_eq!(
             judge(&d, &json!({"items": []}), 2),
-            Outcome::Progressing("3 of 10 updated, 2 available, 9 old pending termination".into())
+            Outcome::Progressing("3 of 10 updated, 2 available, 9 old still running".into())
         );
         let unseen = deployment(json!({"observedGeneration": 1}));
         assert_eq!(
