@@ -45,6 +45,10 @@ pub enum HttpError {
     /// The request failed on the way: refused by the grant, connection
     /// refused, timed out.
     Transport(String),
+    /// The TLS handshake failed: the server's certificate is not trusted
+    /// for its origin, or the server refused the client certificate.
+    /// Trying again does not help until the grant or the server changes.
+    Tls(String),
     /// The response body could not be read.
     Body(String),
     /// The server answered with a status outside 200-299.
@@ -59,6 +63,7 @@ impl fmt::Display for HttpError {
             HttpError::InvalidUrl(url) => write!(f, "invalid URL `{url}`"),
             HttpError::InvalidRequest(what) => write!(f, "invalid request: {what}"),
             HttpError::Transport(why) => write!(f, "request failed: {why}"),
+            HttpError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             HttpError::Body(why) => write!(f, "reading the response failed: {why}"),
             HttpError::Status { status, body } if body.is_empty() => {
                 write!(f, "answered HTTP {status}")
@@ -123,6 +128,14 @@ impl Request {
         Request::new(Method::Put, url)
     }
 
+    /// A PATCH request; give its body with [`Request::body`], since a patch
+    /// names its format in the content type (a Kubernetes API server takes
+    /// `application/merge-patch+json`, `application/json-patch+json` and
+    /// `application/strategic-merge-patch+json`).
+    pub fn patch(url: impl Into<String>) -> Request {
+        Request::new(Method::Patch, url)
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
         self.headers.push((name.into(), value.into()));
@@ -138,17 +151,22 @@ impl Request {
     }
 
     /// Sends `value` as a JSON body.
-    pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Request {
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Request {
         // Serialising plain data (derived `Serialize`, string keys) cannot
         // fail; `null` stands in should it ever do.
-        self.body = Some(serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()));
-        self.header("content-type", "application/json")
+        let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+        self.body("application/json", bytes)
+    }
+
+    /// Sends `bytes` as the body, of the given content type.
+    pub fn body(mut self, content_type: &str, bytes: impl Into<Vec<u8>>) -> Request {
+        self.body = Some(bytes.into());
+        self.header("content-type", content_type)
     }
 
     /// Sends `text` as a plain-text body.
-    pub fn text(mut self, text: impl Into<String>) -> Request {
-        self.body = Some(text.into().into_bytes());
-        self.header("content-type", "text/plain; charset=utf-8")
+    pub fn text(self, text: impl Into<String>) -> Request {
+        self.body("text/plain; charset=utf-8", text.into().into_bytes())
     }
 
     /// Bounds the connection, the wait for the first byte and every gap
@@ -262,6 +280,18 @@ fn write_body(body: OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
 
 fn transport(code: ErrorCode) -> HttpError {
     let why = match code {
+        ErrorCode::TlsCertificateError => {
+            return HttpError::Tls(
+                "the server's certificate is not trusted for this origin (the grant names the CA \
+                 to trust), or it refused the client certificate"
+                    .into(),
+            );
+        }
+        ErrorCode::TlsAlertReceived(alert) => {
+            let message = alert.alert_message.unwrap_or_default();
+            return HttpError::Tls(format!("the server sent an alert: {message}"));
+        }
+        ErrorCode::TlsProtocolError => return HttpError::Tls("protocol error".into()),
         ErrorCode::HttpRequestDenied => "denied by the plugin's grant".to_string(),
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
         ErrorCode::ConnectionTimeout => "connection timed out".to_string(),
@@ -390,8 +420,30 @@ mod tests {
     }
 
     #[test]
+    fn a_patch_carries_its_method_body_and_content_type() {
+        let r = Request::patch("https://k8s:6443/apis/apps/v1/x")
+            .body("application/merge-patch+json", br#"{"a":1}"#.to_vec());
+        assert!(matches!(r.method, Method::Patch));
+        assert_eq!(r.body.as_deref(), Some(&br#"{"a":1}"#[..]));
+        assert_eq!(
+            r.headers,
+            [(
+                "content-type".to_string(),
+                "application/merge-patch+json".to_string()
+            )]
+        );
+        let j = Request::put("http://a/").json(&[1, 2]);
+        assert!(matches!(j.method, Method::Put));
+        assert_eq!(j.body.as_deref(), Some(&b"[1,2]"[..]));
+        assert_eq!(j.headers[0].1, "application/json");
+    }
+
+    #[test]
     fn only_transport_and_server_errors_are_retryable() {
         assert!(Error::from(HttpError::Transport("refused".into())).is_retryable());
+        let tls = transport(ErrorCode::TlsCertificateError);
+        assert!(matches!(tls, HttpError::Tls(_)));
+        assert!(!Error::from(tls).is_retryable());
         let server = HttpError::Status {
             status: 503,
             body: String::new(),

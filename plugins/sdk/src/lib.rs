@@ -40,6 +40,7 @@ pub mod bindings;
 mod context;
 mod error;
 pub mod http;
+pub mod kube;
 pub mod platform;
 pub mod pods;
 pub mod rollout;
