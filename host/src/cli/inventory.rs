@@ -27,6 +27,54 @@ pub enum InventoryCommand {
         application: String,
         environment: String,
     },
+    /// Replace an environment's targets with the Kubernetes workloads a
+    /// label selector matches (admin): each Deployment, StatefulSet or
+    /// DaemonSet becomes a target with the attributes the Kubernetes
+    /// plugins need.
+    Import(Box<ImportArgs>),
+}
+
+/// `greenlight inventory import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    application: String,
+    environment: String,
+    /// The kubeconfig to read (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig to read (repeatable, one per cluster;
+    /// default: its current context). With several, target ids end in
+    /// `.CONTEXT`.
+    #[arg(long = "context")]
+    contexts: Vec<String>,
+    /// The namespace (default: the context's, else `default`).
+    #[arg(long, short)]
+    namespace: Option<String>,
+    /// The label selector the workloads match, as kubectl takes it
+    /// (`app=shop,tier!=db`).
+    #[arg(long, short = 'l')]
+    selector: String,
+    /// A kind of workload to read (repeatable; default all three).
+    #[arg(long = "kind", value_parser = ["Deployment", "StatefulSet", "DaemonSet"])]
+    kinds: Vec<String>,
+    /// The workload label whose value is the target's group (blue, green).
+    #[arg(long, default_value = "greenlight.dev/group")]
+    group_label: String,
+    /// The containers a deploy sets the image of (comma-separated; default
+    /// every container).
+    #[arg(long)]
+    containers: Option<String>,
+    /// The grant secret holding these clusters' bearer token, for the
+    /// plugins (default: theirs, `kubernetes-token`).
+    #[arg(long)]
+    token_secret: Option<String>,
+    /// The group serving traffic now (default: the environment's, if it
+    /// still has targets in it).
+    #[arg(long)]
+    live_group: Option<String>,
+    /// Print the targets without changing the environment.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// An inventory file: one application and its environments by name.
@@ -69,8 +117,103 @@ fn read_file(file: &Path) -> anyhow::Result<InventoryFile> {
     Ok(inventory)
 }
 
+/// Reads the workloads and puts them as the environment's targets.
+async fn import(args: ImportArgs, server: &ServerArgs) -> anyhow::Result<()> {
+    use super::kube::{self, Selection, config};
+    let path = match &args.kubeconfig {
+        Some(p) => p.clone(),
+        None => match std::env::var_os("KUBECONFIG") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".kube/config")
+            }
+        },
+    };
+    let contexts: Vec<Option<&str>> = if args.contexts.is_empty() {
+        vec![None]
+    } else {
+        args.contexts.iter().map(|c| Some(c.as_str())).collect()
+    };
+    let accesses = contexts
+        .into_iter()
+        .map(|c| config::access(&path, c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| accesses[0].namespace.clone())
+        .unwrap_or_else(|| "default".to_string());
+    let selection = Selection {
+        namespace,
+        selector: args.selector.clone(),
+        kinds: if args.kinds.is_empty() {
+            kube::KINDS.iter().map(|(k, _)| k.to_string()).collect()
+        } else {
+            args.kinds.clone()
+        },
+        group_label: args.group_label.clone(),
+        containers: args.containers.clone(),
+        token_secret: args.token_secret.clone(),
+    };
+    let targets = kube::read_targets(&accesses, &selection).await?;
+    if targets.is_empty() {
+        bail!(
+            "no {} in namespace {} matches `{}`; nothing was changed",
+            selection.kinds.join(", "),
+            selection.namespace,
+            selection.selector
+        );
+    }
+    let client = Client::new(server)?;
+    let (app, env) = (&args.application, &args.environment);
+    let live_group = match &args.live_group {
+        Some(g) => Some(g.clone()),
+        None => client
+            .fetch::<EnvironmentDto>(client.get(&format!("/api/v1/apps/{app}/envs/{env}")))
+            .await
+            .ok()
+            .and_then(|a| a.value.live_group)
+            .filter(|g| targets.iter().any(|t| t.group == *g)),
+    };
+    let request = EnvironmentRequest {
+        targets,
+        live_group,
+    };
+    if args.dry_run {
+        for t in &request.targets {
+            println!(
+                "{}  {}  group={}  {:?}",
+                t.id, t.address, t.group, t.attributes
+            );
+        }
+        return Ok(());
+    }
+    let put = client
+        .fetch::<PutEnvironmentDto>(
+            client
+                .put(&format!("/api/v1/apps/{app}/envs/{env}"))
+                .json(&request),
+        )
+        .await?;
+    client.print(&put, |p| {
+        let what = if p.created { "Created" } else { "Replaced" };
+        println!(
+            "{what} {}/{} with {} workloads:",
+            p.environment.application,
+            p.environment.name,
+            p.environment.targets.len()
+        );
+        for t in &p.environment.targets {
+            let kind = t.attributes.get("kind").map_or("?", String::as_str);
+            let cluster = t.attributes.get("cluster").map_or("?", String::as_str);
+            println!("  {:<32} {kind:<12} {cluster}  group={}", t.id, t.group);
+        }
+    })
+}
+
 pub async fn run(cmd: InventoryCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
+        InventoryCommand::Import(args) => import(*args, server).await,
         InventoryCommand::Apply { file } => {
             let inventory = read_file(&file)?;
             let client = Client::new(server)?;

@@ -5,6 +5,7 @@ mod demo;
 mod flow;
 mod freeze;
 mod inventory;
+mod kube;
 mod output;
 mod plugin;
 mod release;
