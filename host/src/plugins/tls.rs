@@ -22,14 +22,53 @@ pub fn client_config(
     tls: &OriginTls,
     secrets: &BTreeMap<String, String>,
 ) -> Result<rustls::ClientConfig, String> {
+    let identity = match (&tls.client_cert_secret, &tls.client_key_secret) {
+        (Some(cert_name), Some(key_name)) => {
+            let secret = |name: &String| {
+                secrets
+                    .get(name)
+                    .ok_or_else(|| format!("the grant has no secret named `{name}`"))
+            };
+            Some(ClientIdentity {
+                cert_pem: secret(cert_name)?,
+                key_pem: secret(key_name)?,
+                cert_field: format!("client_cert_secret `{cert_name}`"),
+                key_field: format!("client_key_secret `{key_name}`"),
+                pair: "client_cert_secret and client_key_secret",
+            })
+        }
+        _ => None,
+    };
+    settings(tls.ca_pem.as_deref(), "ca_pem", identity)
+}
+
+/// A client certificate chain and its private key, in PEM, with the names
+/// errors call them by.
+pub struct ClientIdentity<'a> {
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
+    pub cert_field: String,
+    pub key_field: String,
+    /// Both, as an error names them when they do not go together.
+    pub pair: &'a str,
+}
+
+/// TLS client settings that trust `ca_pem` (the public roots when `None`)
+/// and present `identity`, if any; an error names the field at fault
+/// (`ca_field` for the CA). Verification is never switched off.
+pub fn settings(
+    ca_pem: Option<&str>,
+    ca_field: &str,
+    identity: Option<ClientIdentity<'_>>,
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
-    match &tls.ca_pem {
+    match ca_pem {
         Some(pem) => {
-            let certs = certificates(pem).map_err(|e| format!("ca_pem: {e}"))?;
+            let certs = certificates(pem).map_err(|e| format!("{ca_field}: {e}"))?;
             for cert in certs {
                 roots
                     .add(cert)
-                    .map_err(|e| format!("ca_pem: a certificate cannot be trusted: {e}"))?;
+                    .map_err(|e| format!("{ca_field}: a certificate cannot be trusted: {e}"))?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -39,22 +78,15 @@ pub fn client_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS settings: {e}"))?
         .with_root_certificates(roots);
-    let (Some(cert_name), Some(key_name)) = (&tls.client_cert_secret, &tls.client_key_secret)
-    else {
+    let Some(id) = identity else {
         return Ok(builder.with_no_client_auth());
     };
-    let secret = |name: &String| {
-        secrets
-            .get(name)
-            .ok_or_else(|| format!("the grant has no secret named `{name}`"))
-    };
-    let chain = certificates(secret(cert_name)?)
-        .map_err(|e| format!("client_cert_secret `{cert_name}`: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(secret(key_name)?.as_bytes())
-        .map_err(|e| format!("client_key_secret `{key_name}`: not a PEM private key ({e})"))?;
+    let chain = certificates(id.cert_pem).map_err(|e| format!("{}: {e}", id.cert_field))?;
+    let key = PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes())
+        .map_err(|e| format!("{}: not a PEM private key ({e})", id.key_field))?;
     builder
         .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("client_cert_secret and client_key_secret do not go together: {e}"))
+        .map_err(|e| format!("{} do not go together: {e}", id.pair))
 }
 
 /// Every certificate in a PEM text; at least one.

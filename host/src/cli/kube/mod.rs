@@ -13,12 +13,12 @@ use anyhow::{Context as _, anyhow, bail};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 
 use crate::api::model::TargetDto;
 use crate::domain::name::{check_name, check_text};
+use crate::plugins::tls;
 use config::Access;
 
 /// The kinds of workload read, with the path segment of their list.
@@ -45,36 +45,20 @@ pub struct Selection {
 }
 
 /// The TLS settings for one API server: its CA (or the public roots) and
-/// the user's client certificate, if any.
+/// the user's client certificate, if any, checked as a grant's are.
 fn tls_config(access: &Access) -> anyhow::Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &access.ca_pem {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                roots
-                    .add(cert.context("certificate-authority: not PEM certificates")?)
-                    .context("certificate-authority: a certificate cannot be trusted")?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots);
-    Ok(match &access.client_cert {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .context("client-certificate: not PEM certificates")?;
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
-                .context("client-key: not a PEM private key")?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .context("client-certificate and client-key do not go together")?
-        }
-    })
+    let identity = access
+        .client_cert
+        .as_ref()
+        .map(|(cert, key)| tls::ClientIdentity {
+            cert_pem: cert,
+            key_pem: key,
+            cert_field: "client-certificate".to_string(),
+            key_field: "client-key".to_string(),
+            pair: "client-certificate and client-key",
+        });
+    tls::settings(access.ca_pem.as_deref(), "certificate-authority", identity)
+        .map_err(|e| anyhow!("context `{}`: {e}", access.context))
 }
 
 /// GETs `path` from the context's API server and reads the JSON answer.
