@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::support::Daemon;
 use crate::support::releases::{
-    CLOCK_START_MS, advance, apply_flow, release, set_clock, start_release, wait_for, wait_status,
+    CLOCK_START_MS, advance, apply_flow, journal_details, release, set_clock, start_release,
+    wait_for, wait_status,
 };
 
 /// A rolling flow of two batches whose deployer takes `steps` questions
@@ -67,22 +68,6 @@ async fn wait_note(d: &Daemon, id: &str, note: &str) -> Value {
     .await
 }
 
-/// The journal's events as (kind, detail).
-async fn events(d: &Daemon, id: &str) -> Vec<(String, Value)> {
-    let (status, body) = d
-        .send(d.request(
-            reqwest::Method::GET,
-            &format!("/api/v1/releases/{id}/journal"),
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["detail"].clone()))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_rollout_in_progress_is_asked_again_with_its_key_until_done() {
     let d = daemon(&flow(2, 0, "10m")).await;
@@ -107,7 +92,7 @@ async fn a_rollout_in_progress_is_asked_again_with_its_key_until_done() {
     let done = wait_status(&d, &id, "succeeded").await;
     assert!(done["progress"].is_null(), "{done}");
 
-    let journal = events(&d, &id).await;
+    let journal = journal_details(&d, &id).await;
     let kinds: Vec<&str> = journal.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
@@ -164,7 +149,7 @@ async fn a_rollout_in_progress_carries_on_after_a_crash_with_the_same_key() {
     }
     advance(&d, 100).await;
     wait_status(&d, &id, "succeeded").await;
-    let journal = events(&d, &id).await;
+    let journal = journal_details(&d, &id).await;
     let starts = journal
         .iter()
         .filter(|(k, _)| k == "deploy-started")
@@ -203,7 +188,7 @@ async fn work_still_in_progress_at_the_deadline_fails_and_is_rolled_back() {
         outcome.contains("progress deadline of 2s passed (2 of 1001 steps done)"),
         "{outcome}"
     );
-    let journal = events(&d, &id).await;
+    let journal = journal_details(&d, &id).await;
     let failed = journal
         .iter()
         .find(|(k, _)| k == "deploy-failed")

@@ -401,6 +401,15 @@ pub async fn wait_status(d: &Daemon, id: &str, status: &str) -> Value {
 
 /// The names of a release's journaled events.
 pub async fn journal(d: &Daemon, id: &str) -> Vec<String> {
+    journal_details(d, id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect()
+}
+
+/// A release's journaled events, each as its name and what it says.
+pub async fn journal_details(d: &Daemon, id: &str) -> Vec<(String, Value)> {
     let (status, body) = d
         .send(d.request(
             reqwest::Method::GET,
@@ -411,6 +420,6 @@ pub async fn journal(d: &Daemon, id: &str) -> Vec<String> {
     body.as_array()
         .unwrap()
         .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["detail"].clone()))
         .collect()
 }
