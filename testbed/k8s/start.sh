@@ -26,6 +26,8 @@
 #   GREENLIGHT_K8S_READY_DELAY    seconds a healthy pod stays Running but not Ready (default 0)
 #   GREENLIGHT_K8S_GATEWAY_API=1  installs the HTTPRoute CRD in crds/ before K8S_READY
 #   GREENLIGHT_K8S_KEEP_SCRATCH=1 keeps a SCRATCH made here when stopping (for its logs)
+#   GREENLIGHT_K8S_PARENT_PID     stops the cluster, as SIGTERM would, once this process is gone
+#                                 (a test run that was killed leaves nothing running)
 #
 # Bad versions are simulated by image tag (app:crashloop, app:unready-2, ...); see
 # fake_kubelet.py.
@@ -286,7 +288,13 @@ echo "K8S_READY"
 # the exit status is 1). The sleep runs in the background and is waited for, because bash
 # runs a trap only between commands: this way a SIGTERM is handled at once, not after the
 # sleep.
+PARENT=${GREENLIGHT_K8S_PARENT_PID:-}
 while true; do
+  if [[ -n $PARENT ]] && ! kill -0 "$PARENT" 2>/dev/null; then
+    echo "start.sh: process $PARENT is gone; stopping" >&2
+    stop_all
+    exit 0
+  fi
   for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
       echo "start.sh: ${NAMES[$i]} exited; its log ends:" >&2

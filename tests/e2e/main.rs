@@ -15,6 +15,7 @@ mod flows;
 mod fuzz;
 mod identity;
 mod inventory;
+mod kubernetes;
 mod names;
 mod observability;
 mod openapi;

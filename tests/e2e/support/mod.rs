@@ -15,6 +15,7 @@ use greenlight::store::{Role, Store, TokenRecord};
 use serde_json::{Value, json};
 
 pub mod browser;
+pub mod k8s;
 pub mod polyglot;
 pub mod releases;
 

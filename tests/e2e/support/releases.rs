@@ -279,6 +279,12 @@ pub async fn put_environment(d: &Daemon, app: &str, env: &str, n: usize, groups:
     if let Some(first) = groups.first() {
         body["live_group"] = json!(first);
     }
+    put_inventory(d, app, env, body).await;
+}
+
+/// Puts an environment (its targets and live group, as the API takes them)
+/// into the inventory; it must be accepted.
+pub async fn put_inventory(d: &Daemon, app: &str, env: &str, body: Value) {
     let (status, answer) = d
         .send(
             d.request(
@@ -359,7 +365,19 @@ const WAIT: Duration = Duration::from_secs(60);
 /// again whenever the event stream reports something; panics with the last
 /// state after a minute.
 pub async fn wait_for(d: &Daemon, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    wait_on(d, &format!("/api/v1/releases/{id}"), Some(id), what, done).await
+    wait_for_within(d, id, what, WAIT, done).await
+}
+
+/// [`wait_for`] with a timeout of its own, for releases of real workloads.
+pub async fn wait_for_within(
+    d: &Daemon,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let path = format!("/api/v1/releases/{id}");
+    wait_on_within(d, &path, Some(id), what, timeout, done).await
 }
 
 /// Waits until the resource at `path` satisfies `done`, reading it again
@@ -371,13 +389,24 @@ pub async fn wait_on(
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
+    wait_on_within(d, path, release, what, WAIT, done).await
+}
+
+async fn wait_on_within(
+    d: &Daemon,
+    path: &str,
+    release: Option<&str>,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let mut request = d.request(reqwest::Method::GET, "/api/v1/events");
     if let Some(id) = release {
         request = request.query(&[("release", id)]);
     }
     let mut stream = request.send().await.expect("event stream");
     assert_eq!(stream.status().as_u16(), 200);
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let (status, state) = d.send(d.request(reqwest::Method::GET, path)).await;
         assert_eq!(status, 200, "{state}");
