@@ -64,10 +64,12 @@ pub struct ImportArgs {
     /// every container).
     #[arg(long)]
     containers: Option<String>,
-    /// The grant secret holding these clusters' bearer token, for the
-    /// plugins (default: theirs, `kubernetes-token`).
-    #[arg(long)]
-    token_secret: Option<String>,
+    /// The grant secret holding the clusters' bearer token, for the
+    /// plugins (default: theirs, `kubernetes-token`): `SECRET` for every
+    /// context, or `CONTEXT=SECRET` for one (repeatable), since each
+    /// cluster has a token of its own.
+    #[arg(long = "token-secret")]
+    token_secrets: Vec<String>,
     /// The group serving traffic now (default: the environment's, if it
     /// still has targets in it).
     #[arg(long)]
@@ -153,7 +155,7 @@ async fn import(args: ImportArgs, server: &ServerArgs) -> anyhow::Result<()> {
         },
         group_label: args.group_label.clone(),
         containers: args.containers.clone(),
-        token_secret: args.token_secret.clone(),
+        token_secrets: kube::TokenSecrets::parse(&args.token_secrets, &accesses)?,
     };
     let targets = kube::read_targets(&accesses, &selection).await?;
     if targets.is_empty() {

@@ -86,7 +86,20 @@ pub fn settings(
         .map_err(|e| format!("{}: not a PEM private key ({e})", id.key_field))?;
     builder
         .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("{} do not go together: {e}", id.pair))
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "{} do not go together: the key is not the certificate's",
+                id.pair
+            ),
+            // webpki reads only X.509 v3; `openssl x509 -req` without
+            // extensions still writes v1.
+            e if format!("{e:?}").contains("UnsupportedCertVersion") => format!(
+                "{}: an X.509 v1 certificate, which is not supported: issue a v3 one \
+                 (with extensions, such as extendedKeyUsage = clientAuth)",
+                id.cert_field
+            ),
+            e => format!("{}: the certificate cannot be used: {e}", id.cert_field),
+        })
 }
 
 /// Every certificate in a PEM text; at least one.

@@ -6,6 +6,7 @@
 mod bad_versions;
 mod crash;
 mod grants;
+mod import;
 mod rolling;
 mod traffic;
 
@@ -107,8 +108,9 @@ pub fn target(id: &str, clusters: &[&Cluster], i: usize, name: &str) -> Value {
     })
 }
 
-/// A Deployment of `replicas` pods labelled `labels` (besides `app: name`),
-/// its container `web` on `image`, with `extra` merged into its spec.
+/// A Deployment of `replicas` pods, it and they labelled `labels` (besides
+/// `app: name`), its container `web` on `image` beside a sidecar, with
+/// `extra` merged into its spec.
 pub fn deployment(name: &str, replicas: u32, image: &str, labels: Value, extra: Value) -> Value {
     let mut pod_labels = json!({"app": name});
     for (k, v) in labels.as_object().into_iter().flatten() {
@@ -131,7 +133,7 @@ pub fn deployment(name: &str, replicas: u32, image: &str, labels: Value, extra: 
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": "default", "labels": pod_labels},
         "spec": spec
     })
 }

@@ -184,6 +184,36 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A client certificate and key (PEM) the cluster's CA signed, for user
+    /// `user` in group `group` (`system:masters` is a cluster admin): X.509
+    /// v3 with `extendedKeyUsage = clientAuth`, or with `v1` the bare v1
+    /// certificate `openssl x509 -req` writes without extensions.
+    pub fn client_certificate(&self, user: &str, group: &str, v1: bool) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"set -e
+openssl req -newkey rsa:2048 -nodes -subj "$SUBJECT" -keyout "$OUT/client.key" -out "$OUT/client.csr"
+if [ "$V1" = 1 ]; then : > "$OUT/ext"; else echo 'extendedKeyUsage = clientAuth' > "$OUT/ext"; fi
+openssl x509 -req -in "$OUT/client.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+    -CAserial "$OUT/ca.srl" -CAcreateserial -days 1 -extfile "$OUT/ext" -out "$OUT/client.pem""#;
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .env("SUBJECT", format!("/CN={user}/O={group}"))
+            .env("OUT", dir.path())
+            .env("V1", if v1 { "1" } else { "0" })
+            .env("PKI", self._scratch.path().join("cluster/pki"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "issuing a client certificate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        (read("client.pem"), read("client.key"))
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();

@@ -41,7 +41,54 @@ pub struct Selection {
     /// The workload label whose value is a target's group.
     pub group_label: String,
     pub containers: Option<String>,
-    pub token_secret: Option<String>,
+    pub token_secrets: TokenSecrets,
+}
+
+/// The grant secrets holding each cluster's token, as the targets name
+/// them: one for every context, or one per context.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSecrets {
+    every: Option<String>,
+    by_context: BTreeMap<String, String>,
+}
+
+impl TokenSecrets {
+    /// Reads `--token-secret` values, `SECRET` or `CONTEXT=SECRET`; a
+    /// context must be one of those read, and a secret's name a name.
+    pub fn parse(values: &[String], accesses: &[Access]) -> anyhow::Result<TokenSecrets> {
+        let mut secrets = TokenSecrets::default();
+        for value in values {
+            let (context, secret) = match value.split_once('=') {
+                Some((c, s)) => (Some(c), s),
+                None => (None, value.as_str()),
+            };
+            check_name("--token-secret", secret)
+                .map_err(|e| anyhow!("--token-secret `{value}`: {}", e.problem))?;
+            match context {
+                None if secrets.every.is_some() => {
+                    bail!("--token-secret `{value}`: a secret for every context is given twice")
+                }
+                None => secrets.every = Some(secret.to_string()),
+                Some(c) if !accesses.iter().any(|a| a.context == c) => bail!(
+                    "--token-secret `{value}`: context `{c}` is not one of those read ({})",
+                    accesses
+                        .iter()
+                        .map(|a| a.context.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(c) => {
+                    secrets.by_context.insert(c.to_string(), secret.to_string());
+                }
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// The secret a context's targets name, if any.
+    fn of(&self, context: &str) -> Option<&String> {
+        self.by_context.get(context).or(self.every.as_ref())
+    }
 }
 
 /// The TLS settings for one API server: its CA (or the public roots) and
@@ -58,7 +105,7 @@ fn tls_config(access: &Access) -> anyhow::Result<rustls::ClientConfig> {
             pair: "client-certificate and client-key",
         });
     tls::settings(access.ca_pem.as_deref(), "certificate-authority", identity)
-        .map_err(|e| anyhow!("context `{}`: {e}", access.context))
+        .map_err(|e| anyhow!(e))
 }
 
 /// GETs `path` from the context's API server and reads the JSON answer.
@@ -212,7 +259,7 @@ pub fn target(
     if let Some(c) = &selection.containers {
         attributes.insert("containers".to_string(), c.clone());
     }
-    if let Some(s) = &selection.token_secret {
+    if let Some(s) = selection.token_secrets.of(&access.context) {
         attributes.insert("token_secret".to_string(), s.clone());
     }
     Ok(TargetDto {
@@ -274,7 +321,7 @@ mod tests {
             kinds: vec!["Deployment".into()],
             group_label: "greenlight.dev/group".into(),
             containers: Some("web".into()),
-            token_secret: None,
+            token_secrets: TokenSecrets::default(),
         }
     }
 
@@ -294,6 +341,39 @@ mod tests {
         assert_eq!(t.attributes["kind"], "Deployment");
         assert_eq!(t.attributes["containers"], "web");
         assert!(!t.attributes.contains_key("token_secret"));
+    }
+
+    #[test]
+    fn token_secrets_are_given_for_every_context_or_one_and_checked() {
+        let mut west = access();
+        west.context = "west".into();
+        let accesses = [access(), west];
+        let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let secrets =
+            TokenSecrets::parse(&values(&["shared", "west=west-token"]), &accesses).unwrap();
+        assert_eq!(secrets.of("east").unwrap(), "shared");
+        assert_eq!(secrets.of("west").unwrap(), "west-token");
+        let only_west = TokenSecrets::parse(&values(&["west=west-token"]), &accesses).unwrap();
+        assert_eq!(only_west.of("east"), None);
+
+        let e = TokenSecrets::parse(&values(&["north=t"]), &accesses).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("context `north` is not one of those read (east, west)")
+        );
+        let e = TokenSecrets::parse(&values(&["a", "b"]), &accesses).unwrap_err();
+        assert!(e.to_string().contains("given twice"), "{e}");
+        let e = TokenSecrets::parse(&values(&["east=Not A Name"]), &accesses).unwrap_err();
+        assert!(
+            e.to_string().contains("--token-secret `east=Not A Name`"),
+            "{e}"
+        );
+
+        let mut selection = selection();
+        selection.token_secrets = secrets;
+        let workload = json!({"metadata": {"name": "shop"}});
+        let t = target(&workload, "Deployment", &accesses[1], &selection, true).unwrap();
+        assert_eq!(t.attributes["token_secret"], "west-token");
     }
 
     #[test]
