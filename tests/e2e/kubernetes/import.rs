@@ -48,6 +48,21 @@ current-context: east
     )
 }
 
+/// Runs `greenlight inventory import shop prod --kubeconfig CONFIG` with
+/// `args` (split at spaces).
+fn import(d: &Daemon, config: &str, args: &str) -> (bool, String, String) {
+    let mut all = vec![
+        "inventory",
+        "import",
+        "shop",
+        "prod",
+        "--kubeconfig",
+        config,
+    ];
+    all.extend(args.split(' '));
+    cli(d, &all)
+}
+
 #[tokio::test]
 async fn inventory_import_reads_two_clusters_into_targets_the_plugins_can_use() {
     let clusters = Cluster::start_many(2, Options::default()).await;
@@ -72,21 +87,7 @@ async fn inventory_import_reads_two_clusters_into_targets_the_plugins_can_use() 
     let v1 = west.client_certificate("greenlight-import", "system:masters", true);
     std::fs::write(&config, kubeconfig(east, west, &v1)).unwrap();
     let config = config.to_str().unwrap();
-    let (ok, _, err) = cli(
-        &d,
-        &[
-            "inventory",
-            "import",
-            "shop",
-            "prod",
-            "--kubeconfig",
-            config,
-            "--context",
-            "west",
-            "-l",
-            "part-of=shop",
-        ],
-    );
+    let (ok, _, err) = import(&d, config, "--context west -l part-of=shop");
     assert!(!ok);
     assert!(err.contains("context `west`"), "{err}");
     assert!(
@@ -97,26 +98,10 @@ async fn inventory_import_reads_two_clusters_into_targets_the_plugins_can_use() 
     let cert = west.client_certificate("greenlight-import", "system:masters", false);
     std::fs::write(config, kubeconfig(east, west, &cert)).unwrap();
     let secret = token_secret(0);
-    let east_secret = format!("east={secret}");
-    let args = [
-        "inventory",
-        "import",
-        "shop",
-        "prod",
-        "--kubeconfig",
-        config,
-        "--context",
-        "east",
-        "--context",
-        "west",
-        "-l",
-        "part-of=shop",
-        "--containers",
-        "web",
-        "--token-secret",
-        &east_secret,
-    ];
-    let (ok, out, err) = cli(&d, &args);
+    let args = format!(
+        "--context east --context west -l part-of=shop --containers web --token-secret east={secret}"
+    );
+    let (ok, out, err) = import(&d, config, &args);
     assert!(ok, "{out}{err}");
 
     let (status, env) = d
@@ -143,19 +128,7 @@ async fn inventory_import_reads_two_clusters_into_targets_the_plugins_can_use() 
     assert_eq!(east_shop["attributes"]["token_secret"], secret.as_str());
 
     // A selector that matches nothing changes nothing.
-    let (ok, _, err) = cli(
-        &d,
-        &[
-            "inventory",
-            "import",
-            "shop",
-            "prod",
-            "--kubeconfig",
-            config,
-            "-l",
-            "part-of=none",
-        ],
-    );
+    let (ok, _, err) = import(&d, config, "-l part-of=none");
     assert!(!ok);
     assert!(err.contains("nothing was changed"), "{err}");
 
