@@ -19,3 +19,4 @@ pub mod secrets_key;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod testbed;

@@ -27,7 +27,9 @@ async fn crashing_unready_and_unpullable_versions_are_rolled_back_to_the_old_pod
         for n in 1..=2 {
             let spec = json!({"progressDeadlineSeconds": 8});
             let name = format!("{env}-{n}");
-            cluster.apply(&deployment(&name, 4, old, json!({}), spec).to_string());
+            cluster
+                .apply(&deployment(&name, 4, old, json!({}), spec).to_string())
+                .await;
         }
     }
     for (env, _, _) in cases {
@@ -54,7 +56,7 @@ async fn crashing_unready_and_unpullable_versions_are_rolled_back_to_the_old_pod
 
         // The first workload was patched and restored; the second was
         // never touched.
-        let first = assert_rolled_out(&cluster, &format!("{env}-1"), old);
+        let first = assert_rolled_out(&cluster, &format!("{env}-1"), old).await;
         assert_eq!(first["metadata"]["generation"], 3, "{first:#}");
         let notes = &first["metadata"]["annotations"];
         assert!(
@@ -62,11 +64,13 @@ async fn crashing_unready_and_unpullable_versions_are_rolled_back_to_the_old_pod
             "{notes:#}"
         );
         assert!(notes.get("greenlight.dev/version").is_none(), "{notes:#}");
-        let second = assert_rolled_out(&cluster, &format!("{env}-2"), old);
+        let second = assert_rolled_out(&cluster, &format!("{env}-2"), old).await;
         assert_eq!(second["metadata"]["generation"], 1, "{second:#}");
 
         // No pod of the bad version is left.
-        let pods = cluster.kubectl(&["get", "pods", "-l", &format!("app={env}-1"), "-o", "json"]);
+        let pods = cluster
+            .kubectl(&["get", "pods", "-l", &format!("app={env}-1"), "-o", "json"])
+            .await;
         let pods: serde_json::Value = serde_json::from_str(&pods).unwrap();
         for pod in pods["items"].as_array().unwrap() {
             let image = pod["spec"]["containers"][0]["image"].as_str().unwrap();

@@ -20,7 +20,7 @@ async fn a_daemon_killed_mid_rollout_resumes_and_finishes_without_a_second_patch
         // rollout of ten is under way long enough to be interrupted.
         d["spec"]["template"]["metadata"]["annotations"] =
             json!({"greenlight-testbed/ready-after-seconds": "2"});
-        cluster.apply(&d.to_string());
+        cluster.apply(&d.to_string()).await;
     }
     for name in ["shop-1", "shop-2"] {
         cluster.rollout_done(&format!("deployment/{name}")).await;
@@ -42,7 +42,7 @@ async fn a_daemon_killed_mid_rollout_resumes_and_finishes_without_a_second_patch
         |r| r["progress"]["of"]["work"] == "deploy",
     )
     .await;
-    let before = cluster.get("deployment", "shop-1");
+    let before = cluster.get("deployment", "shop-1").await;
     assert_eq!(before["metadata"]["generation"], 2, "{during:#}");
     let key = before["metadata"]["annotations"]["greenlight.dev/deploy-key"].clone();
     assert!(key.is_string(), "{before:#}");
@@ -52,13 +52,13 @@ async fn a_daemon_killed_mid_rollout_resumes_and_finishes_without_a_second_patch
 
     let new = "registry.example/shop:2.0.0";
     for name in ["shop-1", "shop-2"] {
-        let w = assert_rolled_out(&cluster, name, new);
+        let w = assert_rolled_out(&cluster, name, new).await;
         assert_eq!(
             w["metadata"]["generation"], 2,
             "{name} patched twice: {w:#}"
         );
     }
-    let after = cluster.get("deployment", "shop-1");
+    let after = cluster.get("deployment", "shop-1").await;
     assert_eq!(
         after["metadata"]["annotations"]["greenlight.dev/deploy-key"], key,
         "{after:#}"

@@ -56,16 +56,18 @@ fn failure(answer: &Value) -> String {
 async fn a_missing_grant_or_a_wrong_ca_fails_naming_the_cluster_origin() {
     let cluster = Cluster::start().await;
     let all = [&cluster];
-    cluster.apply(
-        &deployment(
-            "shop",
-            2,
-            "registry.example/shop:1.0.0",
-            json!({}),
-            json!({}),
+    cluster
+        .apply(
+            &deployment(
+                "shop",
+                2,
+                "registry.example/shop:1.0.0",
+                json!({}),
+                json!({}),
+            )
+            .to_string(),
         )
-        .to_string(),
-    );
+        .await;
     cluster.rollout_done("deployment/shop").await;
     let d = Daemon::start().await;
     d.upload_ok("kubernetes-check", "kubernetes_check").await;

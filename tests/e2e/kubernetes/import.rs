@@ -69,12 +69,16 @@ async fn inventory_import_reads_two_clusters_into_targets_the_plugins_can_use() 
     let (east, west) = (&clusters[0], &clusters[1]);
     let shop = json!({"part-of": "shop"});
     let old = "registry.example/shop:1.0.0";
-    east.apply(&deployment("shop", 3, old, shop.clone(), json!({})).to_string());
-    east.apply(&deployment("shop-canary", 1, old, shop.clone(), json!({})).to_string());
+    east.apply(&deployment("shop", 3, old, shop.clone(), json!({})).to_string())
+        .await;
+    east.apply(&deployment("shop-canary", 1, old, shop.clone(), json!({})).to_string())
+        .await;
     east.apply(
         &deployment("billing", 1, old, json!({"part-of": "billing"}), json!({})).to_string(),
-    );
-    west.apply(&deployment("shop", 2, old, shop, json!({})).to_string());
+    )
+    .await;
+    west.apply(&deployment("shop", 2, old, shop, json!({})).to_string())
+        .await;
     for (c, name) in [(east, "shop"), (east, "shop-canary"), (west, "shop")] {
         c.rollout_done(&format!("deployment/{name}")).await;
     }

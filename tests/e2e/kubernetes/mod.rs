@@ -162,8 +162,8 @@ pub fn sidecar_image(deployment: &Value) -> &str {
 /// Asserts that a Deployment runs `image` everywhere: its template, and
 /// every desired replica updated, ready and available, as the controller
 /// observed its latest generation.
-pub fn assert_rolled_out(cluster: &Cluster, name: &str, image: &str) -> Value {
-    let d = cluster.get("deployment", name);
+pub async fn assert_rolled_out(cluster: &Cluster, name: &str, image: &str) -> Value {
+    let d = cluster.get("deployment", name).await;
     assert_eq!(web_image(&d), image, "{name} on {}: {d:#}", cluster.server);
     assert_eq!(sidecar_image(&d), "registry.example/shipper:7", "{d:#}");
     let status = &d["status"];

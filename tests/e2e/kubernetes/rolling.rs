@@ -39,9 +39,11 @@ async fn a_canary_then_two_clusters_roll_out_batch_by_batch_and_end_on_the_new_i
     let all: Vec<&Cluster> = clusters.iter().collect();
     let (a, b) = (&clusters[0], &clusters[1]);
     let old = "registry.example/shop:1.0.0";
-    a.apply(&deployment("shop-canary", 1, old, json!({}), json!({})).to_string());
+    a.apply(&deployment("shop-canary", 1, old, json!({}), json!({})).to_string())
+        .await;
     for c in [a, b] {
-        c.apply(&deployment("shop", 10, old, json!({}), json!({})).to_string());
+        c.apply(&deployment("shop", 10, old, json!({}), json!({})).to_string())
+            .await;
     }
     a.rollout_done("deployment/shop-canary").await;
     for c in [a, b] {
@@ -65,7 +67,7 @@ async fn a_canary_then_two_clusters_roll_out_batch_by_batch_and_end_on_the_new_i
 
     let new = "registry.example/shop:2.0.0";
     for (c, name) in [(a, "shop-canary"), (a, "shop"), (b, "shop")] {
-        let w = assert_rolled_out(c, name, new);
+        let w = assert_rolled_out(c, name, new).await;
         // One patch: the generation the deploy made, and no other.
         assert_eq!(w["metadata"]["generation"], 2, "{name}: {w:#}");
         let notes = &w["metadata"]["annotations"];

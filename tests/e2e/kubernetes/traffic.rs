@@ -24,12 +24,14 @@ fn service(name: &str, selector: Value) -> String {
 
 /// The workloads of one application: `PREFIX-blue` and `PREFIX-green`, two
 /// replicas each on the old version, their pods labelled with their group.
-fn workloads(cluster: &Cluster, prefix: &str) {
+async fn workloads(cluster: &Cluster, prefix: &str) {
     for group in ["blue", "green"] {
         let labels = json!({"tier": prefix, GROUP_LABEL: group});
         let name = format!("{prefix}-{group}");
         let old = IMAGE.replace("{version}", "1.0.0");
-        cluster.apply(&deployment(&name, 2, &old, labels, json!({})).to_string());
+        cluster
+            .apply(&deployment(&name, 2, &old, labels, json!({})).to_string())
+            .await;
     }
 }
 
@@ -80,34 +82,40 @@ async fn blue_green_switches_a_service_selector_and_steps_an_httproute_weights()
     let server = &cluster.server;
 
     // By Service selector: `svc`, its Service selecting the blue pods.
-    workloads(&cluster, "svc");
-    cluster.apply(&service("svc", json!({"tier": "svc", GROUP_LABEL: "blue"})));
+    workloads(&cluster, "svc").await;
+    cluster
+        .apply(&service("svc", json!({"tier": "svc", GROUP_LABEL: "blue"})))
+        .await;
     // By HTTPRoute: `route`, a Service per group and a route all on blue.
-    workloads(&cluster, "route");
+    workloads(&cluster, "route").await;
     for group in ["blue", "green"] {
         let name = format!("route-{group}");
-        cluster.apply(&service(
-            &name,
-            json!({"tier": "route", GROUP_LABEL: group}),
-        ));
+        cluster
+            .apply(&service(
+                &name,
+                json!({"tier": "route", GROUP_LABEL: group}),
+            ))
+            .await;
     }
     let backend = |name: &str, weight: u32| json!({"name": name, "port": 80, "weight": weight});
-    cluster.apply(
-        &json!({
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": {"name": "route", "namespace": "default"},
-            "spec": {
-                "parentRefs": [{"name": "edge"}],
-                "rules": [
-                    {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
-                     "backendRefs": [backend("route-blue", 100), backend("route-green", 0)]},
-                    {"backendRefs": [backend("route-blue", 100), backend("route-green", 0)]}
-                ]
-            }
-        })
-        .to_string(),
-    );
+    cluster
+        .apply(
+            &json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": "route", "namespace": "default"},
+                "spec": {
+                    "parentRefs": [{"name": "edge"}],
+                    "rules": [
+                        {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                         "backendRefs": [backend("route-blue", 100), backend("route-green", 0)]},
+                        {"backendRefs": [backend("route-blue", 100), backend("route-green", 0)]}
+                    ]
+                }
+            })
+            .to_string(),
+        )
+        .await;
     for name in ["svc-blue", "svc-green", "route-blue", "route-green"] {
         cluster.rollout_done(&format!("deployment/{name}")).await;
     }
@@ -146,10 +154,10 @@ async fn blue_green_switches_a_service_selector_and_steps_an_httproute_weights()
     // The Service: the green Deployment was released, then the selector
     // switched to green at once.
     settled_as(&d, &by_service, "succeeded").await;
-    assert_rolled_out(&cluster, "svc-green", &new);
-    let blue = assert_rolled_out(&cluster, "svc-blue", &old);
+    assert_rolled_out(&cluster, "svc-green", &new).await;
+    let blue = assert_rolled_out(&cluster, "svc-blue", &old).await;
     assert_eq!(blue["metadata"]["generation"], 1, "{blue:#}");
-    let svc = cluster.get("service", "svc");
+    let svc = cluster.get("service", "svc").await;
     assert_eq!(svc["spec"]["selector"][GROUP_LABEL], "green", "{svc:#}");
     assert_eq!(svc["spec"]["selector"]["tier"], "svc", "{svc:#}");
     assert_eq!(
@@ -159,7 +167,7 @@ async fn blue_green_switches_a_service_selector_and_steps_an_httproute_weights()
     // The HTTPRoute: 10%, 50%, then 100% to green, written into the
     // backendRefs of every rule, read back from the cluster.
     settled_as(&d, &by_route, "succeeded").await;
-    assert_rolled_out(&cluster, "route-green", &new);
+    assert_rolled_out(&cluster, "route-green", &new).await;
     assert_eq!(
         shifts(&d, &by_route).await,
         [
@@ -168,7 +176,7 @@ async fn blue_green_switches_a_service_selector_and_steps_an_httproute_weights()
             weights(&[("blue", 0), ("green", 100)]),
         ]
     );
-    let route = cluster.get("httproute", "route");
+    let route = cluster.get("httproute", "route").await;
     for rule in route["spec"]["rules"].as_array().unwrap() {
         let refs = rule["backendRefs"].as_array().unwrap();
         assert_eq!(refs[0]["name"], "route-blue", "{route:#}");
