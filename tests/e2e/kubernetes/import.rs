@@ -68,10 +68,11 @@ async fn inventory_import_reads_two_clusters_into_targets_the_plugins_can_use() 
     let clusters = Cluster::start_many(2, Options::default()).await;
     let (east, west) = (&clusters[0], &clusters[1]);
     let shop = json!({"part-of": "shop"});
+    let canary = json!({"part-of": "shop", "greenlight.dev/canary": "true"});
     let old = "registry.example/shop:1.0.0";
     east.apply(&deployment("shop", 3, old, shop.clone(), json!({})).to_string())
         .await;
-    east.apply(&deployment("shop-canary", 1, old, shop.clone(), json!({})).to_string())
+    east.apply(&deployment("shop-canary", 1, old, canary, json!({})).to_string())
         .await;
     east.apply(
         &deployment("billing", 1, old, json!({"part-of": "billing"}), json!({})).to_string(),
@@ -113,8 +114,8 @@ async fn inventory_import_reads_two_clusters_into_targets_the_plugins_can_use() 
         .await;
     assert_eq!(status, 200, "{env}");
     let targets = env["targets"].as_array().unwrap();
-    let mut ids: Vec<&str> = targets.iter().map(|t| t["id"].as_str().unwrap()).collect();
-    ids.sort();
+    // The canary first, where a canary stage takes its targets.
+    let ids: Vec<&str> = targets.iter().map(|t| t["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
         ["shop-canary.east", "shop.east", "shop.west"],

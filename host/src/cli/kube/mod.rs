@@ -174,8 +174,8 @@ async fn get_json(access: &Access, path: &str) -> anyhow::Result<Value> {
         .with_context(|| format!("{} answered GET {path} with no JSON", access.server))
 }
 
-/// Reads every matching workload of every context; with several contexts,
-/// target ids name their context.
+/// Reads every matching workload of every context, canaries first; with
+/// several contexts, target ids name their context.
 pub async fn read_targets(
     accesses: &[Access],
     selection: &Selection,
@@ -200,18 +200,20 @@ pub async fn read_targets(
                 .find(|(k, _)| k.eq_ignore_ascii_case(kind))
                 .map_or(kind.as_str(), |(k, _)| *k);
             for item in &items {
-                targets.push(target(
-                    item,
-                    canonical,
-                    access,
-                    selection,
-                    accesses.len() > 1,
-                )?);
+                let t = target(item, canonical, access, selection, accesses.len() > 1)?;
+                targets.push((item["metadata"]["labels"][CANARY_LABEL] == "true", t));
             }
         }
     }
-    Ok(targets)
+    // A canary stage takes the environment's first targets: the workloads
+    // labelled as canaries come first, each part in the order read.
+    targets.sort_by_key(|(canary, _)| !canary);
+    Ok(targets.into_iter().map(|(_, t)| t).collect())
 }
+
+/// The workload label that puts a workload first in the environment, where
+/// a canary stage takes its targets: `greenlight.dev/canary: "true"`.
+pub const CANARY_LABEL: &str = "greenlight.dev/canary";
 
 /// One workload as a target: its id is its name (with the context's when
 /// several clusters are read), its group the value of the group label, its
