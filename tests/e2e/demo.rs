@@ -7,18 +7,25 @@ use std::process::Command;
 
 use crate::support::binary;
 
-#[test]
-fn the_demo_ships_one_release_and_rolls_a_faulty_one_back() {
+/// Runs `greenlight demo ARGS`, which must succeed; returns its output.
+fn demo(args: &[&std::ffi::OsStr]) -> String {
     let output = Command::new(binary())
         .arg("demo")
+        .args(args)
         .output()
         .expect("running greenlight demo");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "the demo failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[test]
+fn the_demo_ships_one_release_and_rolls_a_faulty_one_back() {
+    let stdout = demo(&[]);
     for expected in [
         "host_denied",
         "deadline_exceeded",
@@ -44,4 +51,48 @@ fn the_demo_ships_one_release_and_rolls_a_faulty_one_back() {
         shipped.ends_with("requests served, 0 failed"),
         "requests failed during the release that shipped: {shipped}"
     );
+}
+
+/// `greenlight demo --kubernetes`, run from the checkout: two test-bed
+/// clusters, the environment imported from them, 1.5.0 rolled out canary
+/// first then cluster by cluster, and a crash-looping version rolled back.
+#[test]
+fn the_kubernetes_demo_ships_to_two_clusters_and_rolls_a_crashing_version_back() {
+    let testbed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testbed/k8s");
+    let stdout = demo(&[
+        "--kubernetes".as_ref(),
+        "--testbed".as_ref(),
+        testbed.as_os_str(),
+    ]);
+    for expected in [
+        "as `greenlight inventory import` does: shop-canary.east, shop.east, shop.west",
+        "progressed             default/shop (127.0.0.1:",
+        "verified               pass 10 of 10 desired pods of the current template ready (shop.west 10/10)",
+        "1.5.0 succeeded in",
+        "deployed               shop-canary.east failed",
+        "CrashLoopBackOff",
+        "crashloop-1.6.0 rolled-back in",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    // Every workload ends on 1.5.0, each patched once by the release that
+    // shipped (the canary also by the one rolled back, and its rollback).
+    let table: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("registry.example/shop:"))
+        .collect();
+    assert_eq!(table.len(), 3, "{stdout}");
+    for line in table {
+        assert!(line.contains("registry.example/shop:1.5.0"), "{line}");
+        let generation = line.split_whitespace().last().unwrap();
+        let want = if line.contains("shop-canary") {
+            "4"
+        } else {
+            "2"
+        };
+        assert_eq!(generation, want, "{line}");
+    }
 }

@@ -4,6 +4,7 @@
 //! one that ships past an approval gate and a faulty one that rolls itself
 //! back.
 
+mod kubernetes;
 mod tour;
 
 use std::net::SocketAddr;
@@ -25,6 +26,15 @@ pub struct DemoArgs {
     /// 2 s otherwise).
     #[arg(long, value_name = "SECONDS")]
     approve_after: Option<u64>,
+    /// Release a sample application on two local Kubernetes clusters
+    /// instead of the demo fleet: the test bed in testbed/k8s, which
+    /// `./dev setup test` builds.
+    #[arg(long)]
+    kubernetes: bool,
+    /// The testbed/k8s directory of a Greenlight checkout, for
+    /// --kubernetes.
+    #[arg(long, value_name = "DIR", default_value = "testbed/k8s")]
+    testbed: std::path::PathBuf,
 }
 
 /// The example check the sandbox tour runs, healthy and hostile.
@@ -38,6 +48,9 @@ const PROBE: &[u8] = include_bytes!(concat!(
 /// stopped by the sandbox.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     crate::telemetry::init("error");
+    if args.kubernetes {
+        return kubernetes::demo(&args.testbed, args.keep).await;
+    }
     let scratch = tempfile::tempdir()?;
     // A manual release clock lets the demo skip bake periods on request.
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
@@ -203,6 +216,25 @@ impl Api {
             .await
     }
 
+    /// Opens the event stream, then starts a release (`body` as the API
+    /// takes it), so that none of its events is missed; returns the stream
+    /// and the release's id.
+    async fn start_watched(&self, body: Value) -> anyhow::Result<(reqwest::Response, String)> {
+        let stream = self
+            .http
+            .get(format!("{}/api/v1/events", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .error_for_status()?;
+        let started = self.post("/api/v1/releases", body).await?;
+        let id = started["id"]
+            .as_str()
+            .context("the release has no id")?
+            .to_string();
+        Ok((stream, id))
+    }
+
     async fn upload(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let url = format!("{}/api/v1/plugins?name={name}&version=1.0.0", self.base);
         self.send(self.http.post(url).body(bytes.to_vec())).await?;
@@ -225,7 +257,10 @@ fn describe(detail: &EventDetailDto) -> String {
         }
         D::Deployed { results, .. } | D::RolledBackBatch { results, .. } => results
             .iter()
-            .map(|r| r.target_id.as_str())
+            .map(|r| match r.ok {
+                true => r.target_id.clone(),
+                false => format!("{} failed", r.target_id),
+            })
             .collect::<Vec<_>>()
             .join(", "),
         D::Started { by } => format!("by {by}"),
@@ -238,6 +273,9 @@ fn describe(detail: &EventDetailDto) -> String {
             format!("by {by}: {comment}")
         }
         D::Finished { status, reason } => format!("{status}: {reason}"),
+        D::Progressed { note, .. } => note.clone(),
+        D::DeployFailed { message, .. } => message.clone(),
+        D::RollbackStarted { reason, .. } | D::Paused { reason, .. } => reason.clone(),
         D::BakeStarted { .. } => "the canary bakes for 10 minutes".to_string(),
         D::GateOpened { .. } => "waiting for a release manager".to_string(),
         _ => String::new(),

@@ -198,25 +198,13 @@ async fn run_release(
     version: &str,
     approve_wait: Duration,
 ) -> anyhow::Result<(String, Duration)> {
-    let mut stream = api
-        .http
-        .get(format!("{}/api/v1/events", api.base))
-        .bearer_auth(&api.token)
-        .send()
-        .await?
-        .error_for_status()?;
-    let started = api
-        .post(
-            "/api/v1/releases",
+    let (mut stream, id) = api
+        .start_watched(
             json!({"application": "shop", "environment": "prod", "version": version, "flow": "demo",
                    "artifacts": [{"kind": "sql-migration", "name": "0042_add_index.sql",
                                   "content": "CREATE INDEX CONCURRENTLY orders_by_day ON orders (day);"}]}),
         )
         .await?;
-    let id = started["id"]
-        .as_str()
-        .context("the release has no id")?
-        .to_string();
     println!("\nRelease {id}: shop {version} to prod");
     let mut gate = Gate {
         approve_at: None,
