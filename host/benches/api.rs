@@ -8,42 +8,17 @@
 //! release threads' nice value for the run (default: the daemon's default),
 //! to compare the API's latency with release work on equal footing.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use greenlight::config::Config;
-use greenlight::server::{ADMIN_TOKEN_FILE, Daemon};
+mod common;
+
+use common::Api;
 use serde_json::{Value, json};
 
 const RELEASES: usize = 50;
 const TARGETS: usize = 100;
 const CLIENTS: usize = 8;
 const PHASE: Duration = Duration::from_secs(4);
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("GREENLIGHT_PLUGINS_DIR")).join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let response = request.bearer_auth(&self.token).send().await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        anyhow::ensure!(status.is_success(), "{status}: {body}");
-        Ok(body)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
 
 /// Load: `CLIENTS` tasks reading release states round-robin for `PHASE`.
 async fn load(api: &Api, ids: &[String]) -> (Vec<Duration>, f64) {
@@ -117,28 +92,19 @@ async fn deploys(api: &Api) -> anyhow::Result<u64> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: scratch.path().to_path_buf(),
-        manual_clock_ms: Some(1_800_000_000_000),
-        engine_nice: match std::env::var("GL_ENGINE_NICE") {
-            Ok(v) => v.parse()?,
-            Err(_) => Config::default().engine_nice,
-        },
-        ..Config::default()
+    let engine_nice = match std::env::var("GL_ENGINE_NICE") {
+        Ok(v) => Some(v.parse()?),
+        Err(_) => None,
     };
-    let daemon = Daemon::start(config).await?;
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", daemon.addr),
-        token: std::fs::read_to_string(scratch.path().join(ADMIN_TOKEN_FILE))?
-            .trim()
-            .to_string(),
-    };
+    let (daemon, api, _scratch) = common::daemon(|config| {
+        config.manual_clock_ms = Some(1_800_000_000_000);
+        if let Some(nice) = engine_nice {
+            config.engine_nice = nice;
+        }
+    })
+    .await?;
     for (name, file) in [("agent", "fixture_deployer"), ("health", "fixture_check")] {
-        let url = api.url(&format!("/api/v1/plugins?name={name}&version=1.0.0"));
-        api.send(api.http.post(url).body(fixture(file))).await?;
+        api.upload(name, file).await?;
     }
     // Each check takes 50 ms of real time, so the releases stay busy for
     // the whole loaded phase.
@@ -159,13 +125,7 @@ deployer = { plugin = "agent" }
 batch = 1
 checks = [{ plugin = "health", params = { mode = "sleep", ms = "50" } }]
 "#;
-    api.send(
-        api.http
-            .post(api.url("/api/v1/flows"))
-            .header("content-type", "application/toml")
-            .body(flow),
-    )
-    .await?;
+    api.apply_flow(flow.to_string()).await?;
     eprintln!("plugins and flow in place");
     let mut ids = Vec::new();
     for r in 0..RELEASES {

@@ -9,6 +9,7 @@ mod grants;
 mod import;
 mod rolling;
 mod traffic;
+mod walkthrough;
 
 use serde_json::{Value, json};
 
