@@ -14,6 +14,12 @@ use serde_json::Value;
 /// How long to wait before asking about a rollout under way again.
 pub const ASK_AGAIN_AFTER: Duration = Duration::from_secs(2);
 
+/// How long when every rollout under way is finishing: just patched (the
+/// controller sees a new spec within moments), or every replica updated and
+/// only their availability or the old ones' termination left. Asking
+/// sooner then ends a batch closer to when its rollout ends.
+pub const ASK_SOON_AFTER: Duration = Duration::from_millis(500);
+
 /// Where one workload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -21,6 +27,8 @@ pub enum Outcome {
     Done(String),
     /// Still rolling out, with how far it has come.
     Progressing(String),
+    /// Still rolling out, but close to the end: see [`ASK_SOON_AFTER`].
+    Finishing(String),
     /// Will not finish by itself, with why.
     Failed(String),
 }
@@ -44,7 +52,11 @@ pub fn judge(workload: &Value, pods: &Value, max_restarts: i64) -> Outcome {
     }
     match status {
         Rollout::Done(message) => Outcome::Done(message),
-        Rollout::Progressing(note) => Outcome::Progressing(counts(workload).unwrap_or(note)),
+        Rollout::Progressing(note) => match counts(workload) {
+            None => Outcome::Finishing(note),
+            Some(c) if c.updated >= c.wanted => Outcome::Finishing(c.note()),
+            Some(c) => Outcome::Progressing(c.note()),
+        },
         Rollout::Failed(reason) => Outcome::Failed(reason),
     }
 }
@@ -58,9 +70,34 @@ fn failing_pods(fatal: &[PodProblem]) -> String {
     format!("pods of the new template fail: {}", reasons.join("; "))
 }
 
-/// `3 of 10 updated, 2 available`, once the controller has seen the
-/// current spec (before that its counts are about the old one).
-fn counts(workload: &Value) -> Option<String> {
+/// A rollout's counts, as its workload's status gives them.
+struct Counts {
+    updated: i64,
+    wanted: i64,
+    up: i64,
+    /// What `up` counts: `available` or `ready` replicas.
+    word: &'static str,
+    /// Replicas of an older template still running (Deployments).
+    old: i64,
+}
+
+impl Counts {
+    /// `3 of 10 updated, 2 available, 9 old still running`.
+    fn note(&self) -> String {
+        let mut note = format!(
+            "{} of {} updated, {} {}",
+            self.updated, self.wanted, self.up, self.word
+        );
+        if self.old > 0 {
+            note.push_str(&format!(", {} old still running", self.old));
+        }
+        note
+    }
+}
+
+/// The counts once the controller has seen the current spec (before that
+/// they are about the old one).
+fn counts(workload: &Value) -> Option<Counts> {
     let generation = workload["metadata"]["generation"].as_i64()?;
     let status = &workload["status"];
     if status["observedGeneration"].as_i64()? < generation {
@@ -88,14 +125,17 @@ fn counts(workload: &Value) -> Option<String> {
             "available",
         ),
     };
-    let mut note = format!("{updated} of {wanted} updated, {up} {word}");
-    if kind == Kind::Deployment {
-        let old = n(&status["replicas"]) - updated;
-        if old > 0 {
-            note.push_str(&format!(", {old} old still running"));
-        }
-    }
-    Some(note)
+    let old = match kind {
+        Kind::Deployment => (n(&status["replicas"]) - updated).max(0),
+        _ => 0,
+    };
+    Some(Counts {
+        updated,
+        wanted,
+        up,
+        word,
+        old,
+    })
 }
 
 /// `shop/web (127.0.0.1:6443)`: the workload and its cluster, for notes.
@@ -115,16 +155,24 @@ pub fn answer(targets: &[Target], labels: &[String], outcomes: &[Outcome]) -> Wo
     let progressing = outcomes
         .iter()
         .any(|o| matches!(o, Outcome::Progressing(_)));
-    if progressing && !failed {
+    let finishing = outcomes.iter().any(|o| matches!(o, Outcome::Finishing(_)));
+    if (progressing || finishing) && !failed {
         let notes: Vec<String> = labels
             .iter()
             .zip(outcomes)
             .map(|(label, o)| match o {
-                Outcome::Progressing(note) => format!("{label}: {note}"),
+                Outcome::Progressing(note) | Outcome::Finishing(note) => {
+                    format!("{label}: {note}")
+                }
                 _ => format!("{label}: done"),
             })
             .collect();
-        return Work::in_progress(notes.join("; "), ASK_AGAIN_AFTER);
+        let after = if progressing {
+            ASK_AGAIN_AFTER
+        } else {
+            ASK_SOON_AFTER
+        };
+        return Work::in_progress(notes.join("; "), after);
     }
     targets
         .iter()
@@ -132,7 +180,7 @@ pub fn answer(targets: &[Target], labels: &[String], outcomes: &[Outcome]) -> Wo
         .map(|(t, o)| match o {
             Outcome::Done(message) => TargetResult::ok(t, message.clone()),
             Outcome::Failed(reason) => TargetResult::failed(t, reason.clone()),
-            Outcome::Progressing(note) => TargetResult::failed(
+            Outcome::Progressing(note) | Outcome::Finishing(note) => TargetResult::failed(
                 t,
                 format!("not finished ({note}); stopped because another target failed"),
             ),
@@ -181,12 +229,20 @@ mod tests {
             judge(&d, &json!({"items": []}), 2),
             Outcome::Progressing("3 of 10 updated, 2 available, 9 old still running".into())
         );
+        // Just patched, and every replica updated but not yet available:
+        // both close to their end.
         let unseen = deployment(json!({"observedGeneration": 1}));
         assert_eq!(
             judge(&unseen, &json!({"items": []}), 2),
-            Outcome::Progressing(
+            Outcome::Finishing(
                 "waiting for the deployment controller to see shop's new spec".into()
             )
+        );
+        let tail = deployment(json!({"observedGeneration": 2, "replicas": 11,
+                                     "updatedReplicas": 10, "availableReplicas": 8}));
+        assert_eq!(
+            judge(&tail, &json!({"items": []}), 2),
+            Outcome::Finishing("10 of 10 updated, 8 available, 1 old still running".into())
         );
     }
 
@@ -240,6 +296,23 @@ mod tests {
                 );
                 assert_eq!(p.ask_again_after_ms, 2_000);
             }
+            Work::Done(_) => panic!("done while rolling out"),
+        }
+        // Asked again sooner once every rollout under way is finishing.
+        let finishing = [
+            Outcome::Finishing("10 of 10 updated, 9 available".into()),
+            Outcome::Finishing("waiting for the controller".into()),
+        ];
+        match answer(&targets, &labels, &finishing) {
+            Work::InProgress(p) => assert_eq!(p.ask_again_after_ms, 500),
+            Work::Done(_) => panic!("done while rolling out"),
+        }
+        let one_behind = [
+            Outcome::Finishing("10 of 10 updated, 9 available".into()),
+            Outcome::Progressing("3 of 10 updated, 2 available".into()),
+        ];
+        match answer(&targets, &labels, &one_behind) {
+            Work::InProgress(p) => assert_eq!(p.ask_again_after_ms, 2_000),
             Work::Done(_) => panic!("done while rolling out"),
         }
         let work = answer(
