@@ -7,6 +7,7 @@ mod bad_versions;
 mod crash;
 mod grants;
 mod import;
+mod kinds;
 mod rolling;
 mod traffic;
 mod walkthrough;
