@@ -4,6 +4,7 @@
 //! cluster's own CA and a bearer token, as a team's daemon would.
 
 mod bad_versions;
+mod check;
 mod crash;
 mod grants;
 mod import;

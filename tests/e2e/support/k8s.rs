@@ -78,6 +78,37 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("{workload} on {}: {e:#}", self.server))
     }
 
+    /// Watches the pods `selector` matches (kubectl's watch on the API)
+    /// until one prints, through `jsonpath`, a line containing `until`;
+    /// returns that line. Fails after three minutes.
+    pub async fn wait_for_pod(&self, selector: &str, jsonpath: &str, until: &str) -> String {
+        use tokio::io::AsyncBufReadExt;
+        let mut child =
+            tokio::process::Command::new(greenlight::testbed::cache().join("bin/kubectl"))
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["get", "pods", "-l", selector, "--watch", "-o"])
+                .arg(format!("jsonpath={jsonpath}{{\"\\n\"}}"))
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let found = tokio::time::timeout(std::time::Duration::from_secs(180), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains(until) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            other => panic!("no pod of {selector} showed {until}: {other:?}"),
+        }
+    }
+
     /// A client certificate and key (PEM) the cluster's CA signed, for user
     /// `user` in group `group` (`system:masters` is a cluster admin): X.509
     /// v3 with `extendedKeyUsage = clientAuth`, or with `v1` the bare v1
