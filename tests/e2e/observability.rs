@@ -79,6 +79,7 @@ async fn release_threads_run_behind_the_api() {
     let d = crate::support::Daemon::start_with_config("engine_nice = 7\n").await;
     let (status, _) = d.send(d.request(reqwest::Method::GET, "/readyz")).await;
     assert_eq!(status, 200);
+    let own_threads = threads(std::process::id());
     let threads = threads(d.pid());
     let engine: Vec<_> = threads
         .iter()
@@ -86,6 +87,10 @@ async fn release_threads_run_behind_the_api() {
         .collect();
     assert!(!engine.is_empty(), "no release threads among {threads:?}");
     assert!(engine.iter().all(|(_, _, nice)| *nice == 7), "{engine:?}");
+    // The daemon's own threads keep the nice value it was started with
+    // (this test process's: a niced test run starts a niced daemon).
+    let own = own_threads;
+    let inherited = own.iter().find(|(tid, _, _)| *tid == std::process::id());
     let main = threads.iter().find(|(tid, _, _)| *tid == d.pid());
-    assert_eq!(main.map(|t| t.2), Some(0), "{threads:?}");
+    assert_eq!(main.map(|t| t.2), inherited.map(|t| t.2), "{threads:?}");
 }
