@@ -41,7 +41,10 @@ export const check = {
     if (requests === 0) return verdict("no-data", "no requests served yet");
     const rate = errors / requests;
     const metrics = [
-      { name: "error_rate", value: rate },
+      // The error rate with its evidence: the requests it stands on and the
+      // highest rate that passes, which the release page draws. Optional
+      // fields left out are none.
+      { name: "error_rate", value: rate, samples: BigInt(requests), allowedHigh: maxErrorRate },
       { name: "requests", value: requests },
       { name: "errors", value: errors },
     ];

@@ -50,9 +50,21 @@ class Check(exports.Check):
             return verdict(VerdictStatus.NO_DATA, "no requests served yet")
         rate = errors / requests
         metrics = [
-            Metric("error_rate", rate),
-            Metric("requests", float(requests)),
-            Metric("errors", float(errors)),
+            # The error rate with its evidence: the requests it stands on and
+            # the highest rate that passes, which the release page draws.
+            Metric(
+                "error_rate",
+                rate,
+                baseline=None,
+                samples=requests,
+                baseline_samples=None,
+                allowed_low=None,
+                allowed_high=max_error_rate,
+                status=None,
+                detail=None,
+            ),
+            metric("requests", float(requests)),
+            metric("errors", float(errors)),
         ]
         log.write(
             log.Level.INFO,
@@ -74,3 +86,8 @@ class Check(exports.Check):
 
 def verdict(status: VerdictStatus, summary: str, metrics: list[Metric] | None = None) -> Verdict:
     return Verdict(status, summary, metrics or [])
+
+
+def metric(name: str, value: float) -> Metric:
+    """A measurement without evidence: every other field of `Metric` is optional."""
+    return Metric(name, value, None, None, None, None, None, None, None)

@@ -31,5 +31,8 @@ class Check(exports.Check):
         return Verdict(
             status,
             f"{len(targets)} targets (at least {min_targets} wanted)",
-            [Metric("targets", float(len(targets)))],
+            # Only the name and the value are required; the rest of a
+            # metric's fields are its evidence (a baseline, sample sizes,
+            # the range allowed, its own status and a line of detail).
+            [Metric("targets", float(len(targets)), None, None, None, float(min_targets), None, None, None)],
         )

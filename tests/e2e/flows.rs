@@ -16,6 +16,7 @@ async fn daemon_with_plugins() -> Daemon {
         ("health", "fixture_check"),
         ("policy", "fixture_policy"),
         ("router", "fixture_traffic"),
+        ("canary-judge", "canary_judge"),
     ] {
         d.upload_ok(name, fixture).await;
     }
@@ -76,7 +77,13 @@ async fn every_sample_flow_gives_its_stated_outcome() {
         .collect();
     assert_eq!(
         names,
-        ["blue-green", "health-checked", "quiet-hours", "standard"]
+        [
+            "blue-green",
+            "canary-analysis",
+            "health-checked",
+            "quiet-hours",
+            "standard"
+        ]
     );
 }
 

@@ -211,6 +211,13 @@ async fn python_and_javascript_checks_gate_a_release() {
     for v in canary.iter().chain(&rollout) {
         assert_eq!(v["status"], "pass", "{v}");
         assert_eq!(metric(v, "error_rate"), Some(0.012), "{v}");
+        // The error rate's evidence, as each language's check gave it: the
+        // requests it stands on and the highest rate that passes.
+        let evidence = &v["evidence"][0];
+        assert_eq!(evidence["name"], "error_rate", "{v}");
+        assert_eq!(evidence["samples"], 1000, "{v}");
+        assert_eq!(evidence["allowed_high"], 0.05, "{v}");
+        assert!(evidence.get("baseline").is_none(), "{v}");
     }
     assert_eq!(
         recorder.calls_of("deploy").len(),

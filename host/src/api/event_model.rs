@@ -49,6 +49,11 @@ pub struct EventVerdictDto {
     pub status: String,
     pub summary: String,
     pub metrics: BTreeMap<String, f64>,
+    /// The metrics that carry evidence beside their value (a baseline,
+    /// sample sizes, the range allowed, their own status), in the check's
+    /// order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<crate::api::model::MetricDto>,
 }
 
 impl From<&Verdict> for EventVerdictDto {
@@ -60,6 +65,13 @@ impl From<&Verdict> for EventVerdictDto {
                 .metrics
                 .iter()
                 .map(|m| (m.name.clone(), m.value))
+                .collect(),
+            evidence: v
+                .metrics
+                .iter()
+                .filter(|m| m.has_evidence())
+                .cloned()
+                .map(Into::into)
                 .collect(),
         }
     }

@@ -320,6 +320,8 @@ pub struct ContextDto {
     pub batch: Option<u32>,
     pub attempt: u32,
     pub parameters: BTreeMap<String, String>,
+    /// After a batch: when it finished deploying (ms since the epoch).
+    pub deployed_at_ms: Option<u64>,
 }
 
 impl Default for ContextDto {
@@ -334,6 +336,7 @@ impl Default for ContextDto {
             batch: None,
             attempt: 1,
             parameters: BTreeMap::new(),
+            deployed_at_ms: None,
         }
     }
 }
@@ -358,11 +361,65 @@ pub struct WeightDto {
     pub percent: u8,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricDto {
     pub name: String,
     pub value: f64,
+    /// In a comparison, the baseline's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// The samples the value stands on, and the baseline's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_samples: Option<u64>,
+    /// The range that passes; either end may be open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_high: Option<f64>,
+    /// How this metric alone was judged (`pass`, `fail`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl MetricDto {
+    fn into_metric(self, field: &str) -> Result<d::Metric, String> {
+        let status = match self.status {
+            Some(s) => Some(s.parse().map_err(|e| format!("{field}.status: {e}"))?),
+            None => None,
+        };
+        Ok(d::Metric {
+            name: self.name,
+            value: self.value,
+            baseline: self.baseline,
+            samples: self.samples,
+            baseline_samples: self.baseline_samples,
+            allowed_low: self.allowed_low,
+            allowed_high: self.allowed_high,
+            status,
+            detail: self.detail,
+        })
+    }
+}
+
+impl From<d::Metric> for MetricDto {
+    fn from(m: d::Metric) -> MetricDto {
+        MetricDto {
+            name: m.name,
+            value: m.value,
+            baseline: m.baseline,
+            samples: m.samples,
+            baseline_samples: m.baseline_samples,
+            allowed_low: m.allowed_low,
+            allowed_high: m.allowed_high,
+            status: m.status.map(|s| s.as_str().to_string()),
+            detail: m.detail,
+        }
+    }
 }
 
 /// A check's verdict, as a plugin gives or receives it.
@@ -429,11 +486,9 @@ fn verdict_from_dto(v: VerdictDto, field: &str) -> Result<d::Verdict, String> {
         metrics: v
             .metrics
             .into_iter()
-            .map(|m| d::Metric {
-                name: m.name,
-                value: m.value,
-            })
-            .collect(),
+            .enumerate()
+            .map(|(i, m)| m.into_metric(&format!("{field}.metrics[{i}]")))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -476,6 +531,7 @@ impl InvokeRequest {
             batch: c.batch,
             attempt: c.attempt,
             parameters: c.parameters.into_iter().collect(),
+            deployed_at_ms: c.deployed_at_ms,
         };
         let key = || {
             self.idempotency_key
@@ -636,14 +692,7 @@ fn verdict_dto(v: d::Verdict) -> VerdictDto {
     VerdictDto {
         status: v.status.as_str().to_string(),
         summary: v.summary,
-        metrics: v
-            .metrics
-            .into_iter()
-            .map(|m| MetricDto {
-                name: m.name,
-                value: m.value,
-            })
-            .collect(),
+        metrics: v.metrics.into_iter().map(MetricDto::from).collect(),
     }
 }
 

@@ -147,6 +147,9 @@ pub struct VerdictDto {
     pub status: String,
     pub summary: String,
     pub metrics: BTreeMap<String, f64>,
+    /// See [`EventVerdictDto::evidence`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<crate::api::model::MetricDto>,
 }
 
 fn verdict_dto(check: &str, v: &Verdict) -> VerdictDto {
@@ -154,12 +157,14 @@ fn verdict_dto(check: &str, v: &Verdict) -> VerdictDto {
         status,
         summary,
         metrics,
+        evidence,
     } = v.into();
     VerdictDto {
         check: check.to_string(),
         status,
         summary,
         metrics,
+        evidence,
     }
 }
 

@@ -104,6 +104,8 @@ pub struct ReleaseContext {
     pub batch: Option<u32>,
     pub attempt: u32,
     pub parameters: Vec<(String, String)>,
+    /// For a check after a batch: when the batch finished deploying.
+    pub deployed_at_ms: Option<u64>,
 }
 
 /// The outcome of a check.
@@ -147,11 +149,59 @@ impl FromStr for VerdictStatus {
     }
 }
 
-/// One named measurement.
+/// One named measurement, with what it was judged against (each optional;
+/// absent from what is stored when unknown, so older records read alike).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     pub name: String,
     pub value: f64,
+    /// In a comparison, the baseline's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// The samples the value stands on, and the baseline's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_samples: Option<u64>,
+    /// The range that passes; either end may be open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_low: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_high: Option<f64>,
+    /// How this metric alone was judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<VerdictStatus>,
+    /// One short line about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Metric {
+    /// Whether anything beside the name and the value is known.
+    pub fn has_evidence(&self) -> bool {
+        self.baseline.is_some()
+            || self.samples.is_some()
+            || self.baseline_samples.is_some()
+            || self.allowed_low.is_some()
+            || self.allowed_high.is_some()
+            || self.status.is_some()
+            || self.detail.is_some()
+    }
+
+    /// A name and a value, with no evidence beside.
+    pub fn new(name: impl Into<String>, value: f64) -> Metric {
+        Metric {
+            name: name.into(),
+            value,
+            baseline: None,
+            samples: None,
+            baseline_samples: None,
+            allowed_low: None,
+            allowed_high: None,
+            status: None,
+            detail: None,
+        }
+    }
 }
 
 /// A check's verdict with its evidence.
@@ -365,7 +415,9 @@ impl Output {
     /// Approximate size of the output in bytes, used to enforce the output cap.
     pub fn size_bytes(&self) -> usize {
         fn verdict(v: &Verdict) -> usize {
-            v.summary.len() + v.metrics.iter().map(|m| m.name.len() + 8).sum::<usize>()
+            let metric =
+                |m: &Metric| m.name.len() + 8 + m.detail.as_ref().map_or(0, String::len) + 48;
+            v.summary.len() + v.metrics.iter().map(metric).sum::<usize>()
         }
         fn fault(f: &PluginFault) -> usize {
             f.message.len() + 1
@@ -395,6 +447,26 @@ impl Output {
                 }
                 if !m.value.is_finite() {
                     return Err(format!("metric `{}` is not a finite number", m.name));
+                }
+                for (field, v) in [
+                    ("baseline", m.baseline),
+                    ("allowed-low", m.allowed_low),
+                    ("allowed-high", m.allowed_high),
+                ] {
+                    if v.is_some_and(|v| !v.is_finite()) {
+                        return Err(format!(
+                            "metric `{}`: {field} is not a finite number",
+                            m.name
+                        ));
+                    }
+                }
+                if let (Some(low), Some(high)) = (m.allowed_low, m.allowed_high)
+                    && low > high
+                {
+                    return Err(format!(
+                        "metric `{}`: allowed-low {low} is above allowed-high {high}",
+                        m.name
+                    ));
                 }
             }
             Ok(())
@@ -433,10 +505,7 @@ mod tests {
         let out = Output::Verdict(Verdict {
             status: VerdictStatus::Pass,
             summary: "ok".into(),
-            metrics: vec![Metric {
-                name: "bad".into(),
-                value: f64::NAN,
-            }],
+            metrics: vec![Metric::new("bad", f64::NAN)],
         });
         assert_eq!(
             out.validate(),

@@ -79,6 +79,9 @@ impl Redactor {
         self.in_place(&mut verdict.summary);
         for metric in &mut verdict.metrics {
             self.in_place(&mut metric.name);
+            if let Some(detail) = &mut metric.detail {
+                self.in_place(detail);
+            }
         }
     }
 }
@@ -127,8 +130,8 @@ mod tests {
             status: VerdictStatus::Pass,
             summary: "token is s3cret-value".into(),
             metrics: vec![Metric {
-                name: "len_s3cret-value".into(),
-                value: 1.0,
+                detail: Some("compared with s3cret-value".into()),
+                ..Metric::new("len_s3cret-value", 1.0)
             }],
         });
         r.output(&mut output);
@@ -137,5 +140,9 @@ mod tests {
         };
         assert_eq!(v.summary, "token is [secret:token]");
         assert_eq!(v.metrics[0].name, "len_[secret:token]");
+        assert_eq!(
+            v.metrics[0].detail.as_deref(),
+            Some("compared with [secret:token]")
+        );
     }
 }

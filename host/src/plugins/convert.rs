@@ -2,12 +2,16 @@
 //! of each interface version. The two versions' types have the same shape
 //! but are distinct Rust types, so the conversions they share are written
 //! once, in [`conversions!`], and expanded in [`v1`] and [`v2`]; what
-//! differs (a target's attributes, work in progress) is written beside.
+//! differs (a target's attributes, work in progress, the context's deploy
+//! time, a metric's evidence) is written beside.
 
 /// The conversions every interface version shares, for the types module
 /// and the exported interfaces of one version.
 macro_rules! conversions {
-    ($types:path, $precheck:path, $deployer:path, $traffic:path, $notifier:path) => {
+    (
+        $types:path, $precheck:path, $deployer:path, $traffic:path, $notifier:path;
+        context: |$c:ident| { $($context_extra:tt)* }
+    ) => {
         use crate::domain::plugin as d;
         use $deployer as deployer_iface;
         use $notifier as notifier_iface;
@@ -21,17 +25,20 @@ macro_rules! conversions {
         type WitGroupWeight = traffic_iface::GroupWeight;
         type WitReleaseEvent = notifier_iface::ReleaseEvent;
 
-        pub(in crate::plugins) fn context(c: &d::ReleaseContext) -> wit::ReleaseContext {
+        /// The context; what a version adds to 0.1.0's is given with the
+        /// macro's `context:`.
+        pub(in crate::plugins) fn context($c: &d::ReleaseContext) -> wit::ReleaseContext {
             wit::ReleaseContext {
-                release_id: c.release_id.clone(),
-                application: c.application.clone(),
-                environment: c.environment.clone(),
-                version: c.version.clone(),
-                previous_version: c.previous_version.clone(),
-                stage: c.stage.clone(),
-                batch: c.batch,
-                attempt: c.attempt,
-                parameters: c.parameters.clone(),
+                release_id: $c.release_id.clone(),
+                application: $c.application.clone(),
+                environment: $c.environment.clone(),
+                version: $c.version.clone(),
+                previous_version: $c.previous_version.clone(),
+                stage: $c.stage.clone(),
+                batch: $c.batch,
+                attempt: $c.attempt,
+                parameters: $c.parameters.clone(),
+                $($context_extra)*
             }
         }
 
@@ -69,14 +76,7 @@ macro_rules! conversions {
             wit::Verdict {
                 status: status_to_wit(v.status),
                 summary: v.summary.clone(),
-                metrics: v
-                    .metrics
-                    .iter()
-                    .map(|m| wit::Metric {
-                        name: m.name.clone(),
-                        value: m.value,
-                    })
-                    .collect(),
+                metrics: v.metrics.iter().map(metric_to_wit).collect(),
             }
         }
 
@@ -84,14 +84,7 @@ macro_rules! conversions {
             d::Verdict {
                 status: status_from_wit(v.status),
                 summary: v.summary,
-                metrics: v
-                    .metrics
-                    .into_iter()
-                    .map(|m| d::Metric {
-                        name: m.name,
-                        value: m.value,
-                    })
-                    .collect(),
+                metrics: v.metrics.into_iter().map(metric_from_wit).collect(),
             }
         }
 
@@ -184,8 +177,21 @@ pub(super) mod v1 {
         precheck::exports::greenlight::plugin0_1_0::precheck,
         deployer::exports::greenlight::plugin0_1_0::deployer,
         traffic::exports::greenlight::plugin0_1_0::traffic,
-        notifier::exports::greenlight::plugin0_1_0::notifier
+        notifier::exports::greenlight::plugin0_1_0::notifier;
+        context: |c| {}
     );
+
+    /// A metric as 0.1.0 has it: a name and a value, no evidence.
+    fn metric_to_wit(m: &d::Metric) -> wit::Metric {
+        wit::Metric {
+            name: m.name.clone(),
+            value: m.value,
+        }
+    }
+
+    fn metric_from_wit(m: wit::Metric) -> d::Metric {
+        d::Metric::new(m.name, m.value)
+    }
 
     /// Targets as 0.1.0 has them: without attributes.
     pub(in crate::plugins) fn targets(ts: &[d::Target]) -> Vec<wit::Target> {
@@ -221,8 +227,37 @@ pub(super) mod v2 {
         precheck_v2::exports::greenlight::plugin0_2_0::precheck,
         deployer_v2::exports::greenlight::plugin0_2_0::deployer,
         traffic_v2::exports::greenlight::plugin0_2_0::traffic,
-        notifier_v2::exports::greenlight::plugin0_2_0::notifier
+        notifier_v2::exports::greenlight::plugin0_2_0::notifier;
+        context: |c| { deployed_at_ms: c.deployed_at_ms, }
     );
+
+    fn metric_to_wit(m: &d::Metric) -> wit::Metric {
+        wit::Metric {
+            name: m.name.clone(),
+            value: m.value,
+            baseline: m.baseline,
+            samples: m.samples,
+            baseline_samples: m.baseline_samples,
+            allowed_low: m.allowed_low,
+            allowed_high: m.allowed_high,
+            status: m.status.map(status_to_wit),
+            detail: m.detail.clone(),
+        }
+    }
+
+    fn metric_from_wit(m: wit::Metric) -> d::Metric {
+        d::Metric {
+            name: m.name,
+            value: m.value,
+            baseline: m.baseline,
+            samples: m.samples,
+            baseline_samples: m.baseline_samples,
+            allowed_low: m.allowed_low,
+            allowed_high: m.allowed_high,
+            status: m.status.map(status_from_wit),
+            detail: m.detail,
+        }
+    }
 
     pub(in crate::plugins) fn targets(ts: &[d::Target]) -> Vec<wit::Target> {
         ts.iter()

@@ -90,6 +90,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            deployed_at_ms: None,
         }
     }
 

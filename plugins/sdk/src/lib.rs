@@ -43,6 +43,7 @@ pub mod http;
 pub mod kube;
 pub mod platform;
 pub mod pods;
+pub mod query;
 pub mod rollout;
 pub mod threshold;
 mod types;

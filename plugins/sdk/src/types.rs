@@ -122,12 +122,76 @@ impl Verdict {
 
     /// Adds one measurement in place; see [`Verdict::metric`].
     pub fn push_metric(&mut self, name: impl Into<String>, value: f64) {
-        if value.is_finite() {
-            self.metrics.push(Metric {
-                name: name.into(),
-                value,
-            });
+        self.push(Metric::new(name, value));
+    }
+
+    /// Adds a measurement with its evidence ([`Metric::new`] and its
+    /// builders); one whose value is not finite is left out, and so are
+    /// evidence numbers that are not.
+    pub fn with(mut self, metric: Metric) -> Verdict {
+        self.push(metric);
+        self
+    }
+
+    /// Adds a measurement with its evidence in place; see [`Verdict::with`].
+    pub fn push(&mut self, mut metric: Metric) {
+        if !metric.value.is_finite() {
+            return;
         }
+        for bound in [
+            &mut metric.baseline,
+            &mut metric.allowed_low,
+            &mut metric.allowed_high,
+        ] {
+            if bound.is_some_and(|v| !v.is_finite()) {
+                *bound = None;
+            }
+        }
+        self.metrics.push(metric);
+    }
+}
+
+impl Metric {
+    /// A measurement with no evidence yet.
+    pub fn new(name: impl Into<String>, value: f64) -> Metric {
+        Metric {
+            name: name.into(),
+            value,
+            baseline: None,
+            samples: None,
+            baseline_samples: None,
+            allowed_low: None,
+            allowed_high: None,
+            status: None,
+            detail: None,
+        }
+    }
+
+    /// The baseline's value, in a comparison.
+    pub fn baseline(mut self, value: f64) -> Metric {
+        self.baseline = Some(value);
+        self
+    }
+
+    /// How many samples the value and the baseline's stand on.
+    pub fn samples(mut self, canary: u64, baseline: Option<u64>) -> Metric {
+        self.samples = Some(canary);
+        self.baseline_samples = baseline;
+        self
+    }
+
+    /// The range that passes; either end may be open.
+    pub fn allowed(mut self, low: Option<f64>, high: Option<f64>) -> Metric {
+        self.allowed_low = low;
+        self.allowed_high = high;
+        self
+    }
+
+    /// How this metric alone was judged, with one line about it.
+    pub fn judged(mut self, status: VerdictStatus, detail: impl Into<String>) -> Metric {
+        self.status = Some(status);
+        self.detail = Some(detail.into());
+        self
     }
 }
 

@@ -128,6 +128,9 @@ pub struct State {
     pub rollback: Option<RollbackState>,
     pub undo: Vec<Undo>,
     pub weights: Option<Vec<GroupWeight>>,
+    /// When the last batch finished deploying or rolling back: the start
+    /// of the window its checks look at.
+    pub deployed_at_ms: Option<u64>,
     pub observations: Vec<Observation>,
     pub decisions: Vec<DecisionRecord>,
     pub approvals: Vec<ApprovalRecord>,
@@ -413,6 +416,7 @@ impl State {
             } => {
                 self.finish_call(*pc, *attempt, "deployed")?;
                 self.progress = None;
+                self.deployed_at_ms = Some(*at_ms);
                 let moving = matches!(self.status(), Status::Running | Status::Paused);
                 match all_ok(results) {
                     Ok(()) if moving => self.advance(),
@@ -791,6 +795,7 @@ impl State {
                     }
                 }
                 self.progress = None;
+                self.deployed_at_ms = Some(*at_ms);
             }
             Event::RollbackFailed {
                 pcs,

@@ -234,6 +234,7 @@ impl ReleaseSpec {
             batch,
             attempt,
             parameters: plugin.params.clone(),
+            deployed_at_ms: None,
         }
     }
 

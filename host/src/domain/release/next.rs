@@ -203,17 +203,25 @@ impl State {
         })
     }
 
+    /// The checks of a stage with their contexts; after a batch, they are
+    /// told when it finished deploying (or rolling back).
     fn checks(
+        &self,
         spec: &ReleaseSpec,
         stage: usize,
         batch: Option<u32>,
         attempt: u32,
     ) -> Vec<(PluginRef, ReleaseContext)> {
+        let deployed_at_ms = self.deployed_at_ms.filter(|_| batch.is_some());
         spec.stages[stage]
             .verification
             .checks
             .iter()
-            .map(|c| (c.clone(), spec.context(stage, batch, attempt, c)))
+            .map(|c| {
+                let mut ctx = spec.context(stage, batch, attempt, c);
+                ctx.deployed_at_ms = deployed_at_ms;
+                (c.clone(), ctx)
+            })
             .collect()
     }
 
@@ -295,7 +303,7 @@ impl State {
                 call(Work::Verify {
                     pc,
                     round: self.round,
-                    checks: Self::checks(spec, *stage, *batch, self.round + 1),
+                    checks: self.checks(spec, *stage, *batch, self.round + 1),
                     targets: spec.targets_except(targets, &self.skipped),
                 })
             }
@@ -361,7 +369,7 @@ impl State {
                 .collect();
             return call(Work::RollbackVerify {
                 pcs: pcs.clone(),
-                checks: Self::checks(spec, stage, spec.steps[pcs[0]].batch(), 1),
+                checks: self.checks(spec, stage, spec.steps[pcs[0]].batch(), 1),
                 targets: spec.targets_except(&targets, &self.skipped),
             });
         }

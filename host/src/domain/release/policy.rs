@@ -200,10 +200,7 @@ mod tests {
             verdict: Verdict {
                 status,
                 summary: summary.to_string(),
-                metrics: vec![Metric {
-                    name: "error_rate".into(),
-                    value: 0.072,
-                }],
+                metrics: vec![Metric::new("error_rate", 0.072)],
             },
         }
     }

@@ -223,6 +223,18 @@ fn perform(work: &Work, outcomes: &mut Outcomes) -> WorkOutcome {
         Work::Deploy { targets, .. } => targets_outcome(outcomes.next("deploy", "ok"), targets),
         Work::Rollback { targets, .. } => targets_outcome(outcomes.next("rollback", "ok"), targets),
         Work::Verify { checks, .. } | Work::RollbackVerify { checks, .. } => {
+            // Checks after a batch know when it was deployed (or rolled
+            // back); a verify stage's checks are about no batch.
+            for (c, ctx) in checks {
+                assert_eq!(
+                    ctx.deployed_at_ms.is_some(),
+                    ctx.batch.is_some(),
+                    "{}: batch {:?}, deployed at {:?}",
+                    c.label(),
+                    ctx.batch,
+                    ctx.deployed_at_ms
+                );
+            }
             let status = outcomes.next("verify", "pass");
             WorkOutcome::Verdicts(
                 checks

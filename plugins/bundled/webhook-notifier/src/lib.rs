@@ -108,6 +108,7 @@ mod tests {
             batch,
             attempt: 1,
             parameters: vec![],
+            deployed_at_ms: None,
         }
     }
 
