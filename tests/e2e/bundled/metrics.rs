@@ -173,3 +173,38 @@ async fn an_unreadable_source_is_an_error_not_a_failure() {
         format!("{url}: answered HTTP 500: scrape failed")
     );
 }
+
+/// A query is a template: the release's version and the batch's targets
+/// reach Prometheus filled in and escaped, the window since the batch was
+/// deployed as a duration.
+#[tokio::test]
+async fn prometheus_queries_are_filled_in_for_the_release_and_its_batch() {
+    let journal = Journal::default();
+    let rendered = r#"rate(errors{version="2.0.0\"} or vector(1) #", instance=~"10\\.0\\.0\\.1:8080|10\\.0\\.0\\.2:8080"}[3600s])"#;
+    let prom = prometheus(&[(rendered, "0.001")], journal.clone()).await;
+    let d = daemon_with("metrics", "metrics_threshold").await;
+    d.grant("metrics", json!({"allowed_hosts": [origin(prom)]}))
+        .await;
+    let mut ctx = context(json!({
+        "prometheus_url": origin(prom),
+        "metrics": "error_rate",
+        "error_rate.query": r#"rate(errors{version="${version}", instance=~"${targets.addresses}"}[${window}])"#,
+        "error_rate.hard": "> 5%",
+    }));
+    // A version that tries to end the string early stays inside it.
+    ctx["version"] = json!("2.0.0\"} or vector(1) #");
+    ctx["batch"] = json!(0);
+    // Deployed long ago: the window is capped at `max_window_s`.
+    ctx["deployed_at_ms"] = json!(1);
+    let answer = d
+        .invoke(
+            "metrics",
+            json!({"context": ctx, "targets": [
+                {"id": "web-1", "address": "10.0.0.1:8080"},
+                {"id": "web-2", "address": "10.0.0.2:8080"},
+            ]}),
+        )
+        .await;
+    assert_eq!(journal.entries(), [rendered], "{answer}");
+    assert_eq!(verdict(&answer)["status"], "pass", "{answer}");
+}

@@ -8,7 +8,8 @@
 //! |---|---|---|
 //! | `metrics` | required | comma-separated names to check, such as `error_rate,latency_p99_ms` |
 //! | `{name}.hard`, `{name}.soft` | one required | thresholds: `> 0.05`, `5%`, `< 0.99` (see the SDK's `threshold`) |
-//! | `{name}.query` | the name | a PromQL expression with `prometheus_url`; otherwise a series selector such as `http_error_ratio{route="/"}` |
+//! | `{name}.query` | the name | a PromQL expression with `prometheus_url`; otherwise a series selector such as `http_error_ratio{route="/"}`; either a template (`${version}`, `${targets.addresses}`, `${window}`, … see the SDK's `query` module) |
+//! | `max_window_s` | `3600` | the longest `${window}` |
 //! | `prometheus_url` | — | base URL of the query API: `GET {url}/api/v1/query?query=…` |
 //! | `metrics_url` | — | one text endpoint to read instead of the targets' |
 //! | `metrics_path` | `/metrics` | the text endpoint on each target when neither URL is set |
@@ -23,7 +24,9 @@
 
 mod exposition;
 
+use greenlight_plugin_sdk::query::{self, Dialect, Scope};
 use greenlight_plugin_sdk::threshold::{Bounds, Breach};
+use greenlight_plugin_sdk::time;
 use greenlight_plugin_sdk::{Check, Error, Params, ReleaseContext, Target, Verdict, http};
 use serde_json::Value;
 
@@ -68,6 +71,20 @@ fn rules(ctx: &ReleaseContext) -> Result<Vec<Rule>, Error> {
                 query,
                 bounds,
             })
+        })
+        .collect()
+}
+
+/// The rules with their queries filled in for this call (the release's
+/// versions, the batch's targets, the window since it was deployed; see the
+/// SDK's `query` module), escaped as PromQL.
+fn templated(rules: Vec<Rule>, scope: &Scope) -> Result<Vec<Rule>, Error> {
+    rules
+        .into_iter()
+        .map(|mut rule| {
+            rule.query = query::render(&rule.query, scope, Dialect::PromQl)
+                .map_err(|e| Error::new(format!("{}.query: {}", rule.name, e.message())))?;
+            Ok(rule)
         })
         .collect()
 }
@@ -226,7 +243,9 @@ fn judge(measured: &[Measured]) -> Verdict {
 
 impl Check for MetricsThreshold {
     fn verify(ctx: &ReleaseContext, targets: &[Target]) -> Result<Verdict, Error> {
-        let rules = rules(ctx)?;
+        let max_window_s: u64 = ctx.param_or("max_window_s", 3_600)?;
+        let scope = Scope::since_deploy(ctx, targets, time::now_ms(), max_window_s * 1000);
+        let rules = templated(rules(ctx)?, &scope)?;
         let timeout_ms: u64 = ctx.param_or("timeout_ms", 2_000)?;
         let measured = if let Some(base) = ctx.param_str("prometheus_url") {
             measure_prometheus(base, &rules, timeout_ms)?
@@ -258,6 +277,47 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn queries_are_filled_in_for_the_call_and_bad_templates_name_the_metric() {
+        let ctx = ReleaseContext {
+            release_id: "r1".into(),
+            application: "shop".into(),
+            environment: "prod".into(),
+            version: "2.0.0".into(),
+            previous_version: None,
+            stage: "canary".into(),
+            batch: Some(0),
+            attempt: 1,
+            parameters: Vec::new(),
+            deployed_at_ms: Some(1_000_000),
+        };
+        let targets = [Target {
+            id: "web-1".into(),
+            address: "10.0.0.1:8080".into(),
+            group: String::new(),
+            labels: Vec::new(),
+            attributes: Vec::new(),
+        }];
+        let scope = Scope::since_deploy(&ctx, &targets, 1_120_000, 3_600_000);
+        let mut r = rule("errors", "> 1%", "> 5%");
+        r.query =
+            r#"rate(errors{version="${version}", instance=~"${targets.addresses}"}[${window}])"#
+                .into();
+        let filled = templated(vec![r], &scope).unwrap();
+        assert_eq!(
+            filled[0].query,
+            r#"rate(errors{version="2.0.0", instance=~"10\\.0\\.0\\.1:8080"}[120s])"#
+        );
+        let mut r = rule("errors", "> 1%", "> 5%");
+        r.query = "x{v=\"${previous_version}\"}".into();
+        let e = templated(vec![r], &scope).err().unwrap();
+        assert!(
+            e.message().starts_with("errors.query: query template:"),
+            "{}",
+            e.message()
+        );
+    }
 
     fn rule(name: &str, soft: &str, hard: &str) -> Rule {
         Rule {
