@@ -3,9 +3,9 @@
 //! current and update revisions, a DaemonSet's pods per node) and checked
 //! by `kubernetes-check`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{daemon, rolling_flow, settled_as, target};
+use super::{daemon, image, rolling_flow, settled_as, target};
 use crate::support::k8s::Cluster;
 use crate::support::releases::{journal_details, put_inventory, start_release};
 
@@ -26,12 +26,6 @@ fn workload(kind: &str, name: &str, image: &str) -> String {
         "spec": spec
     })
     .to_string()
-}
-
-fn image(w: &Value) -> &str {
-    w["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -55,7 +49,7 @@ async fn stateful_sets_and_daemon_sets_roll_out_and_are_checked() {
 
     let new = "registry.example/shop:2.0.0";
     let db = cluster.get("statefulset", "db").await;
-    assert_eq!(image(&db), new, "{db:#}");
+    assert_eq!(image(&db, "web"), new, "{db:#}");
     assert_eq!(db["metadata"]["generation"], 2, "{db:#}");
     let status = &db["status"];
     assert_eq!(status["updatedReplicas"], 3, "{status:#}");
@@ -64,7 +58,7 @@ async fn stateful_sets_and_daemon_sets_roll_out_and_are_checked() {
         "{status:#}"
     );
     let agent = cluster.get("daemonset", "agent").await;
-    assert_eq!(image(&agent), new, "{agent:#}");
+    assert_eq!(image(&agent, "web"), new, "{agent:#}");
     assert_eq!(agent["metadata"]["generation"], 2, "{agent:#}");
     // One pod per simulated node, every one updated and available.
     let status = &agent["status"];

@@ -141,34 +141,32 @@ pub fn deployment(name: &str, replicas: u32, image: &str, labels: Value, extra: 
     })
 }
 
-/// The image of a Deployment's `web` container.
-pub fn web_image(deployment: &Value) -> &str {
-    let containers = deployment["spec"]["template"]["spec"]["containers"]
+/// The image of a container of a workload's pod template.
+pub fn image<'a>(workload: &'a Value, container: &str) -> &'a str {
+    let containers = workload["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap();
-    let web = containers.iter().find(|c| c["name"] == "web").unwrap();
-    web["image"].as_str().unwrap()
-}
-
-/// The image of a Deployment's sidecar, which no release may change.
-pub fn sidecar_image(deployment: &Value) -> &str {
-    let containers = deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap();
-    let c = containers
-        .iter()
-        .find(|c| c["name"] == "log-shipper")
-        .unwrap();
+    let c = containers.iter().find(|c| c["name"] == container).unwrap();
     c["image"].as_str().unwrap()
 }
 
 /// Asserts that a Deployment runs `image` everywhere: its template, and
 /// every desired replica updated, ready and available, as the controller
 /// observed its latest generation.
-pub async fn assert_rolled_out(cluster: &Cluster, name: &str, image: &str) -> Value {
+pub async fn assert_rolled_out(cluster: &Cluster, name: &str, want: &str) -> Value {
     let d = cluster.get("deployment", name).await;
-    assert_eq!(web_image(&d), image, "{name} on {}: {d:#}", cluster.server);
-    assert_eq!(sidecar_image(&d), "registry.example/shipper:7", "{d:#}");
+    assert_eq!(
+        image(&d, "web"),
+        want,
+        "{name} on {}: {d:#}",
+        cluster.server
+    );
+    // The sidecar, which no release may change.
+    assert_eq!(
+        image(&d, "log-shipper"),
+        "registry.example/shipper:7",
+        "{d:#}"
+    );
     let status = &d["status"];
     let replicas = &d["spec"]["replicas"];
     assert_eq!(
