@@ -231,6 +231,16 @@ export function time(ms) {
   return d.toISOString().replace("T", " ").slice(0, 19) + " UTC";
 }
 
+/** A measurement in at most four significant digits (`0.0123`, `131.2`,
+ * `12350`), in exponent form when very small or very large (`2.7e-11`). */
+export function number(v) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  if (a >= 1e7 || a < 1e-4) return v.toExponential(2).replace(/\.?0+e/, "e").replace("e+", "e");
+  return String(Number(v.toPrecision(4)));
+}
+
 /** A coloured status badge. */
 export function badge(status) {
   return h("span", { class: "badge s-" + status, "data-status": status }, status);

@@ -1,14 +1,16 @@
-// The release page: the stages as a timeline, each batch and target, the
-// traffic split, every verdict and decision with its reason, the gate with
-// its evidence next to the approve and reject buttons, and the commands a
-// release manager may give. It stays live on the release's event stream:
-// events only say that something changed, and a burst of them costs one
-// reread of the release.
+// The release page: the stages as a timeline, each check's metrics drawn
+// round by round, each batch and target, the traffic split, every verdict
+// and decision with its reason, the gate with its evidence (the judge's
+// per-metric table among it) next to the approve and reject buttons, and
+// the commands a release manager may give. It stays live on the release's
+// event stream: events only say that something changed, and a burst of them
+// costs one reread of the release.
 
 import {
   api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, clearError,
   canCommand, confirmAction, session, FINISHED,
 } from "./lib.js";
+import { checkCharts, judgedTable } from "./evidence.js";
 
 export function render(view, id) {
   const stop = new AbortController();
@@ -50,6 +52,7 @@ export function render(view, id) {
         h("p", {}, "Requested by ", h("strong", {}, r.rollback.by), " (" + r.rollback.mode + (r.rollback.force ? ", forced" : "") + "): ",
           r.rollback.reason || "no reason given")) : null,
       timeline(r),
+      checkCharts(r),
       r.weights ? traffic(r.weights) : null,
       targets(r),
       verdicts(r.verdicts),
@@ -218,6 +221,7 @@ function gateCard(r, reload) {
       h("p", {}, r.verdicts.length + " verdicts so far, " + failing + " not passing; " +
         r.decisions.length + " decisions."),
       recent.length ? verdictTable(recent) : h("p", { class: "muted" }, "No check has run yet."),
+      judgedTable(r),
       h("p", { class: "next", id: "next-stage" }, nextStage(r))),
     allowed ? h("div", { class: "actions" },
       h("button", {

@@ -16,6 +16,7 @@ mod fuzz;
 mod identity;
 mod inventory;
 mod kubernetes;
+mod metric_evidence;
 mod names;
 mod observability;
 mod openapi;

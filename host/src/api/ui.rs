@@ -30,6 +30,7 @@ files! {
     "lib.js" => "text/javascript; charset=utf-8",
     "releases.js" => "text/javascript; charset=utf-8",
     "release.js" => "text/javascript; charset=utf-8",
+    "evidence.js" => "text/javascript; charset=utf-8",
     "trains.js" => "text/javascript; charset=utf-8",
     "plugins.js" => "text/javascript; charset=utf-8",
     "schedules.js" => "text/javascript; charset=utf-8",

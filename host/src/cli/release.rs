@@ -1,6 +1,7 @@
 //! `greenlight release …`: start, list, show and watch releases, and the
 //! human commands: approve, reject, pause, resume, roll back.
 
+mod evidence;
 mod progress;
 pub(super) mod view;
 mod watch;

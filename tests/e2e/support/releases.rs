@@ -191,6 +191,12 @@ impl Recorder {
 /// a check every five, an approval by one release manager, then rolling
 /// batches of a quarter of the fleet.
 pub fn standard_flow(recorder: &Recorder) -> String {
+    standard_flow_checked_by(recorder, "health")
+}
+
+/// [`standard_flow`] with another check plugin than `health`, given the
+/// same parameters (`mode = "remote"` and the recorder's verdict URL).
+pub fn standard_flow_checked_by(recorder: &Recorder, check: &str) -> String {
     format!(
         r#"
 name = "standard"
@@ -209,7 +215,7 @@ deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
 count = 1
 bake = "10m"
 check_interval = "5m"
-checks = [{{ plugin = "health", params = {{ mode = "remote", url = "{origin}/verdict" }} }}]
+checks = [{{ plugin = "{check}", params = {{ mode = "remote", url = "{origin}/verdict" }} }}]
 
 [[stages]]
 name = "go-ahead"
@@ -226,7 +232,7 @@ kind = "deploy"
 strategy = "rolling"
 deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
 batch = "25%"
-checks = [{{ plugin = "health", params = {{ mode = "remote", url = "{origin}/verdict" }} }}]
+checks = [{{ plugin = "{check}", params = {{ mode = "remote", url = "{origin}/verdict" }} }}]
 "#,
         origin = recorder.origin()
     )

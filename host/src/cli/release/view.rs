@@ -1,5 +1,6 @@
 //! How releases read on a terminal: the plan when one starts, the table of
-//! releases, the summary of one, and one line per event.
+//! releases, the summary of one (its checks' evidence from `evidence`), and
+//! one line per event.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -396,6 +397,7 @@ pub fn summary(r: &ReleaseDto) -> String {
             .collect();
         let _ = writeln!(w, "\nTraffic: {}", ws.join(", "));
     }
+    w.push_str(&super::evidence::section(r));
     if !r.decisions.is_empty() {
         let shown = r.decisions.len().min(LATEST_DECISIONS);
         let _ = writeln!(w, "\nDecisions (latest {shown} of {})", r.decisions.len());
