@@ -186,7 +186,7 @@ fn host(address: &str) -> String {
 fn scalar(name: &str, v: &str, dialect: Dialect) -> Result<String, Error> {
     match dialect {
         Dialect::PromQl => Ok(promql_string(v)),
-        Dialect::InfluxQl => Ok(v.replace('\\', "\\\\").replace('\'', "\\'")),
+        Dialect::InfluxQl => Ok(influxql_string(v)),
         Dialect::Datadog => datadog_tag(name, v),
     }
 }
@@ -209,9 +209,12 @@ fn list(name: &str, values: Vec<String>, dialect: Dialect) -> Result<String, Err
     match dialect {
         // PromQL anchors `=~` matchers itself.
         Dialect::PromQl => Ok(promql_string(&regex())),
-        // InfluxQL does not: the template writes `/^(?:${…})$/`, and a `/`
-        // inside must be escaped.
-        Dialect::InfluxQl => Ok(regex().replace('/', "\\/")),
+        // InfluxQL does not: the template writes `/^(?:${…})$/`.
+        Dialect::InfluxQl => Ok(values
+            .iter()
+            .map(|v| influxql_regex(v))
+            .collect::<Vec<_>>()
+            .join("|")),
         Dialect::Datadog => Ok(values
             .iter()
             .map(|v| datadog_tag(name, v))
@@ -220,31 +223,57 @@ fn list(name: &str, values: Vec<String>, dialect: Dialect) -> Result<String, Err
     }
 }
 
-/// The inside of a PromQL double-quoted string.
-fn promql_string(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+/// `v` with every character `escape` has a replacement for replaced.
+fn escaped(v: &str, escape: impl Fn(char) -> Option<String>) -> String {
+    let mut out = String::with_capacity(v.len() + 8);
     for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+        match escape(c) {
+            Some(e) => out.push_str(&e),
+            None => out.push(c),
         }
     }
     out
 }
 
+/// The inside of a PromQL double-quoted string.
+fn promql_string(v: &str) -> String {
+    escaped(v, |c| match c {
+        '\\' | '"' => Some(format!("\\{c}")),
+        '\n' => Some("\\n".into()),
+        _ => None,
+    })
+}
+
+/// The characters a regular expression escapes to match them literally.
+const REGEX_META: &str = "\\.+*?()|[]{}^$-";
+
 /// A regular expression (RE2 or Go's, which both dialects use) matching
 /// `v` literally.
 fn regex_escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 8);
-    for c in v.chars() {
-        if "\\.+*?()|[]{}^$-".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    escaped(v, |c| REGEX_META.contains(c).then(|| format!("\\{c}")))
+}
+
+/// The inside of an InfluxQL single-quoted string. Its scanner reads
+/// `\\`, `\'` and `\n` as escapes and ends the string, as an error, at a
+/// raw newline.
+fn influxql_string(v: &str) -> String {
+    escaped(v, |c| match c {
+        '\\' | '\'' => Some(format!("\\{c}")),
+        '\n' => Some("\\n".into()),
+        _ => None,
+    })
+}
+
+/// A Go regular expression matching `v` literally inside InfluxQL's
+/// `/…/`. InfluxQL's scanner reads `\/` as a slash and keeps every other
+/// backslash, so a backslash is written `\x5c`: as `\\`, one at the end of
+/// a value would escape the closing slash.
+fn influxql_regex(v: &str) -> String {
+    escaped(v, |c| match c {
+        '\\' => Some("\\x5c".into()),
+        '/' => Some("\\/".into()),
+        c => REGEX_META.contains(c).then(|| format!("\\{c}")),
+    })
 }
 
 fn datadog_tag(name: &str, v: &str) -> Result<String, Error> {
@@ -329,6 +358,25 @@ mod tests {
         assert_eq!(
             q,
             r"SELECT x FROM y WHERE version = 'it\'s/2' AND host =~ /^(?:web\-1|web\.2)$/ AND time > now() - 95s"
+        );
+        // A backslash before a quote, and a newline, which InfluxQL's
+        // scanner refuses raw inside a string; a target id ending in a
+        // backslash, which must not escape the regular expression's end.
+        c.version = "2.0\\' OR 'a'='a\n".into();
+        let odd = vec![
+            target("a\\", "10.0.0.1:80", "eu-1"),
+            target("b/c", "10.0.0.2:80", "eu-1"),
+        ];
+        let scope = Scope::since_deploy(&c, &odd, 1_095_500, 3_600_000);
+        let q = render(
+            "version = '${version}' AND host =~ /${targets.ids}/",
+            &scope,
+            Dialect::InfluxQl,
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            r"version = '2.0\\\' OR \'a\'=\'a\n' AND host =~ /a\x5c|b\/c/"
         );
         c.version = "2.0.0".into();
         let scope = Scope::since_deploy(&c, &ts, 1_095_500, 3_600_000);

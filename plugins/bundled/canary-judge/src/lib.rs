@@ -24,7 +24,7 @@ use greenlight_plugin_sdk::{
 };
 
 use judge::{Class, Direction, Judged, NoData, Rule, Scoring, Status};
-use provider::Provider;
+use provider::{Provider, Secret};
 
 struct CanaryJudge;
 
@@ -86,12 +86,16 @@ fn fraction(name: &str, raw: &str) -> Result<f64, Error> {
     }
 }
 
-fn secret(name: &str, what: &str) -> Result<String, Error> {
-    config::secret(name).ok_or_else(|| {
+fn secret(name: &str, what: &str) -> Result<Secret, Error> {
+    let value = config::secret(name).ok_or_else(|| {
         Error::new(format!(
             "the grant has no secret `{name}` ({what}); add it with `greenlight plugin grant \
              canary-judge --secret {name}=…`"
         ))
+    })?;
+    Ok(Secret {
+        name: name.to_string(),
+        value,
     })
 }
 

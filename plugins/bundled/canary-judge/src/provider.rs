@@ -2,9 +2,25 @@
 //! values of a (rendered) query over the window, every series' points
 //! taken as samples.
 
+use std::fmt;
+
 use greenlight_plugin_sdk::query::{Dialect, Scope};
 use greenlight_plugin_sdk::{Error, http};
 use serde_json::Value;
+
+/// A value read from a grant secret, with the secret's name: a refusal
+/// names the secret, and neither `Debug` nor any message shows the value.
+#[derive(Clone, PartialEq)]
+pub struct Secret {
+    pub name: String,
+    pub value: String,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.name)
+    }
+}
 
 /// A metrics store the judge can ask.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,16 +32,16 @@ pub enum Provider {
     InfluxDb {
         url: String,
         database: String,
-        /// `user:password` from two grant secrets, when the database wants
-        /// them.
-        credentials: Option<(String, String)>,
+        /// The user and password, sent as HTTP Basic authentication, when
+        /// the database wants them.
+        credentials: Option<(Secret, Secret)>,
     },
     /// Datadog's metrics query API: `GET {url}/api/v1/query`, the keys from
     /// grant secrets.
     Datadog {
         url: String,
-        api_key: String,
-        application_key: String,
+        api_key: Secret,
+        application_key: Secret,
     },
 }
 
@@ -55,37 +71,34 @@ impl Provider {
                     http::join(url, "/api/v1/query_range"),
                     http::encode_query(query)
                 );
-                let body: Value = http::Request::get(url)
-                    .timeout_ms(timeout_ms)
-                    .send()?
-                    .error_for_status()?
-                    .json()?;
-                prometheus_samples(&body).map_err(Error::new)
+                let response = http::Request::get(url).timeout_ms(timeout_ms).send()?;
+                prometheus_samples(&answer(response, None)?).map_err(Error::new)
             }
             Provider::InfluxDb {
                 url,
                 database,
                 credentials,
             } => {
-                let mut url = format!(
+                let url = format!(
                     "{}?db={}&epoch=ms&q={}",
                     http::join(url, "/query"),
                     http::encode_query(database),
                     http::encode_query(query)
                 );
-                if let Some((user, password)) = credentials {
-                    url.push_str(&format!(
-                        "&u={}&p={}",
-                        http::encode_query(user),
-                        http::encode_query(password)
-                    ));
-                }
-                let body: Value = http::Request::get(url)
-                    .timeout_ms(timeout_ms)
-                    .send()?
-                    .error_for_status()?
-                    .json()?;
-                influxdb_samples(&body).map_err(Error::new)
+                let mut request = http::Request::get(url).timeout_ms(timeout_ms);
+                let refusal = match credentials {
+                    Some((user, password)) => {
+                        request = request.basic_auth(&user.value, &password.value);
+                        format!(
+                            "InfluxDB refused the credentials of the grant's secrets `{}` and `{}`",
+                            user.name, password.name
+                        )
+                    }
+                    None => "InfluxDB asks for credentials, and no grant secrets are named \
+                             for them (`username_secret`, `password_secret`)"
+                        .to_string(),
+                };
+                influxdb_samples(&answer(request.send()?, Some(&refusal))?).map_err(Error::new)
             }
             Provider::Datadog {
                 url,
@@ -97,17 +110,56 @@ impl Provider {
                     http::join(url, "/api/v1/query"),
                     http::encode_query(query)
                 );
-                let body: Value = http::Request::get(url)
-                    .header("DD-API-KEY", api_key.as_str())
-                    .header("DD-APPLICATION-KEY", application_key.as_str())
+                let response = http::Request::get(url)
+                    .header("DD-API-KEY", api_key.value.as_str())
+                    .header("DD-APPLICATION-KEY", application_key.value.as_str())
                     .timeout_ms(timeout_ms)
-                    .send()?
-                    .error_for_status()?
-                    .json()?;
-                datadog_samples(&body).map_err(Error::new)
+                    .send()?;
+                let refusal = format!(
+                    "Datadog refused the keys of the grant's secrets `{}` and `{}`",
+                    api_key.name, application_key.name
+                );
+                datadog_samples(&answer(response, Some(&refusal))?).map_err(Error::new)
             }
         }
     }
+}
+
+/// The body of a successful answer as JSON. A refusal (401 or 403) is
+/// `refusal` and the store's reason; any other failure is the status and
+/// the reason, retryable as the SDK decides.
+fn answer(response: http::Response, refusal: Option<&str>) -> Result<Value, Error> {
+    if response.is_success() {
+        return Ok(response.json()?);
+    }
+    let why = reason(&response.body);
+    match (response.status, refusal) {
+        (401 | 403, Some(refusal)) => Err(Error::new(format!(
+            "{refusal} (HTTP {}: {why})",
+            response.status
+        ))),
+        (status, _) => Err(http::HttpError::Status { status, body: why }.into()),
+    }
+}
+
+/// What a store says went wrong: InfluxDB's and Prometheus' `error`,
+/// Datadog's `errors`, else the start of the body.
+pub fn reason(body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let said = parsed.and_then(|v| match (&v["error"], &v["errors"]) {
+        (Value::String(e), _) => Some(e.clone()),
+        (_, Value::Array(es)) => Some(
+            es.iter()
+                .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => None,
+    });
+    said.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+        .chars()
+        .take(200)
+        .collect()
 }
 
 fn number(v: &Value) -> Option<f64> {
@@ -223,6 +275,79 @@ mod tests {
             influxdb_samples(&failed)
                 .unwrap_err()
                 .contains("database not found")
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_store_s_reason() {
+        assert_eq!(
+            reason(br#"{"error":"authorization failed"}"#),
+            "authorization failed"
+        );
+        assert_eq!(
+            reason(br#"{"errors": ["Forbidden", "API key invalid"]}"#),
+            "Forbidden; API key invalid"
+        );
+        assert_eq!(reason(b"  bad gateway\n"), "bad gateway");
+        assert_eq!(reason(&[b'x'; 300]).len(), 200);
+    }
+
+    fn response(status: u16, body: &str) -> http::Response {
+        http::Response {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_the_credentials_and_other_failures_keep_their_status() {
+        let refusal = Some("InfluxDB refused the credentials of the grant's secrets `u` and `p`");
+        let e = answer(
+            response(401, r#"{"error":"authorization failed"}"#),
+            refusal,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "InfluxDB refused the credentials of the grant's secrets `u` and `p` \
+             (HTTP 401: authorization failed)"
+        );
+        assert!(!e.is_retryable());
+        let e = answer(
+            response(503, r#"{"errors": ["Service unavailable"]}"#),
+            refusal,
+        )
+        .unwrap_err();
+        assert_eq!(e.message(), "answered HTTP 503: Service unavailable");
+        assert!(e.is_retryable());
+        // Without credentials to name, a refusal is the status and reason.
+        let e = answer(response(403, "forbidden"), None).unwrap_err();
+        assert_eq!(e.message(), "answered HTTP 403: forbidden");
+        assert_eq!(
+            answer(response(200, r#"{"a":1}"#), refusal).unwrap(),
+            json!({"a": 1})
+        );
+    }
+
+    #[test]
+    fn a_secret_s_value_never_shows_in_debug() {
+        let p = Provider::Datadog {
+            url: "https://api.datadoghq.com".into(),
+            api_key: Secret {
+                name: "dd-api".into(),
+                value: "0123abcd".into(),
+            },
+            application_key: Secret {
+                name: "dd-app".into(),
+                value: "4567ef01".into(),
+            },
+        };
+        let shown = format!("{p:?}");
+        assert!(shown.contains("Secret(dd-api)"), "{shown}");
+        assert!(
+            !shown.contains("0123abcd") && !shown.contains("4567ef01"),
+            "{shown}"
         );
     }
 
