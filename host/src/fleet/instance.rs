@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{Error, FAULTY_EVERY, FAULTY_SUFFIX, FleetOptions, Shared, parse_body, refusal};
+use super::{
+    Error, FAULTY_EVERY, FAULTY_SUFFIX, FleetOptions, SLOW_PERCENT, SLOW_SUFFIX, Shared,
+    parse_body, refusal,
+};
 
 /// Latency buckets of `fleet_request_duration_seconds`, in seconds.
 const BUCKETS: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
@@ -66,13 +69,20 @@ enum Phase {
     Drained { ready_at: Option<Instant> },
 }
 
+/// The latencies of the requests one version answered.
+#[derive(Default)]
+struct Latencies {
+    /// Cumulative counts per bucket of [`BUCKETS`].
+    buckets: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
 struct Counters {
     /// Requests by (version, status).
     by_status: BTreeMap<(String, u16), u64>,
-    /// Cumulative counts per bucket of [`BUCKETS`], then the sum.
-    buckets: [u64; BUCKETS.len()],
-    latency_sum: f64,
-    latency_count: u64,
+    /// Latencies by version: a canary's can be told from the baseline's.
+    latency: BTreeMap<String, Latencies>,
     /// Requests and errors since the current version was installed: the
     /// error ratio a release watches.
     current: (u64, u64),
@@ -142,9 +152,7 @@ impl Instance {
                 steps: Vec::new(),
                 counters: Counters {
                     by_status: BTreeMap::new(),
-                    buckets: [0; BUCKETS.len()],
-                    latency_sum: 0.0,
-                    latency_count: 0,
+                    latency: BTreeMap::new(),
                     current: (0, 0),
                 },
             }),
@@ -164,6 +172,16 @@ impl Instance {
             .with_state(instance.clone());
         super::spawn_server(listener, app);
         Ok(instance)
+    }
+
+    /// How long a request to `version` works: a slow version's work takes
+    /// [`SLOW_PERCENT`] more.
+    fn work_of(&self, version: &str) -> Duration {
+        if version.ends_with(SLOW_SUFFIX) {
+            self.work * (100 + SLOW_PERCENT) / 100
+        } else {
+            self.work
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -225,13 +243,14 @@ impl Instance {
             c.current.1 += 1;
         }
         let seconds = started.elapsed().as_secs_f64();
-        for (bucket, bound) in c.buckets.iter_mut().zip(BUCKETS) {
+        let latency = c.latency.entry(version.clone()).or_default();
+        for (bucket, bound) in latency.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *bucket += 1;
             }
         }
-        c.latency_sum += seconds;
-        c.latency_count += 1;
+        latency.sum += seconds;
+        latency.count += 1;
         (status, version)
     }
 
@@ -283,19 +302,22 @@ impl Instance {
             "# HELP fleet_request_duration_seconds How long requests took.\n\
              # TYPE fleet_request_duration_seconds histogram\n",
         );
-        for (bound, n) in BUCKETS.iter().zip(c.buckets) {
+        for (version, l) in &c.latency {
+            let labels = format!("instance=\"{id}\",version=\"{version}\"");
+            for (bound, n) in BUCKETS.iter().zip(l.buckets) {
+                let _ = writeln!(
+                    out,
+                    "fleet_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+                );
+            }
             let _ = writeln!(
                 out,
-                "fleet_request_duration_seconds_bucket{{instance=\"{id}\",le=\"{bound}\"}} {n}"
+                "fleet_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
+                 fleet_request_duration_seconds_sum{{{labels}}} {}\n\
+                 fleet_request_duration_seconds_count{{{labels}}} {}",
+                l.count, l.sum, l.count
             );
         }
-        let _ = writeln!(
-            out,
-            "fleet_request_duration_seconds_bucket{{instance=\"{id}\",le=\"+Inf\"}} {}\n\
-             fleet_request_duration_seconds_sum{{instance=\"{id}\"}} {}\n\
-             fleet_request_duration_seconds_count{{instance=\"{id}\"}} {}",
-            c.latency_count, c.latency_sum, c.latency_count
-        );
         // The ratio since the current version was installed; without a
         // request yet there is no sample, which a check reads as no data.
         out.push_str(
@@ -332,10 +354,11 @@ async fn traffic(State(i): This) -> Response {
     i.in_flight.send_modify(|n| *n += 1);
     let _guard = InFlight(&i.in_flight);
     let started = Instant::now();
-    if !i.work.is_zero() {
+    let work = i.work_of(&i.lock().version);
+    if !work.is_zero() {
         // The service's own work: it is what keeps requests in flight
         // while an instance is drained.
-        tokio::time::sleep(i.work).await;
+        tokio::time::sleep(work).await;
     }
     let (status, version) = i.answer(started);
     let body = json!({"instance": i.id, "version": version, "status": status.as_u16()});

@@ -1,7 +1,8 @@
 //! The demo fleet: a sample web service run as N instances on loopback
 //! ports, each with the agent API `http-deployer` drives, the routers that
-//! put traffic in front of it (a built-in one and real nginx) and a load
-//! generator. It knows HTTP only: no store, no engine, no plugins.
+//! put traffic in front of it (a built-in one and real nginx), real
+//! Prometheus scraping it and a load generator. It knows HTTP only: no
+//! store, no engine, no plugins.
 //!
 //! The contracts it implements are the agent API and the router API of
 //! `plugins/README.md`. Draining is real: an instance asks the router in
@@ -13,6 +14,7 @@
 mod instance;
 mod load;
 mod nginx;
+mod prometheus;
 mod router;
 
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 pub use instance::{Instance, Snapshot, StepRecord};
 pub use load::{Load, LoadOptions, LoadReport};
 pub use nginx::Nginx;
+pub use prometheus::Prometheus;
 pub use router::Router;
 
 /// Errors of starting a fleet or a router.
@@ -35,6 +38,8 @@ pub enum Error {
     Listen(#[source] std::io::Error),
     #[error("cannot run nginx: {0}")]
     Nginx(String),
+    #[error("cannot run Prometheus: {0}")]
+    Prometheus(String),
 }
 
 /// How a fleet is made.
@@ -72,6 +77,14 @@ pub const FAULTY_SUFFIX: &str = "-faulty";
 
 /// One request in this many fails on a faulty version (10%).
 pub const FAULTY_EVERY: u64 = 10;
+
+/// A version whose name ends with this answers every request
+/// [`SLOW_PERCENT`] more slowly than the others: a regression no error
+/// ratio shows, for canary analysis to find.
+pub const SLOW_SUFFIX: &str = "-slow";
+
+/// How much longer a slow version works on each request, in percent.
+pub const SLOW_PERCENT: u32 = 30;
 
 /// Whatever routes traffic to the fleet: instances call it to leave the
 /// traffic while they are drained and to come back once enabled.

@@ -4,6 +4,7 @@
 //! time and every one of them counted.
 
 mod blue_green;
+mod canary;
 mod faulty;
 mod restart;
 mod rolling;

@@ -50,6 +50,40 @@ pub fn allowed(checks: &[PluginRef], round: &[CheckVerdict]) -> bool {
     (0..round.len()).all(|i| checks.get(i).is_some_and(|c| c.evidence_optional))
 }
 
+/// What a pause becomes during a bake. A canary's data comes in over its
+/// bake: a round early in it may find too little to judge (a check saying
+/// `no-data` while its window since the deploy is short, or every check
+/// measuring nothing). That is no reason to stop: the bake goes on, and its
+/// last round, at the end of the bake, is held to the rule of evidence.
+/// Only a pause taken for want of data is waived, and only while the bake
+/// runs; an inconclusive or failed verdict pauses as ever.
+pub fn while_baking(
+    round: &[CheckVerdict],
+    ruling: Ruling,
+    reason: String,
+    bake_left_ms: u64,
+) -> (Ruling, String) {
+    let wanting_data = round
+        .iter()
+        .any(|v| v.verdict.status == VerdictStatus::NoData)
+        && round.iter().all(|v| {
+            matches!(
+                v.verdict.status,
+                VerdictStatus::Pass | VerdictStatus::NoData | VerdictStatus::Error
+            )
+        });
+    if ruling != Ruling::Pause || bake_left_ms == 0 || !wanting_data {
+        return (ruling, reason);
+    }
+    (
+        Ruling::Proceed,
+        format!(
+            "{reason}; not yet a reason to stop: the bake goes on for {}s, and its last round must have evidence",
+            bake_left_ms.div_ceil(1000)
+        ),
+    )
+}
+
 /// What a policy plugin's ruling on a round becomes. A round verified by
 /// nothing does not proceed unless the flow allows it: the release pauses
 /// for a human, whatever the plugin made of the evidence it was given. A
@@ -256,5 +290,30 @@ mod tests {
         );
         assert_eq!(stage_note([&passed, &retried]), None);
         assert_eq!(stage_note([]), None);
+    }
+
+    #[test]
+    fn a_bake_waits_for_data_but_not_for_doubt() {
+        use VerdictStatus::*;
+        let pause = |statuses: &[VerdictStatus], left_ms: u64| {
+            while_baking(&round(statuses), Ruling::Pause, "held".into(), left_ms)
+        };
+        let (ruling, reason) = pause(&[NoData, Pass], 14_200);
+        assert_eq!(ruling, Ruling::Proceed);
+        assert_eq!(
+            reason,
+            "held; not yet a reason to stop: the bake goes on for 15s, and its last round must have evidence"
+        );
+        assert_eq!(pause(&[NoData, NoData], 1).0, Ruling::Proceed);
+        assert_eq!(pause(&[NoData, Error], 1).0, Ruling::Proceed);
+        // At the end of the bake the rule of evidence holds.
+        assert_eq!(pause(&[NoData, Pass], 0), (Ruling::Pause, "held".into()));
+        // Doubt and failure are not a want of data.
+        assert_eq!(pause(&[NoData, Inconclusive], 9_000).0, Ruling::Pause);
+        assert_eq!(pause(&[NoData, Fail], 9_000).0, Ruling::Pause);
+        assert_eq!(pause(&[Error], 9_000).0, Ruling::Pause);
+        // Only pauses are waived.
+        let rollback = while_baking(&round(&[NoData]), Ruling::Rollback, "r".into(), 9_000);
+        assert_eq!(rollback.0, Ruling::Rollback);
     }
 }

@@ -205,6 +205,12 @@ impl State {
         }
     }
 
+    /// How much of the current bake is left at `now`; 0 with no bake.
+    pub(super) fn bake_left(&self, now: u64) -> u64 {
+        self.bake_until_ms
+            .map_or(0, |until| until.saturating_sub(now))
+    }
+
     pub(super) fn advance(&mut self) {
         self.pc += 1;
         self.attempt = 1;

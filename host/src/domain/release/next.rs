@@ -658,6 +658,8 @@ impl State {
                             .unwrap_or(0),
                         &Self::place(spec, *pc),
                     );
+                    let (ruling, reason) =
+                        evidence::while_baking(&verdicts, ruling, reason, self.bake_left(now));
                     events.push(Event::Decided {
                         pc: *pc,
                         decision: DecisionRecord {
@@ -709,6 +711,13 @@ impl State {
                     &plugin.label(),
                     &Self::place(spec, *pc),
                 );
+                // The engine's own hold waits for the end of a bake; a
+                // plugin's pause stands.
+                let (ruling, reason) = if by == evidence::ENGINE {
+                    evidence::while_baking(&inputs, ruling, reason, self.bake_left(now))
+                } else {
+                    (ruling, reason)
+                };
                 vec![Event::Decided {
                     pc: *pc,
                     decision: DecisionRecord {
