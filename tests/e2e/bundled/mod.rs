@@ -4,6 +4,7 @@
 //! the API, and judged by what a user would check.
 
 mod agent;
+mod canary;
 mod deployer;
 mod health;
 mod metrics;
