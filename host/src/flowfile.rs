@@ -46,6 +46,9 @@ struct RawPlugin {
     /// value so that a wrong one is reported with its field path.
     #[serde(default)]
     evidence: Option<toml::Value>,
+    /// For a check: `true` to run it without letting it decide.
+    #[serde(default)]
+    shadow: Option<toml::Value>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -165,13 +168,19 @@ fn param_text(value: &toml::Value) -> String {
     }
 }
 
-/// A plugin other than a stage's checks, which has no say about evidence.
+/// A plugin other than a stage's checks, which has no say about evidence
+/// and cannot be a shadow.
 fn plugin_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
-    if raw.evidence.is_some() {
-        errors.push(
-            format!("{path}.evidence"),
-            "applies only to a stage's checks",
-        );
+    for (field, set) in [
+        ("evidence", raw.evidence.is_some()),
+        ("shadow", raw.shadow.is_some()),
+    ] {
+        if set {
+            errors.push(
+                format!("{path}.{field}"),
+                "applies only to a stage's checks",
+            );
+        }
     }
     any_plugin(raw, path, errors)
 }
@@ -187,11 +196,13 @@ fn any_plugin(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
             .map(|(k, v)| (k.clone(), param_text(v)))
             .collect(),
         evidence_optional: false,
+        shadow: false,
     }
 }
 
 /// One of a stage's checks, which may say that a round in which it
-/// measured nothing may pass (`evidence = "optional"`).
+/// measured nothing may pass (`evidence = "optional"`), or that it only
+/// runs in the shadow (`shadow = true`).
 fn check_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
     let mut check = any_plugin(raw, path, errors);
     check.evidence_optional = match raw.evidence.as_ref().map(param_text).as_deref() {
@@ -201,6 +212,17 @@ fn check_use(raw: &RawPlugin, path: &str, errors: &mut Errors) -> PluginUse {
             errors.push(
                 format!("{path}.evidence"),
                 format!("`{other}` is not `required` or `optional`"),
+            );
+            false
+        }
+    };
+    check.shadow = match &raw.shadow {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(other) => {
+            errors.push(
+                format!("{path}.shadow"),
+                format!("`{}` is not true or false", param_text(other)),
             );
             false
         }
@@ -644,6 +666,34 @@ mod tests {
         assert_eq!(
             bad("true")[0],
             "stages[0].checks[1].evidence: `true` is not `required` or `optional`"
+        );
+    }
+
+    #[test]
+    fn a_check_may_run_in_the_shadow() {
+        let text = "name = \"f\"\nversion = 1\n[[stages]]\nname = \"v\"\nkind = \"verify\"\n\
+                    checks = [{ plugin = \"health\" }, { plugin = \"judge\", shadow = true }]\n";
+        let StageKind::Verify { checks } = &parse(text).unwrap().stages[0].kind else {
+            panic!("stage 0 is a verify stage");
+        };
+        let shadow: Vec<bool> = checks.iter().map(|c| c.shadow).collect();
+        assert_eq!(shadow, [false, true]);
+
+        let text = "name = \"f\"\nversion = 1\n[[stages]]\nname = \"v\"\nkind = \"verify\"\n\
+                    checks = [{ plugin = \"judge\", shadow = \"yes\" }]\n\
+                    [[stages]]\nname = \"d\"\nkind = \"deploy\"\nstrategy = \"rolling\"\nbatch = 1\n\
+                    deployer = { plugin = \"agent\", shadow = true }\n";
+        let errors: Vec<String> = parse(text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "stages[0].checks[0].shadow: `yes` is not true or false",
+                "stages[1].deployer.shadow: applies only to a stage's checks",
+            ]
         );
     }
 

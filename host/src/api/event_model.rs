@@ -82,6 +82,9 @@ impl From<&Verdict> for EventVerdictDto {
 pub struct CheckVerdictDto {
     pub check: String,
     pub verdict: EventVerdictDto,
+    /// From a check the flow runs in the shadow: shown, never decides.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// A target found unhealthy before its batch.
@@ -265,6 +268,7 @@ fn verdicts(verdicts: &[CheckVerdict]) -> Vec<CheckVerdictDto> {
         .map(|v| CheckVerdictDto {
             check: v.check.clone(),
             verdict: (&v.verdict).into(),
+            shadow: v.shadow,
         })
         .collect()
 }

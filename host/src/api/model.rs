@@ -590,6 +590,7 @@ impl InvokeRequest {
                                 &format!("observations[{i}].verdict"),
                             )?,
                             at_ms: o.at_ms,
+                            shadow: false,
                         })
                     })
                     .collect::<Result<_, String>>()?,

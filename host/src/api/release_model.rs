@@ -150,9 +150,12 @@ pub struct VerdictDto {
     /// See [`EventVerdictDto::evidence`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<crate::api::model::MetricDto>,
+    /// From a check the flow runs in the shadow: shown, never decides.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
-fn verdict_dto(check: &str, v: &Verdict) -> VerdictDto {
+fn verdict_dto(check: &str, v: &Verdict, shadow: bool) -> VerdictDto {
     let EventVerdictDto {
         status,
         summary,
@@ -165,6 +168,7 @@ fn verdict_dto(check: &str, v: &Verdict) -> VerdictDto {
         summary,
         metrics,
         evidence,
+        shadow,
     }
 }
 
@@ -183,7 +187,7 @@ impl From<&Observation> for ObservationDto {
             stage: o.stage.clone(),
             batch: o.batch,
             at_ms: o.at_ms,
-            verdict: verdict_dto(&o.check, &o.verdict),
+            verdict: verdict_dto(&o.check, &o.verdict, o.shadow),
         }
     }
 }
@@ -219,7 +223,13 @@ impl From<&DecisionRecord> for DecisionDto {
             inputs: d
                 .inputs
                 .iter()
-                .map(|CheckVerdict { check, verdict }| verdict_dto(check, verdict))
+                .map(
+                    |CheckVerdict {
+                         check,
+                         verdict,
+                         shadow,
+                     }| verdict_dto(check, verdict, *shadow),
+                )
                 .collect(),
             observations: d.observations,
             at_ms: d.at_ms,

@@ -92,6 +92,9 @@ pub struct PluginUse {
     /// nothing (`no-data` or `error`) pass without a human, as
     /// `evidence = "optional"` says. Checks need evidence by default.
     pub evidence_optional: bool,
+    /// For a check: it runs and its verdicts are journaled and shown, but
+    /// never decide (`shadow = true`), to try an analysis out.
+    pub shadow: bool,
 }
 
 /// How many targets a rolling batch takes.

@@ -220,6 +220,10 @@ pub struct Observation {
     pub batch: Option<u32>,
     pub verdict: Verdict,
     pub at_ms: u64,
+    /// From a shadow check: shown with the release, never handed to a
+    /// policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// What a rollback policy decides.

@@ -65,6 +65,7 @@ async fn verify(
                 CheckVerdict {
                     check: plugin.label(),
                     verdict,
+                    shadow: plugin.shadow,
                 },
             )
         });
@@ -86,6 +87,7 @@ async fn verify(
             None => out.push(CheckVerdict {
                 check: plugin.label(),
                 verdict: error_verdict("the check's task failed".to_string()),
+                shadow: plugin.shadow,
             }),
         }
     }

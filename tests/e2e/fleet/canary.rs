@@ -29,10 +29,12 @@ fn latency(version: &str) -> String {
 
 /// A canary of one instance baked for 15 s, then checked once by the judge
 /// (canary against the version it replaces) and by a fixed threshold of
-/// 50 ms on the canary's latency.
-fn judged(prometheus: &str) -> String {
+/// 50 ms on the canary's latency. In the flow `shadowed` the judge runs in
+/// the shadow: asked and shown, but not deciding.
+fn judged(name: &str, prometheus: &str) -> String {
     let judge = json!({
         "plugin": "judge",
+        "shadow": name == "shadowed",
         "params": {
             "url": prometheus,
             "metrics": "latency",
@@ -52,7 +54,7 @@ fn judged(prometheus: &str) -> String {
         }
     });
     format!(
-        r#"name = "judged"
+        r#"name = "{name}"
 version = 1
 
 [[stages]]
@@ -72,6 +74,7 @@ checks = [{judge}, {threshold}]
 /// A JSON object written as a TOML inline table (strings and objects).
 fn toml_inline(v: &Value) -> String {
     match v {
+        Value::Bool(false) => "false".into(),
         Value::Object(fields) => {
             let fields: Vec<String> = fields
                 .iter()
@@ -118,7 +121,9 @@ impl Bed {
         metrics_hosts.push(prometheus.url());
         d.grant("metrics", json!({"allowed_hosts": metrics_hosts}))
             .await;
-        apply_flow(&d, &judged(&prometheus.url())).await;
+        for flow in ["judged", "shadowed"] {
+            apply_flow(&d, &judged(flow, &prometheus.url())).await;
+        }
         let first = start_release(&d, "shop", "prod", "1.0.0", "rolling").await;
         wait_status(&d, &first, "succeeded").await;
         let load = load(router.addr);
@@ -142,7 +147,11 @@ impl Bed {
     /// Releases `version` with the judged canary; the release's final
     /// state, and the verdicts of the judge and the threshold.
     async fn release(&self, version: &str, ends: &str) -> (Value, Value, Value) {
-        let id = start_release(&self.d, "shop", "prod", version, "judged").await;
+        self.release_with("judged", version, ends).await
+    }
+
+    async fn release_with(&self, flow: &str, version: &str, ends: &str) -> (Value, Value, Value) {
+        let id = start_release(&self.d, "shop", "prod", version, flow).await;
         // The bake is 15 s of real time: the window the judge looks at.
         let release = wait_for_within(&self.d, &id, ends, Duration::from_secs(90), |r| {
             r["status"] == ends
@@ -275,4 +284,44 @@ async fn a_canary_without_traffic_gives_the_judge_no_data() {
             .starts_with("verified by nothing at stage canary"),
         "{release:#}"
     );
+}
+
+/// Trying the judge out before trusting it: in the shadow it fails the slow
+/// canary, and says so in the journal and the release's verdicts, but the
+/// threshold alone decides and the release goes on.
+#[tokio::test]
+async fn a_judge_in_the_shadow_fails_the_slow_canary_without_stopping_the_release() {
+    let bed = Bed::start(&[], "").await;
+    let (release, judge, threshold) = bed
+        .release_with("shadowed", "2.0.0-slow", "succeeded")
+        .await;
+    let _ = bed.load.stop().await;
+
+    assert_eq!(judge["verdict"]["status"], "fail", "{judge:#}");
+    assert_eq!(judge["shadow"], true, "{judge:#}");
+    assert_eq!(evidence(&judge, "latency")["status"], "fail", "{judge:#}");
+    assert_eq!(threshold["verdict"]["status"], "pass", "{threshold:#}");
+    assert!(threshold.get("shadow").is_none(), "{threshold:#}");
+    // The release's verdicts show the shadow's; its decisions stood on the
+    // threshold alone.
+    let shown: Vec<&Value> = release["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["check"] == "judge@1.0.0" && v["status"] == "fail")
+        .collect();
+    assert!(
+        !shown.is_empty() && shown.iter().all(|v| v["shadow"] == true),
+        "{release:#}"
+    );
+    for decision in release["decisions"].as_array().unwrap() {
+        let inputs: Vec<&str> = decision["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["check"].as_str().unwrap())
+            .collect();
+        assert!(!inputs.contains(&"judge@1.0.0"), "{decision:#}");
+    }
+    assert_eq!(bed.fleet.snapshots()[0].version, "2.0.0-slow");
 }

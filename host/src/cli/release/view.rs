@@ -729,6 +729,7 @@ checks = [{ plugin = "latency" }, { plugin = "errors" }, { plugin = "saturation"
                                         summary: "no requests yet".into(),
                                         metrics: vec![],
                                     },
+                                    shadow: false,
                                 })
                                 .collect(),
                         ),

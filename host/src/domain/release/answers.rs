@@ -145,6 +145,7 @@ mod tests {
             version: "1.0.0".into(),
             params: vec![],
             evidence_optional: false,
+            shadow: false,
         }
     }
 

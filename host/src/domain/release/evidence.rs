@@ -50,6 +50,20 @@ pub fn allowed(checks: &[PluginRef], round: &[CheckVerdict]) -> bool {
     (0..round.len()).all(|i| checks.get(i).is_some_and(|c| c.evidence_optional))
 }
 
+/// The part of a round that decides: the verdicts of the checks that are
+/// not shadows (`shadow = true` in the flow), with those checks, in the
+/// stage's order. A shadow check runs, and its verdicts are journaled and
+/// shown, but they never count.
+pub fn deciding(
+    checks: &[PluginRef],
+    round: &[CheckVerdict],
+) -> (Vec<PluginRef>, Vec<CheckVerdict>) {
+    (
+        checks.iter().filter(|c| !c.shadow).cloned().collect(),
+        round.iter().filter(|v| !v.shadow).cloned().collect(),
+    )
+}
+
 /// What a pause becomes during a bake. A canary's data comes in over its
 /// bake: a round early in it may find too little to judge (a check saying
 /// `no-data` while its window since the deploy is short, or every check
@@ -150,6 +164,7 @@ mod tests {
                 summary: "no samples".into(),
                 metrics: vec![],
             },
+            shadow: false,
         }
     }
 
@@ -167,6 +182,7 @@ mod tests {
             version: "1.0.0".into(),
             params: vec![],
             evidence_optional: optional,
+            shadow: false,
         }
     }
 

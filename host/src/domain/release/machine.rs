@@ -482,7 +482,8 @@ impl State {
                     )));
                 }
                 self.observe(spec, step, verdicts, *at_ms);
-                for v in verdicts {
+                // A shadow check's verdicts never count.
+                for v in verdicts.iter().filter(|v| !v.shadow) {
                     let count = self.errors.entry(v.check.clone()).or_default();
                     if v.verdict.status == VerdictStatus::Error {
                         *count += 1;
@@ -904,6 +905,7 @@ impl State {
                 batch: step.batch(),
                 verdict: v.verdict.clone(),
                 at_ms: at,
+                shadow: v.shadow,
             });
         }
     }

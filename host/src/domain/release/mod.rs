@@ -36,6 +36,10 @@ pub struct PluginRef {
     /// which it measured nothing may pass (see [`evidence`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub evidence_optional: bool,
+    /// For a check whose flow says `shadow = true`: its verdicts are
+    /// journaled and shown but never decide.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 impl PluginRef {
@@ -291,6 +295,7 @@ pub fn compile(
             version,
             params: u.params.clone(),
             evidence_optional: u.evidence_optional,
+            shadow: u.shadow,
         })
     };
     let pin_all = |at: &str, uses: &[PluginUse]| -> Result<Vec<PluginRef>, FlowError> {

@@ -280,7 +280,13 @@ impl State {
                             pc,
                             plugin: plugin.clone(),
                             ctx: spec.context(*stage, *batch, self.round, plugin),
-                            observations: self.observations.clone(),
+                            // A shadow check's verdicts never decide.
+                            observations: self
+                                .observations
+                                .iter()
+                                .filter(|o| !o.shadow)
+                                .cloned()
+                                .collect(),
                         });
                     }
                     return Action::Wait(None);
@@ -648,8 +654,14 @@ impl State {
                 }];
                 let stage = &spec.stages[spec.steps[*pc].stage()];
                 if stage.verification.policy.is_none() {
+                    let (checks, verdicts) =
+                        evidence::deciding(&stage.verification.checks, &verdicts);
+                    let verification = super::Verification {
+                        checks,
+                        ..stage.verification.clone()
+                    };
                     let (ruling, reason) = judge(
-                        &stage.verification,
+                        &verification,
                         &verdicts,
                         &self.errors,
                         self.failures
@@ -701,10 +713,11 @@ impl State {
                     ),
                 };
                 let round = self.round.saturating_sub(1);
-                let inputs = self.last_round.clone();
                 let stage = &spec.stages[spec.steps[*pc].stage()];
+                let (checks, inputs) =
+                    evidence::deciding(&stage.verification.checks, &self.last_round);
                 let (ruling, reason, by) = evidence::hold(
-                    &stage.verification.checks,
+                    &checks,
                     &inputs,
                     ruling,
                     reason,

@@ -19,6 +19,10 @@ pub struct CheckVerdict {
     /// `name@version` of the check.
     pub check: String,
     pub verdict: Verdict,
+    /// From a check the flow marks `shadow = true`: journaled and shown,
+    /// never counted in a decision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// What a release does after a round of checks.
@@ -202,6 +206,7 @@ mod tests {
                 summary: summary.to_string(),
                 metrics: vec![Metric::new("error_rate", 0.072)],
             },
+            shadow: false,
         }
     }
 
@@ -242,6 +247,7 @@ mod tests {
                 version: "1.0.0".into(),
                 params: vec![],
                 evidence_optional: *o,
+                shadow: false,
             })
             .collect();
         v
@@ -308,6 +314,7 @@ mod tests {
                         summary: "x".into(),
                         metrics: vec![],
                     },
+                    shadow: false,
                 })
                 .collect();
             let got = judge(&checks(optional), &round, &none, 0, "at stage s");

@@ -235,13 +235,16 @@ fn perform(work: &Work, outcomes: &mut Outcomes) -> WorkOutcome {
                     ctx.deployed_at_ms
                 );
             }
+            // `verify` scripts every check of a round; `verify.NAME` one
+            // check by its plugin's name.
             let status = outcomes.next("verify", "pass");
             WorkOutcome::Verdicts(
                 checks
                     .iter()
                     .map(|(c, _)| CheckVerdict {
                         check: c.label(),
-                        verdict: verdict(&status),
+                        verdict: verdict(&outcomes.next(&format!("verify.{}", c.plugin), &status)),
+                        shadow: c.shadow,
                     })
                     .collect(),
             )
