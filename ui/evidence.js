@@ -30,7 +30,7 @@ export function roundGroups(r) {
     const key = [o.stage, present(o.batch) ? o.batch : "", o.check].join("\u0000");
     let group = groups.get(key);
     if (!group) {
-      group = { key, stage: o.stage, batch: o.batch, check: o.check, verdicts: [] };
+      group = { key, stage: o.stage, batch: o.batch, check: o.check, shadow: o.shadow, verdicts: [] };
       groups.set(key, group);
     }
     group.verdicts.push(o);
@@ -264,11 +264,18 @@ export function checkCharts(r) {
       },
       h("summary", {},
         h("strong", {}, group.stage), present(group.batch) ? " · batch " + (group.batch + 1) : "",
-        " · ", group.check, " · ", group.verdicts.length + (group.verdicts.length === 1 ? " round " : " rounds "),
+        " · ", checkName(group), " · ", group.verdicts.length + (group.verdicts.length === 1 ? " round " : " rounds "),
         badge(last.status), " ", h("span", { class: "muted" }, last.summary)),
       h("div", { class: "charts" }, series.map((s) => figure(group, s))));
       return details;
     }));
+}
+
+/** A check's name, marked when it runs in the shadow. */
+export function checkName(o) {
+  return o.shadow
+    ? [o.check, " ", h("span", { class: "badge shadow", title: "runs in the shadow: shown, never decides" }, "shadow")]
+    : o.check;
 }
 
 /** The judge's table for the gate: every metric with evidence in the latest
@@ -279,7 +286,7 @@ export function judgedTable(r) {
   const rows = [...latest.values()].flatMap((o) => (o.evidence || []).map((m) => h("tr", {
     "data-check": o.check, "data-metric": m.name,
   },
-  h("td", {}, o.check),
+  h("td", {}, checkName(o)),
   h("td", {}, m.name),
   h("td", { class: "num" }, number(m.value)),
   h("td", { class: "num" }, present(m.baseline) ? number(m.baseline) : "–"),

@@ -10,7 +10,7 @@ import {
   api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, clearError,
   canCommand, confirmAction, session, FINISHED,
 } from "./lib.js";
-import { checkCharts, judgedTable } from "./evidence.js";
+import { checkCharts, checkName, judgedTable } from "./evidence.js";
 
 export function render(view, id) {
   const stop = new AbortController();
@@ -203,7 +203,8 @@ function gateCard(r, reload) {
     (mine.role === "admin" || g.roles.length === 0 || g.roles.includes(mine.role)) &&
     (g.starter_may_approve || mine.name !== r.started_by || mine.role === "admin");
   const recent = r.verdicts.slice(-8);
-  const failing = r.verdicts.filter((v) => v.status !== "pass").length;
+  const failing = r.verdicts.filter((v) => v.status !== "pass" && !v.shadow).length;
+  const shadows = r.verdicts.filter((v) => v.shadow).length;
   return h("section", { class: "card gate", id: "gate" },
     h("h2", {}, "Waiting for approval: ", g.stage),
     h("p", {},
@@ -219,7 +220,8 @@ function gateCard(r, reload) {
     h("div", { class: "evidence", id: "evidence" },
       h("h3", {}, "Evidence"),
       h("p", {}, r.verdicts.length + " verdicts so far, " + failing + " not passing; " +
-        r.decisions.length + " decisions."),
+        r.decisions.length + " decisions." +
+        (shadows ? " " + shadows + " from checks in the shadow, which never decide." : "")),
       recent.length ? verdictTable(recent) : h("p", { class: "muted" }, "No check has run yet."),
       judgedTable(r),
       h("p", { class: "next", id: "next-stage" }, nextStage(r))),
@@ -363,7 +365,7 @@ function verdictTable(list) {
       h("td", {}, time(o.at_ms)),
       h("td", {}, o.stage),
       h("td", {}, o.batch === null || o.batch === undefined ? "–" : String(o.batch + 1)),
-      h("td", {}, o.check),
+      h("td", {}, checkName(o)),
       h("td", {}, badge(o.status)),
       h("td", {}, o.summary),
       h("td", { class: "metrics" }, metrics(o.metrics))))));

@@ -12,7 +12,8 @@ use super::{DEPLOYER, daemon, deploy_flow, load};
 use crate::support::releases::{
     apply_flow, journal_details, start_release, wait_for_within, wait_status,
 };
-use crate::support::{Daemon, fixture};
+use crate::support::browser::Browser;
+use crate::support::{Daemon, cli, fixture};
 
 /// Each request works this long (a slow version's 30% more), long enough
 /// for a timer's jitter not to hide the difference.
@@ -324,4 +325,23 @@ async fn a_judge_in_the_shadow_fails_the_slow_canary_without_stopping_the_releas
         assert!(!inputs.contains(&"judge@1.0.0"), "{decision:#}");
     }
     assert_eq!(bed.fleet.snapshots()[0].version, "2.0.0-slow");
+
+    // `release show` and the release page say whose verdicts never decide.
+    let id = release["id"].as_str().unwrap();
+    let (ok, shown, err) = cli(&bed.d, &["release", "show", id]);
+    assert!(ok, "{err}");
+    assert!(
+        shown.contains("  judge@1.0.0 (in the shadow: never decides) at canary batch 1"),
+        "the evidence: {shown}"
+    );
+    let manager = bed.d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&bed.d.base, &manager).await;
+    browser
+        .goto(&format!("{}/#/releases/{id}", bed.d.base))
+        .await;
+    browser
+        .wait("#check-charts details[data-check='judge@1.0.0'] summary .badge.shadow")
+        .await;
+    browser.wait("#verdicts tbody tr td .badge.shadow").await;
 }

@@ -110,8 +110,13 @@ pub fn section(r: &ReleaseDto) -> String {
         };
         let _ = writeln!(
             out,
-            "  {} at {}{}, round {}: {}{summary}",
+            "  {}{} at {}{}, round {}: {}{summary}",
             last.verdict.check,
+            if last.verdict.shadow {
+                " (in the shadow: never decides)"
+            } else {
+                ""
+            },
             last.stage,
             batch_suffix(last.batch),
             rounds.len(),

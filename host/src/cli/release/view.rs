@@ -495,8 +495,9 @@ fn check_verdicts(verdicts: &[CheckVerdictDto]) -> String {
         .iter()
         .map(|v| {
             format!(
-                "{} {}{}",
+                "{}{} {}{}",
                 v.check,
+                if v.shadow { " (shadow)" } else { "" },
                 v.verdict.status,
                 colon(&v.verdict.summary)
             )
