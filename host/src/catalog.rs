@@ -67,6 +67,14 @@ impl Catalog {
         }
     }
 
+    /// Validates a flow file without applying it: every problem named by
+    /// its field, every plugin it names checked.
+    pub fn check(&self, source: &str) -> Result<Flow, Error> {
+        let flow = flowfile::parse(source).map_err(Error::Invalid)?;
+        self.check_plugins(&flow)?;
+        Ok(flow)
+    }
+
     /// Every plugin the flow names must exist (at the version named, or any
     /// version for `latest`) and be of the kind its place needs.
     fn check_plugins(&self, flow: &Flow) -> Result<(), Error> {

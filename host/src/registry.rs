@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::domain::flow::Rule;
 use crate::domain::grant::Grant;
 use crate::domain::plugin::Call;
-use crate::plugins::{self, Invocation, InvokeError, LoadedPlugin, Runtime};
+use crate::plugins::{self, Invocation, InvokeError, LoadedPlugin, Runtime, Tape, Taped};
 use crate::store::{self, PluginRecord, PutOutcome, Store};
 
 /// Why a registry operation was refused.
@@ -438,6 +438,19 @@ impl Registry {
         version: &str,
         call: Call,
     ) -> Result<Result<Invocation, InvokeError>, Error> {
+        let (result, _) = self.invoke_taped(name, version, call, Tape::Live).await?;
+        Ok(result)
+    }
+
+    /// [`Registry::invoke`], recording what the call sees of the world or
+    /// answering it from a recording, as `tape` says.
+    pub async fn invoke_taped(
+        &self,
+        name: &str,
+        version: &str,
+        call: Call,
+        tape: Tape,
+    ) -> Result<(Result<Invocation, InvokeError>, Taped), Error> {
         let (plugin, approved) = match self.ready_and_approved(name, version) {
             Some(plugin) => (plugin, true),
             None => {
@@ -458,14 +471,17 @@ impl Registry {
         } else {
             Arc::new(Grant::default())
         };
-        let result = self.runtime.invoke(&plugin, name, grant, call).await;
+        let (result, taped) = self
+            .runtime
+            .invoke_taped(&plugin, name, grant, call, tape)
+            .await;
         let (outcome, duration) = match &result {
             Ok(invocation) => ("ok", invocation.duration),
             Err(e) => (e.kind.code(), e.duration),
         };
         self.metrics
             .invocation(name, outcome, duration.as_secs_f64());
-        Ok(result)
+        Ok((result, taped))
     }
 }
 

@@ -134,6 +134,13 @@ fn endpoints() -> Vec<Endpoint> {
             Body::Json(json!({"comment": "stuck for good"})),
             &["admin"],
         ),
+        // A replay changes nothing, but runs plugins: release managers.
+        e(
+            M::POST,
+            "/api/v1/analysis/replay",
+            Body::Json(json!({"flow_name": "nope"})),
+            managers,
+        ),
         // Planning changes nothing: every signed-in role may plan.
         e(
             M::POST,

@@ -28,6 +28,7 @@ mod progress;
 mod registry;
 mod release_cli;
 mod releases;
+mod replay;
 mod restart;
 mod sandbox;
 mod schedules;

@@ -1,5 +1,7 @@
 //! The HTTP API: the only module that knows HTTP and JSON.
 
+mod analysis;
+pub mod analysis_model;
 mod audit;
 mod auth;
 mod body;
@@ -139,6 +141,7 @@ routes! {
         DELETE "/api/v1/tokens" => tokens::revoke_named,
         DELETE "/api/v1/tokens/{name}" => tokens::revoke,
         GET "/api/v1/audit" => audit::list,
+        POST "/api/v1/analysis/replay" => analysis::replay,
         POST "/api/v1/session" => session::sign_in,
         GET "/api/v1/session" => session::show,
         DELETE "/api/v1/session" => session::sign_out,

@@ -15,8 +15,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
 use super::{
-    audit, event_model, flows, health, inventory, model, plugin_access, plugins, release_model,
-    releases, rules, schedule_model, schedules, session, tokens, trains,
+    analysis, analysis_model, audit, event_model, flows, health, inventory, model, plugin_access,
+    plugins, release_model, releases, rules, schedule_model, schedules, session, tokens, trains,
 };
 
 /// The name of the security scheme operations that need a token refer to.
@@ -80,6 +80,7 @@ pub const BEARER: &str = "bearer";
         tokens::revoke,
         tokens::revoke_named,
         audit::list,
+        analysis::replay,
         session::sign_in,
         session::show,
         session::sign_out,
@@ -198,6 +199,12 @@ pub const BEARER: &str = "bearer";
         schedule_model::NextFiresDto,
         schedule_model::CreateFreezeRequest,
         schedule_model::FreezeDto,
+        analysis_model::ReplayRequestDto,
+        analysis_model::ReplayDto,
+        analysis_model::ReleaseReplayDto,
+        analysis_model::OutcomeDto,
+        analysis_model::RoundChangeDto,
+        analysis_model::VerdictChangeDto,
     )),
     modifiers(&BearerScheme, &Together),
     tags(
@@ -209,6 +216,7 @@ pub const BEARER: &str = "bearer";
         (name = "tokens", description = "API tokens (admins only)."),
         (name = "schedules", description = "Cron schedules that start releases, and the freeze windows that stop them."),
         (name = "audit", description = "The log of every state-changing request."),
+        (name = "analysis", description = "Replays of a flow's checks and policy over what past releases recorded."),
         (name = "session", description = "Browser sign-in: a session cookie (HttpOnly, SameSite=Strict) opened with a token; requests that change state through it carry `X-CSRF-Token`."),
         (name = "operations", description = "Liveness, readiness, metrics, the runtime's counters, the release clock and this document."),
     )

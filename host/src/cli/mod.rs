@@ -1,5 +1,6 @@
 //! The `greenlight` command line: the daemon, and a client of its API.
 
+mod analysis;
 mod client;
 mod demo;
 mod flow;
@@ -40,6 +41,9 @@ enum Command {
     /// Apply, list and show flows.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// Replay a flow's analysis over what past releases recorded.
+    #[command(subcommand)]
+    Analysis(analysis::AnalysisCommand),
     /// Describe applications, their environments and targets.
     #[command(subcommand)]
     Inventory(inventory::InventoryCommand),
@@ -76,6 +80,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Plugin(cmd) => plugin::run(cmd, server).await,
         Command::Flow(cmd) => flow::run(cmd, server).await,
+        Command::Analysis(cmd) => analysis::run(cmd, server).await,
         Command::Inventory(cmd) => inventory::run(cmd, server).await,
         Command::Release(cmd) => release::run(cmd, server).await,
         Command::Schedule(cmd) => schedule::run(cmd, server).await,

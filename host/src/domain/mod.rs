@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod name;
 pub mod plan;
 pub mod plugin;
+pub mod recording;
 pub mod redact;
 pub mod release;
 pub mod schedule;

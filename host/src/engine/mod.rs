@@ -10,8 +10,13 @@ mod freeze;
 mod live;
 mod notify;
 mod perform;
+mod replay;
 mod trains;
 
+pub use replay::{
+    FlowSource, MAX_REPLAYED, Outcome, ReleaseReplay, ReplayReport, ReplayRequest, RoundChange,
+    VerdictChange,
+};
 pub use trains::TrainView;
 
 use std::collections::HashMap;
@@ -23,8 +28,9 @@ use crate::catalog::{self, Catalog};
 use crate::clock::Clock;
 use crate::domain::flow::{FlowError, WhenBusy};
 use crate::domain::plugin::Artifact;
+use crate::domain::recording::CheckRecording;
 use crate::domain::release::{
-    Action, Actor, Command, CommandError, Event, ReleaseSpec, Start, State, Status, compile,
+    Action, Actor, Command, CommandError, Event, ReleaseSpec, Start, State, Status, Work, compile,
 };
 use crate::registry::Registry;
 use crate::store::{self, InventoryOutcome, ReleaseSummary, Slot, Store};
@@ -772,7 +778,8 @@ impl Engine {
                 }
                 Action::Record(event) => self.commit(&live, vec![event], true).await,
                 Action::Call(work) => {
-                    let outcome = perform::perform(&self.inner.registry, &work).await;
+                    let (outcome, recordings) = perform::perform(&self.inner.registry, &work).await;
+                    self.keep_recordings(&live.spec.id, &work, recordings);
                     let now = self.inner.clock.now_ms();
                     let mut state = live.state.lock().await;
                     let events = state.conclude(&live.spec, &work, outcome, now);
@@ -798,6 +805,26 @@ impl Engine {
                 tracing::error!(release = %id, error = %e, "The release stopped: its journal cannot be written.");
                 return;
             }
+        }
+    }
+
+    /// Keeps what a check round's calls saw, before the round is journaled,
+    /// so that the journal's flush makes it durable too. A recording that
+    /// cannot be written is logged, never a reason to stop the release.
+    fn keep_recordings(&self, release: &str, work: &Work, recordings: Vec<CheckRecording>) {
+        let Work::Verify { pc, round, .. } = work else {
+            return;
+        };
+        if recordings.is_empty() {
+            return;
+        }
+        if let Err(e) = self
+            .inner
+            .store
+            .put_round_recordings(release, *pc, *round, recordings)
+        {
+            tracing::error!(release = %release, pc, round, error = %e,
+                "A check round's recordings cannot be kept.");
         }
     }
 

@@ -8,28 +8,49 @@ use crate::domain::plugin::{
     Call, GroupWeight, Output, PluginFault, Progress, ReleaseContext, Target, Verdict,
     VerdictStatus,
 };
+use crate::domain::recording::{CallRecording, CheckRecording};
 use crate::domain::release::policy::CheckVerdict;
 use crate::domain::release::{PluginRef, Work, WorkOutcome, answers};
-use crate::plugins::ErrorKind;
+use crate::plugins::{ErrorKind, Tape, Taped};
 use crate::registry::Registry;
 
 /// Calls one plugin; a failure to run it is a fault with a message naming
 /// what went wrong. Deadlines, traps and instantiation failures may pass on
 /// a second attempt; the rest will not.
 async fn call(registry: &Registry, plugin: &PluginRef, call: Call) -> Result<Output, PluginFault> {
-    match registry.invoke(&plugin.plugin, &plugin.version, call).await {
-        Ok(Ok(invocation)) => Ok(invocation.output),
-        Ok(Err(e)) => Err(PluginFault {
-            message: format!("{} {}: {e}", plugin.label(), e.kind.code()),
-            retryable: matches!(
-                e.kind,
-                ErrorKind::DeadlineExceeded | ErrorKind::Trap | ErrorKind::Instantiation
-            ),
-        }),
-        Err(e) => Err(PluginFault {
-            message: format!("{}: {e}", plugin.label()),
-            retryable: false,
-        }),
+    taped_call(registry, plugin, call, Tape::Live).await.0
+}
+
+/// [`call`], recording what the plugin sees of the world or answering it
+/// from a recording, as `tape` says.
+pub(super) async fn taped_call(
+    registry: &Registry,
+    plugin: &PluginRef,
+    call: Call,
+    tape: Tape,
+) -> (Result<Output, PluginFault>, Taped) {
+    match registry
+        .invoke_taped(&plugin.plugin, &plugin.version, call, tape)
+        .await
+    {
+        Ok((Ok(invocation), taped)) => (Ok(invocation.output), taped),
+        Ok((Err(e), taped)) => (
+            Err(PluginFault {
+                message: format!("{} {}: {e}", plugin.label(), e.kind.code()),
+                retryable: matches!(
+                    e.kind,
+                    ErrorKind::DeadlineExceeded | ErrorKind::Trap | ErrorKind::Instantiation
+                ),
+            }),
+            taped,
+        ),
+        Err(e) => (
+            Err(PluginFault {
+                message: format!("{}: {e}", plugin.label()),
+                retryable: false,
+            }),
+            Taped::default(),
+        ),
     }
 }
 
@@ -44,22 +65,31 @@ fn unexpected(plugin: &PluginRef, output: &Output) -> PluginFault {
 }
 
 /// Runs every check over the targets at once and collects the verdicts in
-/// the order the flow lists the checks.
+/// the order the flow lists the checks; with `record`, also what each check
+/// saw of the world.
 async fn verify(
     registry: &Registry,
-    checks: &[(PluginRef, crate::domain::plugin::ReleaseContext)],
+    checks: &[(PluginRef, ReleaseContext)],
     targets: &[Target],
-) -> Vec<CheckVerdict> {
+    record: bool,
+) -> (Vec<CheckVerdict>, Vec<CheckRecording>) {
     let mut set = JoinSet::new();
     for (i, (plugin, ctx)) in checks.iter().cloned().enumerate() {
         let registry = registry.clone();
         let targets = targets.to_vec();
+        let tape = if record { Tape::Record } else { Tape::Live };
         set.spawn(async move {
-            let verdict = match call(&registry, &plugin, Call::Verify { ctx, targets }).await {
-                Ok(Output::Verdict(v)) => v,
-                Ok(other) => error_verdict(unexpected(&plugin, &other).message),
-                Err(fault) => error_verdict(fault.message),
-            };
+            let kept = record.then(|| recording_of(&plugin, &ctx, &targets, None));
+            let (answer, taped) =
+                taped_call(&registry, &plugin, Call::Verify { ctx, targets }, tape).await;
+            let verdict = verdict_of(&plugin, answer);
+            let kept = kept.map(|mut kept| {
+                kept.call = taped.recording.unwrap_or_else(|| CallRecording {
+                    incomplete: Some("the check did not run".to_string()),
+                    ..Default::default()
+                });
+                kept
+            });
             (
                 i,
                 CheckVerdict {
@@ -67,34 +97,77 @@ async fn verify(
                     verdict,
                     shadow: plugin.shadow,
                 },
+                kept,
             )
         });
     }
-    let mut verdicts: Vec<(usize, CheckVerdict)> = Vec::with_capacity(checks.len());
+    let mut verdicts = Vec::with_capacity(checks.len());
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(v) => verdicts.push(v),
             Err(e) => tracing::error!(error = %e, "A check task failed."),
         }
     }
-    verdicts.sort_by_key(|(i, _)| *i);
-    // A check whose task died still counts, as an error.
+    verdicts.sort_by_key(|(i, _, _)| *i);
+    // A check whose task died still counts, as an error, and its round is
+    // not replayable.
     let mut out = Vec::with_capacity(checks.len());
+    let mut recordings = Vec::new();
     let mut found = verdicts.into_iter().peekable();
-    for (i, (plugin, _)) in checks.iter().enumerate() {
-        match found.next_if(|(j, _)| *j == i) {
-            Some((_, v)) => out.push(v),
-            None => out.push(CheckVerdict {
-                check: plugin.label(),
-                verdict: error_verdict("the check's task failed".to_string()),
-                shadow: plugin.shadow,
-            }),
+    for (i, (plugin, ctx)) in checks.iter().enumerate() {
+        match found.next_if(|(j, _, _)| *j == i) {
+            Some((_, v, kept)) => {
+                out.push(v);
+                recordings.extend(kept);
+            }
+            None => {
+                out.push(CheckVerdict {
+                    check: plugin.label(),
+                    verdict: error_verdict("the check's task failed".to_string()),
+                    shadow: plugin.shadow,
+                });
+                if record {
+                    let why = "the check's task failed".to_string();
+                    recordings.push(recording_of(plugin, ctx, targets, Some(why)));
+                }
+            }
         }
     }
-    out
+    (out, recordings)
 }
 
-fn error_verdict(summary: String) -> Verdict {
+/// The recording of a check call about to be made (or that could not be
+/// made, and why), with the context it is made in.
+fn recording_of(
+    plugin: &PluginRef,
+    ctx: &ReleaseContext,
+    targets: &[Target],
+    failed: Option<String>,
+) -> CheckRecording {
+    CheckRecording {
+        check: plugin.label(),
+        stage: ctx.stage.clone(),
+        batch: ctx.batch,
+        attempt: ctx.attempt,
+        deployed_at_ms: ctx.deployed_at_ms,
+        targets: targets.iter().map(|t| t.id.clone()).collect(),
+        call: CallRecording {
+            incomplete: failed,
+            ..Default::default()
+        },
+    }
+}
+
+/// The verdict a check's answer comes to.
+pub(super) fn verdict_of(plugin: &PluginRef, answer: Result<Output, PluginFault>) -> Verdict {
+    match answer {
+        Ok(Output::Verdict(v)) => v,
+        Ok(other) => error_verdict(unexpected(plugin, &other).message),
+        Err(fault) => error_verdict(fault.message),
+    }
+}
+
+pub(super) fn error_verdict(summary: String) -> Verdict {
     Verdict {
         status: VerdictStatus::Error,
         summary,
@@ -115,12 +188,8 @@ async fn check_each(
         set.spawn(async move {
             let id = target.id.clone();
             let targets = vec![target];
-            let verdict = match call(&registry, &plugin, Call::Verify { ctx, targets }).await {
-                Ok(Output::Verdict(v)) => v,
-                Ok(other) => error_verdict(unexpected(&plugin, &other).message),
-                Err(fault) => error_verdict(fault.message),
-            };
-            (id, verdict)
+            let answer = call(&registry, &plugin, Call::Verify { ctx, targets }).await;
+            (id, verdict_of(&plugin, answer))
         });
     }
     let mut verdicts = Vec::with_capacity(targets.len());
@@ -142,8 +211,22 @@ async fn check_each(
     verdicts
 }
 
-/// Carries out one piece of plugin work.
-pub async fn perform(registry: &Registry, work: &Work) -> WorkOutcome {
+/// Carries out one piece of plugin work, with the recordings of a check
+/// round's calls (empty for other work).
+pub async fn perform(registry: &Registry, work: &Work) -> (WorkOutcome, Vec<CheckRecording>) {
+    match work {
+        Work::Verify {
+            checks, targets, ..
+        } => {
+            let (verdicts, recordings) = verify(registry, checks, targets, true).await;
+            (WorkOutcome::Verdicts(verdicts), recordings)
+        }
+        other => (perform_other(registry, other).await, Vec::new()),
+    }
+}
+
+/// Carries out plugin work other than a check round.
+async fn perform_other(registry: &Registry, work: &Work) -> WorkOutcome {
     match work {
         Work::HealthCheck {
             plugin,
@@ -207,7 +290,7 @@ pub async fn perform(registry: &Registry, work: &Work) -> WorkOutcome {
         }
         | Work::RollbackVerify {
             checks, targets, ..
-        } => WorkOutcome::Verdicts(verify(registry, checks, targets).await),
+        } => WorkOutcome::Verdicts(verify(registry, checks, targets, false).await.0),
         Work::Decide {
             plugin,
             ctx,

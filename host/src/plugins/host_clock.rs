@@ -5,7 +5,8 @@ use super::state::InvocationState;
 
 impl clock::Host for InvocationState {
     fn now_ms(&mut self) -> u64 {
-        self.clock.now_ms()
+        let clock = &self.clock;
+        self.clock_tape.read(|| clock.now_ms())
     }
 }
 

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::tape::{self, Shared};
 use super::tls::{self, TlsFailure};
 use crate::domain::grant::{Grant, Origin};
+use crate::domain::recording::{CallRecording, exchange_key};
+use crate::domain::redact::Redactor;
 
 /// Why an outbound request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,24 @@ pub(super) struct GrantedHttp {
     pub tls_failures: Arc<Mutex<Vec<TlsFailure>>>,
     /// The TLS settings of the private origins called so far.
     tls_configs: HashMap<Origin, Arc<rustls::ClientConfig>>,
+    /// Whether answers are recorded, or given from a recording.
+    pub tape: HttpTape,
+    /// Takes granted secrets out of the keys exchanges are kept by.
+    redactor: Redactor,
+}
+
+/// The HTTP side of a [`tape::Tape`].
+pub(super) enum HttpTape {
+    Live,
+    Record(Shared),
+    Replay {
+        recording: CallRecording,
+        release: String,
+        /// The exchanges given so far, by index.
+        served: Vec<usize>,
+        /// The requests the recording does not hold, in words.
+        unrecorded: Vec<String>,
+    },
 }
 
 impl GrantedHttp {
@@ -65,7 +86,44 @@ impl GrantedHttp {
             denials: Vec::new(),
             tls_failures: Arc::default(),
             tls_configs: HashMap::new(),
+            tape: HttpTape::Live,
+            redactor: Redactor::default(),
         }
+    }
+
+    /// Records or replays this invocation's exchanges, keyed without the
+    /// secrets `redactor` knows.
+    pub fn taped(mut self, tape: HttpTape, redactor: Redactor) -> GrantedHttp {
+        self.tape = tape;
+        self.redactor = redactor;
+        self
+    }
+
+    /// Answers a request from the recording being replayed, if there is
+    /// one; a request it does not hold is refused and named.
+    fn answer_recorded(&mut self, method: &str, key: &str) -> Option<ResponseFuture> {
+        let HttpTape::Replay {
+            recording,
+            release,
+            served,
+            unrecorded,
+        } = &mut self.tape
+        else {
+            return None;
+        };
+        Some(match tape::replay(recording, served, method, key) {
+            Some(response) => Box::new(async move {
+                let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                    Box::new(async { Ok(()) });
+                Ok((response, io))
+            }),
+            None => {
+                unrecorded.push(format!(
+                    "{method} {key} was not recorded in release {release}"
+                ));
+                Box::new(async { Err(Error::HttpRequestDenied) })
+            }
+        })
     }
 
     /// The TLS settings the grant gives an origin, if it gives any; an
@@ -154,6 +212,37 @@ impl WasiHttpHooks for GrantedHttp {
                 return Box::new(async { Err(Error::HttpRequestDenied) });
             }
         };
+        let method = request.method().to_string();
+        let key = match self.tape {
+            HttpTape::Live => String::new(),
+            _ => exchange_key(&request.uri().to_string(), &self.redactor),
+        };
+        if let Some(answer) = self.answer_recorded(&method, &key) {
+            return answer;
+        }
+        let sent = self.send(origin, request, options);
+        match &self.tape {
+            HttpTape::Record(shared) => {
+                let shared = shared.clone();
+                Box::new(async move {
+                    let (response, io) = Box::into_pin(sent).await?;
+                    Ok((tape::record(&shared, method, key, response), io))
+                })
+            }
+            _ => sent,
+        }
+    }
+}
+
+impl GrantedHttp {
+    /// Sends an admitted request, over the grant's TLS settings for its
+    /// origin when it has any.
+    fn send(
+        &mut self,
+        origin: Origin,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> ResponseFuture {
         let options = self.options(options);
         match self.private_tls(&origin) {
             None => {}

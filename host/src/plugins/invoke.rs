@@ -10,8 +10,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::http::GrantedHttp;
+use super::http::{GrantedHttp, HttpTape};
 use super::state::{InvocationState, MemoryCap, STDERR_CAPTURE_BYTES};
+use super::tape::{ClockTape, Tape, Taped};
 use super::{LoadedPlugin, LogLine, Runtime};
 use crate::domain::grant::Grant;
 use crate::domain::plugin::{Call, Output};
@@ -106,7 +107,6 @@ impl Drop for InFlight<'_> {
 impl Runtime {
     /// Invokes a loaded plugin under its grant. Never panics and never
     /// returns until the plugin has finished or its deadline has passed.
-    #[tracing::instrument(skip_all, fields(plugin = name, function = call.function()))]
     pub async fn invoke(
         &self,
         plugin: &LoadedPlugin,
@@ -114,9 +114,25 @@ impl Runtime {
         grant: Arc<Grant>,
         call: Call,
     ) -> Result<Invocation, InvokeError> {
+        self.invoke_taped(plugin, name, grant, call, Tape::Live)
+            .await
+            .0
+    }
+
+    /// [`Runtime::invoke`], recording what the call sees of the world or
+    /// answering it from a recording, as `tape` says.
+    #[tracing::instrument(skip_all, fields(plugin = name, function = call.function()))]
+    pub async fn invoke_taped(
+        &self,
+        plugin: &LoadedPlugin,
+        name: &str,
+        grant: Arc<Grant>,
+        call: Call,
+        tape: Tape,
+    ) -> (Result<Invocation, InvokeError>, Taped) {
         let queued = Instant::now();
         if call.kind() != plugin.kind {
-            return Err(InvokeError {
+            let wrong = Err(InvokeError {
                 kind: ErrorKind::WrongKind,
                 message: format!(
                     "`{}` is a {} plugin and cannot answer `{}`",
@@ -129,6 +145,7 @@ impl Runtime {
                 logs: Vec::new(),
                 duration: Duration::ZERO,
             });
+            return (wrong, Taped::default());
         }
         let inner = &self.inner;
         let limits = inner.options.default_limits().with_overrides(&grant.limits);
@@ -154,7 +171,10 @@ impl Runtime {
             deadline,
         );
         let redactor = Redactor::new(&grant.secrets);
+        let (http_tape, clock_tape, recording) = tapes(tape, inner.clock.now_ms());
+        let hooks = hooks.taped(http_tape, redactor.clone());
         let state = InvocationState {
+            clock_tape,
             redactor: redactor.clone(),
             plugin: Arc::from(name),
             grant,
@@ -190,7 +210,11 @@ impl Runtime {
         )
         .await;
         let duration = started.elapsed();
-        let state = store.into_data();
+        let mut state = store.into_data();
+        let unrecorded = match &mut state.hooks.tape {
+            HttpTape::Replay { unrecorded, .. } => std::mem::take(unrecorded),
+            _ => Vec::new(),
+        };
         let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
         let fail = |kind: ErrorKind, message: String, backtrace: Option<String>| InvokeError {
             kind,
@@ -251,7 +275,53 @@ impl Runtime {
                 "Plugin call failed."
             ),
         }
-        outcome
+        // The bodies being read hold the recording too: they go with the
+        // store's data, and what they kept is read after.
+        drop(state);
+        let recording = recording.map(|shared| {
+            let mut recording = shared.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *recording)
+        });
+        let taped = Taped {
+            recording,
+            unrecorded,
+        };
+        (outcome, taped)
+    }
+}
+
+/// The HTTP and clock sides of a tape, and the recording a recorded call
+/// fills in.
+fn tapes(tape: Tape, now_ms: u64) -> (HttpTape, ClockTape, Option<super::tape::Shared>) {
+    match tape {
+        Tape::Live => (HttpTape::Live, ClockTape::Live, None),
+        Tape::Record => {
+            let shared = Arc::new(std::sync::Mutex::new(
+                crate::domain::recording::CallRecording {
+                    at_ms: now_ms,
+                    ..Default::default()
+                },
+            ));
+            (
+                HttpTape::Record(shared.clone()),
+                ClockTape::Record(shared.clone()),
+                Some(shared),
+            )
+        }
+        Tape::Replay { recording, release } => {
+            let clock = ClockTape::Replay {
+                reads: recording.clock_reads.clone(),
+                next: 0,
+                at_ms: recording.at_ms,
+            };
+            let http = HttpTape::Replay {
+                recording,
+                release,
+                served: Vec::new(),
+                unrecorded: Vec::new(),
+            };
+            (http, clock, None)
+        }
     }
 }
 

@@ -21,6 +21,7 @@ mod http;
 mod inspect;
 mod invoke;
 mod state;
+mod tape;
 pub mod tls;
 mod worlds;
 
@@ -42,6 +43,7 @@ use crate::domain::plugin::PluginKind;
 pub use http::Denial;
 pub use invoke::{ErrorKind, Invocation, InvokeError};
 use state::InvocationState;
+pub use tape::{Tape, Taped};
 
 /// The plugin runtime's settings, from the `[plugins]` table of the config.
 #[derive(Debug, Clone, Deserialize)]

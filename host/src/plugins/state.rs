@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::http::GrantedHttp;
+use super::tape::ClockTape;
 use super::{KvBackend, LogLine};
 use crate::clock::Clock;
 use crate::domain::grant::Grant;
@@ -30,6 +31,8 @@ pub(super) struct InvocationState {
     pub kv: Arc<dyn KvBackend>,
     pub kv_quota_bytes: u64,
     pub clock: Arc<dyn Clock>,
+    /// Whether clock readings are recorded, or given from a recording.
+    pub clock_tape: ClockTape,
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
     pub hooks: GrantedHttp,

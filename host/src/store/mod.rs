@@ -10,6 +10,7 @@ mod inventory;
 mod kv;
 mod plugin_access;
 mod plugins;
+mod recordings;
 mod releases;
 mod schedules;
 mod seal;
@@ -27,6 +28,7 @@ use serde::de::DeserializeOwned;
 pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditRetention};
 pub use flows::FlowRecord;
 pub use plugins::{Approval, PluginRecord, PutOutcome};
+pub use recordings::StoredRecording;
 pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
 pub use seal::{SealError, SecretsKey};
 pub use secrets::Resealed;
@@ -169,6 +171,8 @@ pub struct Store {
     inventory: sled::Tree,
     release_specs: sled::Tree,
     journal: sled::Tree,
+    /// Recordings of check calls, beside the journal.
+    recordings: sled::Tree,
     release_index: sled::Tree,
     active: sled::Tree,
     trains: sled::Tree,
@@ -202,6 +206,7 @@ impl Store {
             inventory: db.open_tree("inventory")?,
             release_specs: db.open_tree("release_specs")?,
             journal: db.open_tree("journal")?,
+            recordings: db.open_tree("recordings")?,
             release_index: db.open_tree("release_index")?,
             active: db.open_tree("active")?,
             trains: db.open_tree("trains")?,

@@ -5,10 +5,12 @@
 //! policy pauses on such a round; so does the engine when a policy plugin
 //! would let it pass.
 
-use super::PluginRef;
+use std::collections::BTreeMap;
+
 use super::event::DecisionRecord;
-use super::policy::{CheckVerdict, Ruling};
-use crate::domain::plugin::VerdictStatus;
+use super::policy::{CheckVerdict, Ruling, judge};
+use super::{PluginRef, Verification};
+use crate::domain::plugin::{Decision, DecisionKind, VerdictStatus};
 
 /// Who holds a release that a policy plugin would pass on no evidence.
 pub const ENGINE: &str = "engine";
@@ -124,6 +126,66 @@ pub fn hold(
         ),
         _ => (ruling, reason, by.to_string()),
     }
+}
+
+/// The default policy's ruling on a round of a stage verified as
+/// `verification` says, with the verdicts that decided it: `errors` and
+/// `failures` are the counts before the round, `bake_left_ms` what is left
+/// of the bake when the round ends.
+pub fn default_ruling(
+    verification: &Verification,
+    round: &[CheckVerdict],
+    errors: &BTreeMap<String, u32>,
+    failures: u32,
+    place: &str,
+    bake_left_ms: u64,
+) -> (Ruling, String, Vec<CheckVerdict>) {
+    let (checks, verdicts) = deciding(&verification.checks, round);
+    let verification = Verification {
+        checks,
+        ..verification.clone()
+    };
+    let (ruling, reason) = judge(&verification, &verdicts, errors, failures, place);
+    let (ruling, reason) = while_baking(&verdicts, ruling, reason, bake_left_ms);
+    (ruling, reason, verdicts)
+}
+
+/// What a policy plugin's answer on a round comes to: its decision held to
+/// the rule of evidence (and, when the engine holds it, to the bake), or a
+/// pause when it could not decide. Gives the ruling, its reason, who made
+/// it and the verdicts that decided it.
+pub fn plugin_ruling(
+    checks: &[PluginRef],
+    round: &[CheckVerdict],
+    answer: Result<Decision, String>,
+    plugin: &str,
+    place: &str,
+    bake_left_ms: u64,
+) -> (Ruling, String, String, Vec<CheckVerdict>) {
+    let (ruling, reason) = match answer {
+        Ok(d) => (
+            match d.kind {
+                DecisionKind::Proceed => Ruling::Proceed,
+                DecisionKind::Pause => Ruling::Pause,
+                DecisionKind::Rollback => Ruling::Rollback,
+            },
+            d.reason,
+        ),
+        Err(message) => (
+            Ruling::Pause,
+            format!("the policy {plugin} could not decide: {message}"),
+        ),
+    };
+    let (checks, inputs) = deciding(checks, round);
+    let (ruling, reason, by) = hold(&checks, &inputs, ruling, reason, plugin, place);
+    // The engine's own hold waits for the end of a bake; a plugin's pause
+    // stands.
+    let (ruling, reason) = if by == ENGINE {
+        while_baking(&inputs, ruling, reason, bake_left_ms)
+    } else {
+        (ruling, reason)
+    };
+    (ruling, reason, by, inputs)
 }
 
 /// What a stage's decisions say about its evidence, when some round the

@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod machine;
 mod next;
 pub mod policy;
+pub mod replay;
 
 use std::collections::BTreeMap;
 

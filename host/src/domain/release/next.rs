@@ -5,11 +5,11 @@ use super::answers::deployer_answer;
 use super::event::{DecisionRecord, Event, ProgressOf, RollbackMode, Status, UnhealthyTarget};
 use super::evidence;
 use super::machine::{State, Undo};
-use super::policy::{CheckVerdict, Ruling, judge};
+use super::policy::CheckVerdict;
 use super::{PluginRef, ReleaseSpec, Step};
 use crate::domain::plugin::{
-    Artifact, Decision, DecisionKind, GroupWeight, Observation, PluginFault, PrecheckResult,
-    Progress, ReleaseContext, Target, TargetResult, Verdict, VerdictStatus,
+    Artifact, Decision, GroupWeight, Observation, PluginFault, PrecheckResult, Progress,
+    ReleaseContext, Target, TargetResult, Verdict, VerdictStatus,
 };
 
 /// What the engine should do next.
@@ -654,14 +654,8 @@ impl State {
                 }];
                 let stage = &spec.stages[spec.steps[*pc].stage()];
                 if stage.verification.policy.is_none() {
-                    let (checks, verdicts) =
-                        evidence::deciding(&stage.verification.checks, &verdicts);
-                    let verification = super::Verification {
-                        checks,
-                        ..stage.verification.clone()
-                    };
-                    let (ruling, reason) = judge(
-                        &verification,
+                    let (ruling, reason, verdicts) = evidence::default_ruling(
+                        &stage.verification,
                         &verdicts,
                         &self.errors,
                         self.failures
@@ -669,9 +663,8 @@ impl State {
                             .copied()
                             .unwrap_or(0),
                         &Self::place(spec, *pc),
+                        self.bake_left(now),
                     );
-                    let (ruling, reason) =
-                        evidence::while_baking(&verdicts, ruling, reason, self.bake_left(now));
                     events.push(Event::Decided {
                         pc: *pc,
                         decision: DecisionRecord {
@@ -698,39 +691,16 @@ impl State {
                 },
                 WorkOutcome::Decision(result),
             ) => {
-                let (ruling, reason) = match result {
-                    Ok(d) => (
-                        match d.kind {
-                            DecisionKind::Proceed => Ruling::Proceed,
-                            DecisionKind::Pause => Ruling::Pause,
-                            DecisionKind::Rollback => Ruling::Rollback,
-                        },
-                        d.reason,
-                    ),
-                    Err(message) => (
-                        Ruling::Pause,
-                        format!("the policy {} could not decide: {message}", plugin.label()),
-                    ),
-                };
                 let round = self.round.saturating_sub(1);
                 let stage = &spec.stages[spec.steps[*pc].stage()];
-                let (checks, inputs) =
-                    evidence::deciding(&stage.verification.checks, &self.last_round);
-                let (ruling, reason, by) = evidence::hold(
-                    &checks,
-                    &inputs,
-                    ruling,
-                    reason,
+                let (ruling, reason, by, inputs) = evidence::plugin_ruling(
+                    &stage.verification.checks,
+                    &self.last_round,
+                    result,
                     &plugin.label(),
                     &Self::place(spec, *pc),
+                    self.bake_left(now),
                 );
-                // The engine's own hold waits for the end of a bake; a
-                // plugin's pause stands.
-                let (ruling, reason) = if by == evidence::ENGINE {
-                    evidence::while_baking(&inputs, ruling, reason, self.bake_left(now))
-                } else {
-                    (ruling, reason)
-                };
                 vec![Event::Decided {
                     pc: *pc,
                     decision: DecisionRecord {
