@@ -9,10 +9,10 @@ use greenlight::fleet::{Fleet, FleetOptions, Prometheus, Router, SLOW_PERCENT};
 use serde_json::{Value, json};
 
 use super::{DEPLOYER, daemon, deploy_flow, load};
+use crate::support::browser::Browser;
 use crate::support::releases::{
     apply_flow, journal_details, start_release, wait_for_within, wait_status,
 };
-use crate::support::browser::Browser;
 use crate::support::{Daemon, cli, fixture};
 
 /// Each request works this long (a slow version's 30% more), long enough
