@@ -291,6 +291,7 @@ async fn a_replay_reads_the_recordings_and_finds_what_a_changed_flow_would_decid
     .await;
     assert!(out.status.success(), "{out:?}");
     let printed = String::from_utf8_lossy(&out.stdout);
+    println!("{printed}");
     assert!(
         printed.contains("1 of 3 releases would have been decided differently"),
         "{printed}"

@@ -125,23 +125,43 @@ fn print_report(report: &ReplayDto) {
     println!("Replaying {}@{}", report.flow, report.flow_version);
     if report.releases.is_empty() {
         println!("No finished releases to replay.");
-    } else {
-        println!(
-            "{:<24} {:<12} {:<34} {:<34} WHY",
-            "RELEASE", "VERSION", "ACTUAL", "REPLAYED"
-        );
     }
+    // Each column as wide as its widest cell; the replayed outcome is
+    // marked `*` where it differs.
+    let mut rows = vec![[
+        "RELEASE".to_string(),
+        "VERSION".to_string(),
+        "ACTUAL".to_string(),
+        " REPLAYED".to_string(),
+        "WHY".to_string(),
+    ]];
     for r in &report.releases {
         let replayed = r.replayed.as_ref().map_or("-".to_string(), outcome);
         let mark = if r.differs { "*" } else { " " };
-        println!(
-            "{:<24} {:<12} {:<34} {mark}{:<33} {}",
-            r.release,
-            r.version,
+        rows.push([
+            r.release.clone(),
+            r.version.clone(),
             outcome(&r.actual),
-            replayed,
-            why(r)
-        );
+            format!("{mark}{replayed}"),
+            why(r),
+        ]);
+    }
+    if rows.len() > 1 {
+        let width = |i: usize| {
+            rows.iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        };
+        let widths = [width(0), width(1), width(2), width(3)];
+        for row in &rows {
+            let mut line = String::new();
+            for (cell, w) in row.iter().zip(widths) {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+            line.push_str(&row[4]);
+            println!("{line}");
+        }
     }
     println!(
         "{} of {} releases would have been decided differently",
