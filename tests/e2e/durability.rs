@@ -27,6 +27,7 @@ enum Op {
     ApprovePlugin,
     ApplyFlow,
     PlanFlow,
+    Replay,
     PutEnvironment,
     DeleteEnvironment,
     StartRelease,
@@ -53,7 +54,7 @@ enum Op {
     DeleteFreeze,
 }
 
-const SCENARIO: [Op; 31] = [
+const SCENARIO: [Op; 32] = [
     Op::Upload,
     Op::Grant,
     Op::Invoke,
@@ -61,6 +62,7 @@ const SCENARIO: [Op; 31] = [
     Op::ApprovePlugin,
     Op::ApplyFlow,
     Op::PlanFlow,
+    Op::Replay,
     Op::PutEnvironment,
     Op::DeleteEnvironment,
     Op::StartRelease,
@@ -98,6 +100,7 @@ impl Op {
             Op::ApprovePlugin => ("POST", "/api/v1/plugins/{name}/{version}/approve"),
             Op::ApplyFlow => ("POST", "/api/v1/flows"),
             Op::PlanFlow => ("POST", "/api/v1/flows/{name}/plan"),
+            Op::Replay => ("POST", "/api/v1/analysis/replay"),
             Op::PutEnvironment => ("PUT", "/api/v1/apps/{app}/envs/{env}"),
             Op::DeleteEnvironment => ("DELETE", "/api/v1/apps/{app}/envs/{env}"),
             Op::StartRelease => ("POST", "/api/v1/releases"),
@@ -192,6 +195,12 @@ fn request(d: &Daemon, ctx: &Ctx, op: Op) -> reqwest::RequestBuilder {
             Method::POST,
             "/api/v1/flows/standard/plan",
             json!({"application": "shop", "environment": "prod"}),
+        ),
+        Op::Replay => json_request(
+            d,
+            Method::POST,
+            "/api/v1/analysis/replay",
+            json!({"flow_name": "standard", "application": "shop"}),
         ),
         Op::PutEnvironment => json_request(
             d,
@@ -347,7 +356,7 @@ async fn verify(d: &Daemon, ctx: &Ctx, op: Op) {
             assert_eq!(version["approved"], true, "{version}");
         }
         // Reading is all these do: the audit entry is what must last.
-        Op::Invoke | Op::PlanFlow | Op::PlanTrain | Op::MoveClock => {}
+        Op::Invoke | Op::PlanFlow | Op::Replay | Op::PlanTrain | Op::MoveClock => {}
         Op::ApplyFlow => assert_eq!(
             get(d, "/api/v1/flows/second").await.0,
             200,
