@@ -1,6 +1,7 @@
 //! Greenlight: a release platform whose every decision point is a sandboxed
 //! WebAssembly plugin.
 
+pub mod agent;
 pub mod api;
 pub mod catalog;
 pub mod cli;

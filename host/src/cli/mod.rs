@@ -1,5 +1,6 @@
 //! The `greenlight` command line: the daemon, and a client of its API.
 
+mod agent;
 mod analysis;
 mod client;
 mod demo;
@@ -68,6 +69,11 @@ enum Command {
     /// through the sandbox, then release a demo fleet under traffic with the
     /// bundled plugins.
     Demo(demo::DemoArgs),
+    /// Run the host agent beside a service, or check its configuration.
+    Agent(agent::AgentArgs),
+    /// Run the small service the agent's demo and tests release.
+    #[command(hide = true)]
+    SampleService(agent::SampleArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -89,6 +95,8 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Audit(args) => token::audit(args, server).await,
         Command::Secrets(cmd) => secrets::run(cmd),
         Command::Demo(args) => demo::demo(args).await,
+        Command::Agent(args) => agent::agent(args).await,
+        Command::SampleService(args) => agent::sample(args).await,
     }
 }
 

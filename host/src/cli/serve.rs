@@ -56,7 +56,7 @@ pub(super) fn load_config(file: Option<&Path>, data: Option<PathBuf>) -> anyhow:
 /// Resolves on Ctrl-C or SIGTERM. On Unix the handlers are installed by the
 /// call, not when the future is first polled; a handler that cannot be
 /// installed never fires.
-fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+pub(super) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{Signal, SignalKind, signal};

@@ -16,6 +16,7 @@ mod load;
 mod nginx;
 mod prometheus;
 mod router;
+mod sample;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,6 +31,7 @@ pub use load::{Load, LoadOptions, LoadReport};
 pub use nginx::Nginx;
 pub use prometheus::Prometheus;
 pub use router::Router;
+pub use sample::serve_sample;
 
 /// Errors of starting a fleet or a router.
 #[derive(Debug, thiserror::Error)]
