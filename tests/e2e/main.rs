@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `greenlight` binary, driven over HTTP and from
 //! its command line, running real plugins built from `plugins/fixtures`.
 
+mod agent;
 mod audit_limits;
 mod authz;
 mod bundled;

@@ -170,8 +170,11 @@ impl Agent {
                 versions: Versions::new(&config.state_dir, config.artifact.clone()),
                 service: Service::new(kind, config.service.clone(), config.log_file()),
                 rotation: Rotation::new(config.rotation.clone()),
+                // No idle connection is kept: one would count as a request
+                // in flight to the service when the host drains.
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_millis(config.health.timeout_ms))
+                    .pool_max_idle_per_host(0)
                     .build()
                     .unwrap_or_default(),
                 token,

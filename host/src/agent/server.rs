@@ -22,7 +22,6 @@ pub fn router(agent: Agent) -> Router {
     let limit = agent.max_body_bytes();
     Router::new()
         .route("/agent/operations/{key}", get(operation))
-        .route("/agent/health", get(health))
         .route("/agent/status", get(status))
         .route("/agent/drain", post(drain))
         .route("/agent/deploy", post(deploy))
@@ -31,6 +30,9 @@ pub fn router(agent: Agent) -> Router {
             agent.clone(),
             authorize,
         ))
+        // Health is open, as load balancers and checks probe it without a
+        // token; it says only whether the service is healthy, and on what.
+        .route("/agent/health", get(health))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(agent)
 }

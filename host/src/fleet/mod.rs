@@ -11,6 +11,8 @@
 //! request that still reaches it, so a release that leaks traffic to a
 //! drained instance shows up as failed requests.
 
+mod artifacts;
+mod hosts;
 mod instance;
 mod load;
 mod nginx;
@@ -26,6 +28,8 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use artifacts::ArtifactStore;
+pub use hosts::{Host, Hosts, HostsOptions};
 pub use instance::{Instance, Snapshot, StepRecord};
 pub use load::{Load, LoadOptions, LoadReport};
 pub use nginx::Nginx;
@@ -42,6 +46,10 @@ pub enum Error {
     Nginx(String),
     #[error("cannot run Prometheus: {0}")]
     Prometheus(String),
+    #[error("cannot run a host agent: {0}")]
+    Agent(String),
+    #[error("cannot make an artifact: {0}")]
+    Artifact(String),
 }
 
 /// How a fleet is made.

@@ -64,6 +64,9 @@ struct Health {
     healthy: bool,
     #[serde(default)]
     version: String,
+    /// Why not, when the agent says.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// Where one target stands in the batch.
@@ -73,6 +76,25 @@ enum Step {
     Working(u8),
     /// Finished, with the result to report.
     Finished(TargetResult),
+    /// Its agent could not be reached (refused, reset, timed out): a
+    /// restarting agent, not a verdict on the version.
+    Unreachable(String),
+}
+
+/// Whether a request failed on the way to the agent rather than being
+/// answered; the grant's refusal is an answer.
+fn unreachable(e: &http::HttpError) -> bool {
+    matches!(e, http::HttpError::Transport(why) if !why.contains("denied"))
+}
+
+/// What a failed request leaves a target at: unreachable, or finished with
+/// `message`.
+fn failed(target: &Target, e: &http::HttpError, message: String) -> Step {
+    if unreachable(e) {
+        Step::Unreachable(format!("{}: {message}", target.id))
+    } else {
+        Step::Finished(TargetResult::failed(target, message))
+    }
 }
 
 impl Agent {
@@ -124,7 +146,7 @@ impl Agent {
         key: &str,
         version: &str,
         operation: &str,
-    ) -> Vec<TargetResult> {
+    ) -> Result<Vec<TargetResult>, Error> {
         let keys: Vec<String> = targets.iter().map(|t| format!("{key}:{}", t.id)).collect();
         let body = |k: &str| {
             json!({"key": k, "version": version, "operation": operation,
@@ -147,39 +169,52 @@ impl Agent {
                 }
                 *step = match self.post(t, &format!("/{phase}"), &body(k)) {
                     Ok(()) => Step::Working(done),
-                    Err(e) if done == 1 => {
-                        Step::Finished(TargetResult::failed(t, format!("drain: {e}")))
-                    }
-                    Err(e) => Step::Finished(TargetResult::failed(
-                        t,
-                        format!("{phase}: {e}; left drained"),
-                    )),
+                    Err(e) if done == 1 => failed(t, &e, format!("drain: {e}")),
+                    Err(e) => failed(t, &e, format!("{phase}: {e}; left drained")),
                 };
             }
         }
         self.await_health(targets, &mut steps, version);
         for ((t, k), step) in targets.iter().zip(&keys).zip(&mut steps) {
             if let Step::Working(_) = step {
-                *step = Step::Finished(match self.post(t, "/enable", &body(k)) {
+                *step = match self.post(t, "/enable", &body(k)) {
                     Ok(()) => {
                         log::info(
                             "Target enabled.",
                             &[("target", &t.id), ("version", version), ("key", k)],
                         );
-                        TargetResult::ok(t, format!("{operation} of {version} done, enabled"))
+                        Step::Finished(TargetResult::ok(
+                            t,
+                            format!("{operation} of {version} done, enabled"),
+                        ))
                     }
-                    Err(e) => TargetResult::failed(t, format!("enable: {e}; left drained")),
-                });
+                    Err(e) => failed(t, &e, format!("enable: {e}; left drained")),
+                };
             }
         }
-        steps
+        let unreachable: Vec<&str> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Unreachable(why) => Some(why.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !unreachable.is_empty() {
+            // Every agent keeps what it did under its key, so the batch
+            // asked again resumes each target where it stands.
+            return Err(Error::retryable(format!(
+                "agents unreachable, the batch is to be tried again: {}",
+                unreachable.join("; ")
+            )));
+        }
+        Ok(steps
             .into_iter()
             .zip(targets)
             .map(|(step, t)| match step {
                 Step::Finished(result) => result,
-                Step::Working(_) => TargetResult::failed(t, "unfinished"),
+                _ => TargetResult::failed(t, "unfinished"),
             })
-            .collect()
+            .collect())
     }
 
     /// Asks the agent how far it got under this key: a retried batch
@@ -198,10 +233,7 @@ impl Agent {
             Ok(Some(op)) if op.step == "deployed" => Step::Working(2),
             Ok(Some(op)) if op.step == "drained" => Step::Working(1),
             Ok(_) => Step::Working(0),
-            Err(e) => Step::Finished(TargetResult::failed(
-                target,
-                format!("operation lookup: {e}; not touched"),
-            )),
+            Err(e) => failed(target, &e, format!("operation lookup: {e}; not touched")),
         }
     }
 
@@ -210,21 +242,24 @@ impl Agent {
     fn await_health(&self, targets: &[Target], steps: &mut [Step], version: &str) {
         let started = time::monotonic_ms();
         let mut last_seen: Vec<String> = vec![String::new(); targets.len()];
+        // Whether the last poll of a target found its agent unreachable.
+        let mut gone = vec![false; targets.len()];
         loop {
             let mut waiting = false;
             for (i, t) in targets.iter().enumerate() {
                 if !matches!(steps[i], Step::Working(_)) || last_seen[i] == "healthy" {
                     continue;
                 }
-                let seen = self
-                    .get(t, "/health")
-                    .and_then(|r| r.json::<Health>())
-                    .map_err(|e| e.to_string());
+                let seen = self.get(t, "/health").and_then(|r| r.json::<Health>());
+                gone[i] = seen.as_ref().is_err_and(unreachable);
                 last_seen[i] = match seen {
                     Ok(h) if h.healthy && h.version == version => "healthy".into(),
                     Ok(h) if h.healthy => format!("healthy on {} instead", h.version),
-                    Ok(_) => "unhealthy".into(),
-                    Err(e) => e,
+                    Ok(h) => match h.reason {
+                        Some(reason) => format!("unhealthy: {reason}"),
+                        None => "unhealthy".into(),
+                    },
+                    Err(e) => e.to_string(),
                 };
                 waiting |= last_seen[i] != "healthy";
             }
@@ -238,13 +273,15 @@ impl Agent {
         }
         for (i, t) in targets.iter().enumerate() {
             if matches!(steps[i], Step::Working(_)) && last_seen[i] != "healthy" {
-                steps[i] = Step::Finished(TargetResult::failed(
-                    t,
-                    format!(
-                        "not healthy on {version} within {} ms ({}); left drained",
-                        self.health_timeout_ms, last_seen[i]
-                    ),
-                ));
+                let message = format!(
+                    "not healthy on {version} within {} ms ({}); left drained",
+                    self.health_timeout_ms, last_seen[i]
+                );
+                steps[i] = if gone[i] {
+                    Step::Unreachable(format!("{}: {message}", t.id))
+                } else {
+                    Step::Finished(TargetResult::failed(t, message))
+                };
             }
         }
     }
@@ -258,7 +295,7 @@ impl Deployer for HttpDeployer {
     ) -> Result<Work, Error> {
         let agent = Agent::from_params(ctx)?;
         Ok(agent
-            .apply(ctx, targets, idempotency_key, &ctx.version, "deploy")
+            .apply(ctx, targets, idempotency_key, &ctx.version, "deploy")?
             .into())
     }
 
@@ -273,7 +310,7 @@ impl Deployer for HttpDeployer {
             .as_deref()
             .ok_or_else(|| Error::new("there is no previous version to roll back to"))?;
         Ok(agent
-            .apply(ctx, targets, idempotency_key, previous, "rollback")
+            .apply(ctx, targets, idempotency_key, previous, "rollback")?
             .into())
     }
 }
