@@ -96,3 +96,44 @@ fn the_kubernetes_demo_ships_to_two_clusters_and_rolls_a_crashing_version_back()
         assert_eq!(generation, want, "{line}");
     }
 }
+
+/// `greenlight demo --agents`: six agent processes behind real nginx; 2.0.0
+/// ships two hosts at a time, 3.0.0's bad checksum is refused and rolled
+/// back, and no request through nginx fails.
+#[test]
+fn the_agents_demo_ships_through_six_agents_and_rolls_a_bad_checksum_back() {
+    let stdout = demo(&["--agents".as_ref()]);
+    for expected in [
+        "every host on 1.0.0 and in nginx after",
+        "deployed               web-4, web-5",
+        "2.0.0 succeeded in",
+        "artifact.checksum_mismatch",
+        "rolled-back-batch      web-0, web-1",
+        "3.0.0 rolled-back in",
+        "failed; by version",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    let traffic = stdout
+        .lines()
+        .find(|l| l.starts_with("Traffic through nginx meanwhile"))
+        .unwrap_or_default();
+    assert!(traffic.contains(", 0 failed;"), "{traffic}");
+    let table: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("web-"))
+        .filter(|l| l.contains(" then "))
+        .collect();
+    assert_eq!(table.len(), 6, "{stdout}");
+    for line in table {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            columns[1..],
+            ["2.0.0", "yes", "yes", "1.0.0", "then", "2.0.0"],
+            "{line}"
+        );
+    }
+}

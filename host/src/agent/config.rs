@@ -436,11 +436,13 @@ impl AgentConfig {
             RotationConfig::Nginx {
                 server_file,
                 server,
+                server_options,
                 reload,
                 pid_file,
                 ..
             } => format!(
-                "Takes the host out of traffic by writing `server {server} down;` to {} and running `{}`{}; back in by writing `server {server};`.",
+                "Takes the host out of traffic by writing `{}` to {} and running `{}`{}; back in by writing `{}`.",
+                super::rotation::server_line(server, server_options, false),
                 server_file.display(),
                 reload.join(" "),
                 match pid_file {
@@ -449,7 +451,8 @@ impl AgentConfig {
                         p.display()
                     ),
                     None => String::new(),
-                }
+                },
+                super::rotation::server_line(server, server_options, true),
             ),
             RotationConfig::Http {
                 disable, enable, ..

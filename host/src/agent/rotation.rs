@@ -48,16 +48,7 @@ impl Rotation {
                 pid_file,
                 timeout_ms,
             } => {
-                let line = format!(
-                    "server {server}{}{};\n",
-                    if server_options.is_empty() { "" } else { " " },
-                    server_options
-                );
-                let line = if enabled {
-                    line
-                } else {
-                    line.replace(';', " down;")
-                };
+                let line = format!("{}\n", server_line(server, server_options, enabled));
                 let (file, reload, pid_file) =
                     (server_file.clone(), reload.clone(), pid_file.clone());
                 let timeout = Duration::from_millis(*timeout_ms);
@@ -294,6 +285,17 @@ pub async fn drained(port: u16, timeout: Duration) -> Result<(), usize> {
 
 /// Where an agent's nginx server file says the host stands: `Some(true)` in
 /// the traffic, `Some(false)` out, `None` without such a file.
+/// The `server` line of a host in an nginx upstream, `down` while out.
+pub fn server_line(server: &str, options: &str, enabled: bool) -> String {
+    let options = if options.is_empty() {
+        String::new()
+    } else {
+        format!(" {options}")
+    };
+    let down = if enabled { "" } else { " down" };
+    format!("server {server}{options}{down};")
+}
+
 pub fn nginx_state(file: &PathBuf) -> Option<bool> {
     let text = std::fs::read_to_string(file).ok()?;
     Some(!text.contains(" down;"))

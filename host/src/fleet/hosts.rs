@@ -454,6 +454,17 @@ impl Drop for Hosts {
     }
 }
 
+/// nginx from the `PATH` or where Debian puts it.
+pub fn find_nginx() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path.into_iter()
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("nginx"))
+        .find(|p| p.is_file())
+}
+
 fn nginx_args(root: &Path) -> Vec<String> {
     let prefix = root.join("nginx");
     vec![

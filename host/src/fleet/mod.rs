@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use artifacts::ArtifactStore;
-pub use hosts::{Host, Hosts, HostsOptions};
+pub use hosts::{Host, Hosts, HostsOptions, find_nginx};
 pub use instance::{Instance, Snapshot, StepRecord};
 pub use load::{Load, LoadOptions, LoadReport};
 pub use nginx::Nginx;

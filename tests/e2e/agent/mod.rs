@@ -6,6 +6,7 @@
 mod checksum;
 mod crash;
 mod rolling;
+mod walkthrough;
 
 use std::time::Instant;
 

@@ -178,7 +178,7 @@ async fn a_target_that_never_gets_healthy_is_left_drained_and_reported() {
 }
 
 #[tokio::test]
-async fn an_unreachable_agent_fails_its_target_and_no_grant_is_a_clear_denial() {
+async fn an_unreachable_agent_is_a_retryable_fault_and_no_grant_is_a_clear_denial() {
     let journal = Journal::default();
     let (a1, _) = agent("web-1", None, &journal).await;
     let d = daemon_with("deployer", "http_deployer").await;
@@ -203,11 +203,21 @@ async fn an_unreachable_agent_fails_its_target_and_no_grant_is_a_clear_denial() 
         .unwrap();
     d.grant("deployer", json!({"allowed_hosts": [origin(closed)]}))
         .await;
-    let results = call(&d, "deploy", "k", &[("web-9", closed)]).await;
-    let s = summary(&results);
-    assert!(!s[0].1);
+    // An agent that cannot be reached says nothing of the version: the
+    // batch is to be tried again, not failed.
+    let answer = d
+        .invoke(
+            "deployer",
+            json!({"idempotency_key": "k", "context": context(json!({})),
+                   "targets": [{"id": "web-9", "address": closed.to_string()}]}),
+        )
+        .await;
+    let fault = &answer["output"]["targets"]["fault"];
+    assert_eq!(fault["retryable"], true, "{answer}");
     assert_eq!(
-        s[0].2,
-        "operation lookup: request failed: connection refused; not touched"
+        fault["message"],
+        "agents unreachable, the batch is to be tried again: \
+         web-9: operation lookup: request failed: connection refused; not touched",
+        "{answer}"
     );
 }

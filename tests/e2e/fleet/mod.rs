@@ -33,14 +33,7 @@ pub const CHECKS: &str = r#"[
 
 /// nginx from the `PATH` or where Debian puts it.
 pub fn nginx_binary() -> PathBuf {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    candidates
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.exists())
+    greenlight::fleet::find_nginx()
         .expect("nginx is not installed: `apt-get install nginx` (`./dev setup test` does)")
 }
 

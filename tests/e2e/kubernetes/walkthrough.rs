@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{assert_rolled_out, deployment};
 use crate::support::k8s::Cluster;
-use crate::support::{Daemon, cli};
+use crate::support::{Daemon, cli, cli_start_release};
 
 fn example(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -127,26 +127,7 @@ async fn the_readme_walkthrough_takes_a_kubeconfig_to_a_first_release() {
     run(&d, &["flow", "apply", flow_file.to_str().unwrap()]);
 
     // 5. The release, started and watched to its end.
-    let out = run(
-        &d,
-        &[
-            "release",
-            "start",
-            "--app",
-            "shop",
-            "--env",
-            "prod",
-            "--version",
-            "1.5.0",
-            "--flow",
-            "kubernetes",
-        ],
-    );
-    let id = out
-        .strip_prefix("Started release ")
-        .and_then(|rest| rest.split(':').next())
-        .unwrap_or_else(|| panic!("no release id in {out}"))
-        .to_string();
+    let id = cli_start_release(&d, "shop", "prod", "1.5.0", "kubernetes");
     // Blocking is fine here: the daemon is another process.
     let watched = run(&d, &["release", "watch", &id]);
     assert!(watched.contains("succeeded"), "{watched}");

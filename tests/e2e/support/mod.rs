@@ -293,6 +293,29 @@ pub fn cli(d: &Daemon, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Starts a release through `greenlight release start`, which must
+/// succeed; returns its id.
+pub fn cli_start_release(d: &Daemon, app: &str, env: &str, version: &str, flow: &str) -> String {
+    let args = [
+        "release",
+        "start",
+        "--app",
+        app,
+        "--env",
+        env,
+        "--version",
+        version,
+        "--flow",
+        flow,
+    ];
+    let (ok, out, err) = cli(d, &args);
+    assert!(ok, "greenlight {args:?}: {out}{err}");
+    out.strip_prefix("Started release ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no release id in {out}"))
+        .to_string()
+}
+
 /// Asserts an API refusal: its status, its code, and a message that
 /// contains `needle`.
 pub fn assert_refused(status: u16, body: &Value, want: (u16, &str), needle: &str) {

@@ -8,16 +8,12 @@
 //! second version crash-loops on its canary and is rolled back.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::{Api, describe, truncate};
-use crate::api::release_model::{EventDetailDto, EventDto};
+use super::{Api, scratch_daemon, watch_release};
 use crate::cli::kube::{self, Selection, TokenSecrets, config};
-use crate::config::Config;
-use crate::server::{ADMIN_TOKEN_FILE, Daemon};
 use crate::testbed::{Cluster, Options};
 
 /// The bundled Kubernetes plugins, embedded in the binary.
@@ -133,30 +129,14 @@ pub async fn demo(testbed: &Path, keep: bool) -> anyhow::Result<()> {
         "Deployed shop 1.4.0: shop-canary (1 pod) and shop (10 pods) on east, shop (10 pods) on west."
     );
 
-    let scratch = tempfile::tempdir()?;
-    let daemon = Daemon::start(Config {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: scratch.path().to_path_buf(),
-        ..Config::default()
-    })
-    .await?;
-    let base = format!("http://{}", daemon.addr);
-    let token = std::fs::read_to_string(scratch.path().join(ADMIN_TOKEN_FILE))?;
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: base.clone(),
-        token: token.trim().to_string(),
-    };
-    println!(
-        "Greenlight daemon on {base}; web UI at {base}/ (admin token {})",
-        api.token
-    );
+    let (daemon, _scratch, api) = scratch_daemon().await?;
+    let base = api.base.clone();
     set_up(&api, &clusters).await?;
 
     let mut outcomes = Vec::new();
     for version in ["1.5.0", "crashloop-1.6.0"] {
         let started = Instant::now();
-        let status = run_release(&api, version).await?;
+        let status = watch_release(&api, version, "kubernetes").await?;
         println!(
             "  {version} {status} in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -264,34 +244,4 @@ async fn set_up(api: &Api, clusters: &[Cluster]) -> anyhow::Result<()> {
          kubernetes-check after each."
     );
     Ok(())
-}
-
-/// Starts a release and prints its events as the daemon streams them,
-/// until it finishes; returns its final status.
-async fn run_release(api: &Api, version: &str) -> anyhow::Result<String> {
-    let (mut stream, id) = api
-        .start_watched(
-            json!({"application": "shop", "environment": "prod", "version": version, "flow": "kubernetes"}),
-        )
-        .await?;
-    println!("\nRelease {id}: shop {version} to prod");
-    let mut parser = crate::cli::sse::Parser::default();
-    loop {
-        let chunk = tokio::time::timeout(Duration::from_secs(300), stream.chunk())
-            .await
-            .context("no release event for five minutes")??
-            .context("the event stream ended")?;
-        for message in parser.push(&chunk) {
-            let event: EventDto = serde_json::from_str(&message.data)?;
-            if event.release != id {
-                continue;
-            }
-            let kind = event.kind.as_str();
-            if let EventDetailDto::Finished { status, reason } = &event.detail {
-                println!("  {kind:<22} {status}: {reason}");
-                return Ok(status.clone());
-            }
-            println!("  {kind:<22} {}", truncate(&describe(&event.detail), 110));
-        }
-    }
 }

@@ -4,15 +4,18 @@
 //! one that ships past an approval gate and a faulty one that rolls itself
 //! back.
 
+mod agents;
 mod kubernetes;
 mod tour;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::api::event_model::{CheckVerdictDto, EventDetailDto};
+use crate::api::release_model::EventDto;
 use crate::config::Config;
 use crate::server::{ADMIN_TOKEN_FILE, Daemon};
 
@@ -35,6 +38,10 @@ pub struct DemoArgs {
     /// --kubernetes.
     #[arg(long, value_name = "DIR", default_value = "testbed/k8s")]
     testbed: std::path::PathBuf,
+    /// Release a service on six hosts through real `greenlight agent`
+    /// processes behind nginx instead of the demo fleet.
+    #[arg(long, conflicts_with = "kubernetes")]
+    agents: bool,
 }
 
 /// The example check the sandbox tour runs, healthy and hostile.
@@ -50,6 +57,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     crate::telemetry::init("error");
     if args.kubernetes {
         return kubernetes::demo(&args.testbed, args.keep).await;
+    }
+    if args.agents {
+        return agents::demo(args.keep).await;
     }
     let scratch = tempfile::tempdir()?;
     // A manual release clock lets the demo skip bake periods on request.
@@ -185,12 +195,67 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     daemon.stop().await
 }
 
+/// Starts a release and prints its events as the daemon streams them,
+/// until it finishes; returns its final status.
+async fn watch_release(api: &Api, version: &str, flow: &str) -> anyhow::Result<String> {
+    let (mut stream, id) = api
+        .start_watched(
+            json!({"application": "shop", "environment": "prod", "version": version, "flow": flow}),
+        )
+        .await?;
+    println!("\nRelease {id}: shop {version} to prod");
+    let mut parser = crate::cli::sse::Parser::default();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(300), stream.chunk())
+            .await
+            .context("no release event for five minutes")??
+            .context("the event stream ended")?;
+        for message in parser.push(&chunk) {
+            let event: EventDto = serde_json::from_str(&message.data)?;
+            if event.release != id {
+                continue;
+            }
+            let kind = event.kind.as_str();
+            if let EventDetailDto::Finished { status, reason } = &event.detail {
+                println!("  {kind:<22} {status}: {reason}");
+                return Ok(status.clone());
+            }
+            println!("  {kind:<22} {}", truncate(&describe(&event.detail), 110));
+        }
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(max).collect::<String>())
     }
+}
+
+/// Starts a daemon on a scratch directory with the release clock real;
+/// returns it, the directory (to keep while it runs) and its API signed in
+/// as admin, having printed where it serves.
+async fn scratch_daemon() -> anyhow::Result<(Daemon, tempfile::TempDir, Api)> {
+    let scratch = tempfile::tempdir()?;
+    let daemon = Daemon::start(Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: scratch.path().to_path_buf(),
+        ..Config::default()
+    })
+    .await?;
+    let base = format!("http://{}", daemon.addr);
+    let token = std::fs::read_to_string(scratch.path().join(ADMIN_TOKEN_FILE))?;
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: base.clone(),
+        token: token.trim().to_string(),
+    };
+    println!(
+        "Greenlight daemon on {base}; web UI at {base}/ (admin token {})",
+        api.token
+    );
+    Ok((daemon, scratch, api))
 }
 
 /// The daemon's API, as the demo uses it.

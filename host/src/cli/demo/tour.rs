@@ -14,7 +14,7 @@ use crate::fleet::{Fleet, FleetOptions, Load, LoadOptions, LoadReport, Router};
 
 /// The bundled plugins the demo's flow uses, embedded in the binary, by the
 /// name the flow gives them.
-const BUNDLED: [(&str, &[u8]); 5] = [
+pub(super) const BUNDLED: [(&str, &[u8]); 5] = [
     (
         "sql",
         include_bytes!(concat!(
