@@ -269,6 +269,17 @@ impl Agent {
             if self.state().in_rotation {
                 self.take_out().await?;
             }
+            // The host is out of the traffic: say so under the key, should
+            // the deploy fail.
+            self.journaled(|s| {
+                s.record(
+                    &request.key,
+                    &request.version,
+                    &request.operation,
+                    Ok(Step::Drained),
+                    now_ms(),
+                )
+            })?;
             let pending = PendingDeploy {
                 key: request.key.clone(),
                 version: request.version.clone(),

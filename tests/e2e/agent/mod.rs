@@ -3,6 +3,7 @@
 //! and checks, taking its host out of a real nginx and back, with steady
 //! load through nginx the whole time and every request counted.
 
+mod api;
 mod checksum;
 mod crash;
 mod rolling;
