@@ -125,4 +125,10 @@ async function start() {
   route();
 }
 
+// The release clock is read again every few seconds, so that every
+// countdown and running time follows it when it moves.
+setInterval(() => {
+  if (session.current) syncClock();
+}, 5000);
+
 start();

@@ -8,7 +8,7 @@
 
 import {
   api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, clearError,
-  canCommand, confirmAction, session, FINISHED,
+  canCommand, confirmAction, session, syncClock, FINISHED,
 } from "./lib.js";
 import { checkCharts, checkName, judgedTable } from "./evidence.js";
 
@@ -24,7 +24,9 @@ export function render(view, id) {
 
   async function load() {
     try {
-      release = await api("GET", "/api/v1/releases/" + encodeURIComponent(id));
+      // The release clock may have moved (a manual clock set forward):
+      // countdowns follow it, read again with every change.
+      [release] = await Promise.all([api("GET", "/api/v1/releases/" + encodeURIComponent(id)), syncClock()]);
       draw();
     } catch (e) {
       if (e.status === 404) {
@@ -67,7 +69,9 @@ export function render(view, id) {
   function tick() {
     for (const el of body.querySelectorAll("[data-deadline]")) {
       const left = Number(el.dataset.deadline) - now();
-      el.textContent = left > 0 ? duration(left) + " left" : "due now";
+      el.textContent = el.dataset.phrase === "expires"
+        ? (left > 0 ? "expires in " + duration(left) : "expiring now")
+        : (left > 0 ? duration(left) + " left" : "due now");
     }
     for (const el of body.querySelectorAll("[data-since]")) {
       el.textContent = duration(now() - Number(el.dataset.since));
@@ -212,7 +216,7 @@ function gateCard(r, reload) {
       g.roles.length ? [" from ", g.roles.join(" or ")] : null,
       g.starter_may_approve ? "" : " (not from " + r.started_by + ", who started it)",
       " · opened ", time(g.opened_ms),
-      g.expires_at_ms ? [" · expires in ", h("strong", { class: "countdown", "data-deadline": g.expires_at_ms })] : null,
+      g.expires_at_ms ? [" · ", h("strong", { class: "countdown", id: "gate-expiry", "data-deadline": g.expires_at_ms, "data-phrase": "expires" })] : null,
       g.expired ? h("span", { class: "badge s-failed" }, "expired") : null),
     g.approvals.length ? h("ul", { class: "approvals" }, g.approvals.map((a) =>
       h("li", {}, h("strong", {}, a.by), a.approved ? " approved" : " rejected", " at ", time(a.at_ms),

@@ -206,6 +206,36 @@ async fn freezes_stop_manual_starts_unless_an_admin_overrides_and_bad_input_is_n
         .send(d.request(Method::POST, "/api/v1/releases").json(&start))
         .await;
     assert_refused(status, &body, (409, "release.frozen"), "end of year");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`override_freeze` in the API"),
+        "{body}"
+    );
+    // The CLI names its own way out.
+    let (ok, _, err) = cli(
+        &d,
+        &[
+            "release",
+            "start",
+            "--app",
+            "shop",
+            "--env",
+            "beta",
+            "--version",
+            "3.0.0",
+            "--flow",
+            "beta",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("release.frozen")
+            && err.contains("with --override-freeze (and --comment WHY)"),
+        "{err}"
+    );
+    assert!(!err.contains("override_freeze"), "{err}");
     let (status, created) = d
         .send(
             d.request(Method::POST, "/api/v1/tokens")

@@ -354,3 +354,56 @@ async fn a_page_following_events_goes_back_to_signing_in_when_its_token_is_revok
     );
     browser.close().await;
 }
+
+/// Waits (up to 20 s, on the page's own ticks) until `selector`'s text
+/// matches `pattern` (a JavaScript regular expression); returns the text.
+async fn text_matching(browser: &Browser, selector: &str, pattern: &str) -> String {
+    let script = format!(
+        "const done = arguments[0]; const until = Date.now() + 20000;
+         (function look() {{
+           const el = document.querySelector({selector:?});
+           const text = el ? el.textContent : '';
+           if (/{pattern}/.test(text) || Date.now() > until) done(text); else setTimeout(look, 50);
+         }})();"
+    );
+    browser
+        .eval_async(&script)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_sign_in_page_has_no_navigation_and_the_gate_counts_down_on_the_release_clock() {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 2).await;
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+
+    // Signed out, there is nothing to navigate to.
+    browser.goto(&format!("{}/", d.base)).await;
+    browser.wait("#sign-in").await;
+    let shown = browser
+        .eval("return getComputedStyle(document.getElementById('nav')).display")
+        .await;
+    assert_eq!(shown, json!("none"), "navigation shown on the sign-in page");
+
+    // The one-hour gate reads "expires in 59m …", once.
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser.wait("#gate-expiry").await;
+    let expiry = text_matching(&browser, "#gate-expiry", "^expires in (59m|1h)").await;
+    assert!(expiry.starts_with("expires in "), "{expiry}");
+    assert!(!expiry.contains("left"), "{expiry}");
+    let gate = browser.text("#gate").await;
+    assert_eq!(gate.matches("expires").count(), 1, "{gate}");
+
+    // The release clock moves forward 20 minutes while the page is open:
+    // the countdown follows it.
+    advance(&d, 20 * MINUTE).await;
+    let moved = text_matching(&browser, "#gate-expiry", "^expires in 39m").await;
+    assert!(moved.starts_with("expires in 39m"), "{moved}");
+    browser.screenshot("gate-expiry").await;
+    browser.close().await;
+}

@@ -138,6 +138,19 @@ fn statuses() -> PossibleValuesParser {
     PossibleValuesParser::new(Status::ALL.map(Status::as_str))
 }
 
+/// A refusal in the CLI's words: the freeze's way out is a flag here.
+fn cli_words(e: anyhow::Error) -> anyhow::Error {
+    let text = e.to_string();
+    if text.starts_with("release.frozen") {
+        let text = text.replace(
+            "overriding the freeze (`override_freeze` in the API)",
+            "with --override-freeze (and --comment WHY)",
+        );
+        return anyhow::anyhow!(text);
+    }
+    e
+}
+
 pub async fn run(cmd: ReleaseCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
         ReleaseCommand::Start {
@@ -177,7 +190,8 @@ pub async fn run(cmd: ReleaseCommand, server: &ServerArgs) -> anyhow::Result<()>
             };
             let started = client
                 .fetch::<ReleaseDto>(client.post("/api/v1/releases").json(&request))
-                .await?;
+                .await
+                .map_err(cli_words)?;
             client.print(&started, |r| println!("{}", view::plan(r)))
         }
         ReleaseCommand::List {

@@ -330,7 +330,7 @@ impl Engine {
         if let Some(why) = self.frozen(&request.application, &request.environment, now)? {
             if !options.override_freeze {
                 return Err(Error::Frozen(format!(
-                    "{why}; an admin may start it anyway with override_freeze"
+                    "{why}; an admin may start it anyway, overriding the freeze (`override_freeze` in the API)"
                 )));
             }
             tracing::warn!(application = %request.application, environment = %request.environment,

@@ -81,10 +81,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         fleet.fleet.instances().len(),
         fleet.router.addr
     );
-    println!(
-        "Web UI: {base}/ (sign in with the admin token {}; add --keep to browse it afterwards)",
-        token.trim()
-    );
+    println!("{}", web_ui_line(&base, token.trim(), args.keep));
 
     let up: Value = http
         .post(format!("{base}/api/v1/plugins?name=probe&version=1.0.0"))
@@ -225,6 +222,17 @@ async fn watch_release(api: &Api, version: &str, flow: &str) -> anyhow::Result<S
     }
 }
 
+/// Where the web UI is and how to sign in; how to keep it for browsing
+/// unless it is kept already.
+fn web_ui_line(base: &str, token: &str, keep: bool) -> String {
+    let afterwards = if keep {
+        "it stays up after the demo, until Ctrl-C"
+    } else {
+        "add --keep to browse it afterwards"
+    };
+    format!("Web UI: {base}/ (sign in with the admin token {token}; {afterwards})")
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
@@ -344,5 +352,19 @@ fn describe(detail: &EventDetailDto) -> String {
         D::BakeStarted { .. } => "the canary bakes for 10 minutes".to_string(),
         D::GateOpened { .. } => "waiting for a release manager".to_string(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_ui_line;
+
+    #[test]
+    fn the_web_ui_line_suggests_keep_only_when_not_kept() {
+        let plain = web_ui_line("http://127.0.0.1:1", "glt_x", false);
+        assert!(plain.contains("add --keep"), "{plain}");
+        let kept = web_ui_line("http://127.0.0.1:1", "glt_x", true);
+        assert!(!kept.contains("--keep"), "{kept}");
+        assert!(kept.contains("until Ctrl-C"), "{kept}");
     }
 }
