@@ -27,6 +27,9 @@ function route() {
   if (leave) leave();
   leave = null;
   clearError();
+  // A dialog belongs to the page it was opened on.
+  const dialog = document.getElementById("confirm");
+  if (dialog.open) dialog.close();
   if (!session.current) return signIn();
   const hash = location.hash || "#/releases";
   for (const [pattern, nav, render] of routes) {

@@ -275,7 +275,7 @@ export function empty(title, hint) {
 /** Asks for confirmation, with a comment; resolves to the comment, or null
  * when cancelled. `run(comment)` performs the action: the dialog stays open
  * and shows its error if it fails. */
-export function confirmAction({ title, body, confirmLabel, commentRequired, run }) {
+export function confirmAction({ title, body, confirmLabel, commentRequired, danger, run }) {
   const dialog = document.getElementById("confirm");
   const form = document.getElementById("confirm-form");
   const comment = document.getElementById("confirm-comment");
@@ -291,12 +291,14 @@ export function confirmAction({ title, body, confirmLabel, commentRequired, run 
   comment.required = !!commentRequired;
   error.hidden = true;
   ok.textContent = confirmLabel;
+  // What cannot be taken back confirms in red.
+  ok.className = danger ? "danger" : "primary";
   ok.disabled = false;
   return new Promise((resolve) => {
     function done(result) {
       form.removeEventListener("submit", submit);
       cancel.removeEventListener("click", dismiss);
-      dialog.removeEventListener("cancel", dismiss);
+      dialog.removeEventListener("close", dismiss);
       if (dialog.open) dialog.close();
       resolve(result);
     }
@@ -323,7 +325,8 @@ export function confirmAction({ title, body, confirmLabel, commentRequired, run 
     }
     form.addEventListener("submit", submit);
     cancel.addEventListener("click", dismiss);
-    dialog.addEventListener("cancel", dismiss);
+    // Escape, or leaving the page (which closes the dialog), dismisses it.
+    dialog.addEventListener("close", dismiss);
     dialog.showModal();
     comment.focus();
   });

@@ -127,7 +127,9 @@ function actions(r, reload) {
     id, class: cls, onclick: () => confirmAction(options),
   }, label);
   const buttons = [];
-  if (r.status === "running" || r.status === "waiting-approval") {
+  // A release waiting at a gate is paused already, in effect: the server
+  // pauses only a running one.
+  if (r.status === "running") {
     let comment = "";
     buttons.push(button("pause", "Pause", "", {
       title: "Pause this release?",
@@ -141,7 +143,7 @@ function actions(r, reload) {
       title: "Resume this release?",
       body: "The release carries on from where it stopped.",
       confirmLabel: "Resume",
-      run: () => command(r, "resume", () => undefined, reload)(),
+      run: (comment) => command(r, "resume", () => ({ comment }), reload)(),
     }));
   }
   if (r.status === "blocked") {
@@ -149,7 +151,7 @@ function actions(r, reload) {
       title: "Roll back this release with force?",
       body: "The rollback starts again and passes steps that cannot be undone: " +
         "what they changed stays changed. The deployer is asked again to undo each deployed batch.",
-      confirmLabel: "Roll back with force",
+      confirmLabel: "Roll back with force", danger: true,
       run: (comment) => command(r, "rollback", () => ({ comment, force: true }), reload)(),
     }));
   } else if (r.status !== "rolling-back") {
@@ -163,7 +165,7 @@ function actions(r, reload) {
             "previous version to put back, and a deployer that cannot undo a first release " +
             "blocks the rollback (an admin can then abandon it).") +
         " This cannot be cancelled once started.",
-      confirmLabel: "Roll back",
+      confirmLabel: "Roll back", danger: true,
       run: (comment) => command(r, "rollback", () => ({ comment }), reload)(),
     }));
   }
@@ -173,7 +175,7 @@ function actions(r, reload) {
       body: "The release ends where it stands: nothing more is deployed or undone, " +
         r.application + "/" + r.environment + " is freed for the next release, and the version " +
         "running there is recorded as unknown until a release finishes there again.",
-      confirmLabel: "Abandon",
+      confirmLabel: "Abandon", danger: true,
       commentRequired: true,
       run: (comment) => command(r, "abandon", () => ({ comment }), reload)(),
     }));
@@ -244,7 +246,7 @@ function gateCard(r, reload) {
         onclick: () => confirmAction({
           title: "Reject “" + g.stage + "”?",
           body: "The release stops here and is rolled back. Say why.",
-          confirmLabel: "Reject",
+          confirmLabel: "Reject", danger: true,
           commentRequired: true,
           run: (comment) => command(r, "reject", () => ({ comment }), reload)(),
         }),

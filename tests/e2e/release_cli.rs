@@ -10,8 +10,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::support::releases::{
-    Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow, wait_for,
-    wait_status,
+    Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow, start_release,
+    wait_for, wait_status,
 };
 use crate::support::{Daemon, binary};
 
@@ -444,4 +444,33 @@ async fn scripts_read_releases_and_their_events_as_json() {
         "{}",
         watched.stderr
     );
+}
+
+#[tokio::test]
+async fn pause_and_resume_from_the_cli_carry_their_comments_to_the_audit_log() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 2, &[]).await;
+    recorder.hold_deploy(0);
+    let id = start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    recorder.next_call().await;
+
+    let paused = ok(&d, &["pause", &id, "--comment", "hold on"]).await;
+    assert!(paused.contains("it is now paused"), "{paused}");
+    let resumed = ok(&d, &["resume", &id, "--comment", "dashboards are green"]).await;
+    assert!(resumed.contains("it is now running"), "{resumed}");
+    recorder.free();
+
+    let (status, log) = d
+        .send(d.request(reqwest::Method::GET, &format!("/api/v1/audit?release={id}")))
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let resume = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "POST /api/v1/releases/{id}/resume")
+        .unwrap_or_else(|| panic!("no resume in {log:#}"));
+    assert_eq!(resume["comment"], "dashboards are green", "{resume:#}");
 }

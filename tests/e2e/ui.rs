@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use crate::support::Daemon;
 use crate::support::browser::Browser;
 use crate::support::releases::{
-    CLOCK_START_MS, Recorder, advance, apply_flow, put_environment, release_daemon, standard_flow,
-    start_release, wait_for, wait_on, wait_status,
+    CLOCK_START_MS, Recorder, advance, apply_flow, command, put_environment, release_daemon,
+    standard_flow, start_release, wait_for, wait_on, wait_status,
 };
 
 const MINUTE: u64 = 60_000;
@@ -406,4 +406,95 @@ async fn the_sign_in_page_has_no_navigation_and_the_gate_counts_down_on_the_rele
     assert!(moved.starts_with("expires in 39m"), "{moved}");
     browser.screenshot("gate-expiry").await;
     browser.close().await;
+}
+
+#[tokio::test]
+async fn dialogs_confirm_in_red_what_cannot_be_taken_back_send_their_comment_and_stay_on_their_page()
+ {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 2).await;
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    let page = format!("{}/#/releases/{id}", d.base);
+    browser.goto(&page).await;
+    browser.wait("#gate").await;
+    let ok_class = "return document.getElementById('confirm-ok').className";
+    let open = "return document.getElementById('confirm').open";
+
+    // Reject confirms in red; Approve in green.
+    browser.click("#reject").await;
+    assert_eq!(browser.eval(ok_class).await, json!("danger"));
+    // Blank is no comment.
+    browser.type_into("#confirm-comment", "   ").await;
+    browser.click("#confirm-ok").await;
+    browser.wait("#confirm-error:not([hidden])").await;
+    assert_eq!(
+        browser.text("#confirm-error").await,
+        "A comment is required."
+    );
+    // Leaving the page closes the dialog with its error.
+    browser
+        .eval("location.hash = '#/releases'; return null")
+        .await;
+    browser.wait(&format!("tr[data-release='{id}']")).await;
+    assert_eq!(
+        browser.eval(open).await,
+        json!(false),
+        "the dialog followed"
+    );
+    browser.goto(&page).await;
+    browser.wait("#gate").await;
+    browser.click("#approve").await;
+    assert_eq!(browser.eval(ok_class).await, json!("primary"));
+    browser.click("#confirm-cancel").await;
+    browser.click("#roll-back").await;
+    assert_eq!(browser.eval(ok_class).await, json!("danger"));
+    browser.click("#confirm-cancel").await;
+
+    // A gate offers no pause, which the server would refuse.
+    assert!(!browser.has("#pause").await, "Pause offered at a gate");
+
+    // Pause and resume the rollout, each with a comment: both reach the
+    // audit log.
+    recorder.hold_deploy(1);
+    let (status, body) = command(&d, &id, "approve", json!({"comment": "go"})).await;
+    assert_eq!(status, 200, "{body}");
+    browser.wait("#status [data-status='running']").await;
+    browser.click("#pause").await;
+    browser.type_into("#confirm-comment", "hold on").await;
+    browser.click("#confirm-ok").await;
+    browser.wait("#status [data-status='paused']").await;
+    browser.click("#resume").await;
+    browser.type_into("#confirm-comment", "carry on").await;
+    browser.click("#confirm-ok").await;
+    browser.wait("#status [data-status='running']").await;
+    recorder.free();
+    browser.wait("#status [data-status='succeeded']").await;
+    browser.close().await;
+    let (status, log) = d
+        .send(d.request(reqwest::Method::GET, &format!("/api/v1/audit?release={id}")))
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let said: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "allowed" || e["code"].is_null())
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_string(),
+                e["comment"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .filter(|(_, comment)| !comment.is_empty())
+        .collect();
+    assert!(
+        said.contains(&(
+            "POST /api/v1/releases/{id}/resume".to_string(),
+            "carry on".to_string()
+        )),
+        "{said:?}"
+    );
+    assert!(said.iter().any(|(_, c)| c == "hold on"), "{said:?}");
 }

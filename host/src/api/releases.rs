@@ -321,12 +321,19 @@ pub async fn comment_command(
     operation_id = "resume_release",
     tag = "releases",
     params(("id" = rules::Id, Path, description = "The release's id.")),
+    request_body(
+        content = ref("#/components/schemas/CommentRequest"),
+        content_type = "application/json",
+        description = "A comment, recorded in the audit log; an empty body is an empty comment."
+    ),
     responses(
         (status = 200, description = "The release's state after the command.", body = ReleaseDto),
+        (status = 400, description = "A bad body.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "The token's role may not command releases, or not this one.", body = ErrorBody),
         (status = 404, description = "No such release.", body = ErrorBody),
         (status = 409, description = "The release refuses the command in its state; the code says why.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -335,8 +342,11 @@ pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    body: JsonBody<CommentRequest>,
 ) -> Result<(AuditNote, Json<ReleaseDto>), ApiError> {
-    command(&state, &caller, &id, Command::Resume, AuditNote::default()).await
+    let comment = checked_comment(body.read_or_default()?.comment, "release.invalid")?;
+    let note = AuditNote::comment(&comment, &[]);
+    command(&state, &caller, &id, Command::Resume, note).await
 }
 
 /// Rolls a release back.

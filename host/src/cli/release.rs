@@ -82,7 +82,12 @@ pub enum ReleaseCommand {
         comment: String,
     },
     /// Resume a paused release.
-    Resume { id: String },
+    Resume {
+        id: String,
+        /// Why it may go on; recorded in the audit log.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
     /// Roll a release back, newest batch first.
     Rollback {
         id: String,
@@ -266,11 +271,8 @@ pub async fn run(cmd: ReleaseCommand, server: &ServerArgs) -> anyhow::Result<()>
                 println!("Paused release {id}; it is now {}.", r.status);
             })
         }
-        ReleaseCommand::Resume { id } => {
-            let client = Client::new(server)?;
-            let r = client
-                .fetch::<ReleaseDto>(client.post(&format!("/api/v1/releases/{id}/resume")))
-                .await?;
+        ReleaseCommand::Resume { id, comment } => {
+            let (client, r) = comment_command(server, &id, "resume", comment).await?;
             client.print(&r, |r| {
                 println!("Resumed release {id}; it is now {}.", r.status);
             })
