@@ -432,13 +432,7 @@ impl Agent {
         let version = self.inner.versions.current().unwrap_or_default();
         let known = self.state().service.clone();
         if !self.inner.service.running(known.as_ref()).await {
-            let reason = match self.inner.service.exit_status() {
-                Some(how) => format!(
-                    "the service is not running ({how}); see {}",
-                    self.inner.config.log_file().display()
-                ),
-                None => "the service is not running".into(),
-            };
+            let reason = self.inner.service.why_not_running().await;
             return Health {
                 healthy: false,
                 version,

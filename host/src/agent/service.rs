@@ -77,7 +77,14 @@ impl Service {
         dir: &Path,
     ) -> Result<Option<ServiceProcess>, ServiceError> {
         match &self.kind {
-            ServiceKind::Systemd(unit) => systemctl("start", unit).await.map(|()| None),
+            ServiceKind::Systemd(unit) => {
+                // A version that crashed as it started may have used up the
+                // unit's start limit (`StartLimitBurst`), and systemd would
+                // then refuse to start the next one, a rollback's included.
+                // Clearing it is harmless when there is none.
+                let _ = systemctl("reset-failed", unit).await;
+                systemctl("start", unit).await.map(|()| None)
+            }
             ServiceKind::Command(command) => self.spawn(command, version, dir).map(Some),
         }
     }
@@ -146,6 +153,32 @@ impl Service {
         match &self.kind {
             ServiceKind::Systemd(unit) => systemctl("is-active", unit).await.is_ok(),
             ServiceKind::Command(_) => known.is_some_and(alive),
+        }
+    }
+
+    /// Why the service is not running, for the health answer: the unit's
+    /// state, or how the command ended and where its output went.
+    pub async fn why_not_running(&self) -> String {
+        match &self.kind {
+            ServiceKind::Systemd(unit) => {
+                let state = tokio::process::Command::new("systemctl")
+                    .args(["is-active", unit])
+                    .stdin(Stdio::null())
+                    .kill_on_drop(true)
+                    .output();
+                let state = match tokio::time::timeout(HARD_LIMIT, state).await {
+                    Ok(Ok(out)) => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                    _ => "unknown".into(),
+                };
+                format!("{unit} is {state}; see `systemctl status {unit}`")
+            }
+            ServiceKind::Command(_) => match self.exit_status() {
+                Some(how) => format!(
+                    "the service is not running ({how}); see {}",
+                    self.log_file.display()
+                ),
+                None => "the service is not running".into(),
+            },
         }
     }
 

@@ -74,7 +74,17 @@ impl ArtifactStore {
 
     /// Publishes `version` with its true checksum.
     pub fn publish(&self, version: &str) -> Result<(), Error> {
-        let tarball = tarball(version)?;
+        let tarball = tarball("VERSION", &format!("{version}\n"))?;
+        let digest = hex::encode(Sha256::digest(&tarball));
+        self.put(version, tarball, digest);
+        Ok(())
+    }
+
+    /// Publishes `version` with its true checksum but without the `VERSION`
+    /// file the sample service reads, so that it exits as it starts: a
+    /// release that does not run.
+    pub fn publish_unrunnable(&self, version: &str) -> Result<(), Error> {
+        let tarball = tarball("README", &format!("{version}: no VERSION here\n"))?;
         let digest = hex::encode(Sha256::digest(&tarball));
         self.put(version, tarball, digest);
         Ok(())
@@ -83,7 +93,7 @@ impl ArtifactStore {
     /// Publishes `version` with a checksum that is not its own, as a
     /// corrupted upload or a tampered mirror would.
     pub fn publish_bad_checksum(&self, version: &str) -> Result<(), Error> {
-        let tarball = tarball(version)?;
+        let tarball = tarball("VERSION", &format!("{version}\n"))?;
         let digest = hex::encode(Sha256::digest(b"some other artifact"));
         self.put(version, tarball, digest);
         Ok(())
@@ -139,18 +149,17 @@ async fn serve(State(inner): State<Arc<Inner>>, Path(file): Path<String>) -> Res
     bytes.into_response()
 }
 
-/// The sample service's artifact for `version`: a gzipped tarball holding
+/// A gzipped tarball holding one file: the sample service's artifact holds
 /// `VERSION`.
-fn tarball(version: &str) -> Result<Vec<u8>, Error> {
+fn tarball(name: &str, content: &str) -> Result<Vec<u8>, Error> {
     let fail = |e: std::io::Error| Error::Artifact(e.to_string());
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
-    let content = format!("{version}\n");
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
-    tar.append_data(&mut header, "VERSION", content.as_bytes())
+    tar.append_data(&mut header, name, content.as_bytes())
         .map_err(fail)?;
     tar.into_inner().map_err(fail)?.finish().map_err(fail)
 }

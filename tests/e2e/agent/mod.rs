@@ -7,11 +7,12 @@ mod api;
 mod checksum;
 mod crash;
 mod rolling;
+mod systemd;
 mod walkthrough;
 
 use std::time::Instant;
 
-use greenlight::fleet::{Hosts, HostsOptions, Load, LoadReport};
+use greenlight::fleet::{Hosts, HostsOptions, Load, LoadReport, Target};
 use serde_json::json;
 
 use crate::fleet::nginx_binary;
@@ -54,6 +55,11 @@ policy = {{ plugin = "policy" }}
 /// deployer granted the agents and their token, `flow` applied, and
 /// `shop/prod` made of the hosts.
 pub async fn daemon(hosts: &Hosts, flow: &str) -> Daemon {
+    daemon_for(&hosts.origins(), hosts.token(), &hosts.targets(), flow).await
+}
+
+/// [`daemon`] for agents given by their origins, token and targets.
+pub async fn daemon_for(origins: &[String], token: &str, targets: &[Target], flow: &str) -> Daemon {
     let d = Daemon::start().await;
     for (name, crate_name) in [
         ("deployer", "http_deployer"),
@@ -67,22 +73,22 @@ pub async fn daemon(hosts: &Hosts, flow: &str) -> Daemon {
     d.grant(
         "deployer",
         json!({
-            "allowed_hosts": hosts.origins(),
-            "secrets": {"agent_token": hosts.token()},
+            "allowed_hosts": origins,
+            "secrets": {"agent_token": token},
             "limits": limits,
         }),
     )
     .await;
     d.grant(
         "health",
-        json!({"allowed_hosts": hosts.origins(), "limits": limits}),
+        json!({"allowed_hosts": origins, "limits": limits}),
     )
     .await;
     apply_flow(&d, flow).await;
     let (status, body) = d
         .send(
             d.request(reqwest::Method::PUT, "/api/v1/apps/shop/envs/prod")
-                .json(&json!({ "targets": hosts.targets() })),
+                .json(&json!({ "targets": targets })),
         )
         .await;
     assert!(status == 200 || status == 201, "{body}");

@@ -18,6 +18,7 @@ pub mod browser;
 pub mod k8s;
 pub mod polyglot;
 pub mod releases;
+pub mod systemd;
 
 /// How long a daemon may take to start (it may compile plugins on the way).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
