@@ -48,11 +48,7 @@ export function render(view, id) {
       r.pause ? h("section", { class: "card notice", id: "paused" },
         h("h2", {}, "Paused"),
         h("p", {}, "Paused by ", h("strong", {}, r.pause.by), " at ", time(r.pause.at_ms), ": ", r.pause.reason || "no reason given")) : null,
-      r.rollback ? h("section", { class: "card danger", id: "rollback" },
-        h("h2", {}, ({ "rolled-back": "Rolled back", "rolling-back": "Rolling back" })[r.status] ||
-          "Rollback (" + r.status + ")"),
-        h("p", {}, "Requested by ", h("strong", {}, r.rollback.by), " (" + r.rollback.mode + (r.rollback.force ? ", forced" : "") + "): ",
-          r.rollback.reason || "no reason given")) : null,
+      r.rollback ? rollbackCard(r) : null,
       timeline(r),
       checkCharts(r),
       r.weights ? traffic(r.weights) : null,
@@ -100,6 +96,7 @@ function header(r, live) {
       h("code", {}, r.id), " · flow ", h("strong", {}, r.flow + " v" + r.flow_version),
       " · started by ", h("strong", { id: "started-by" }, r.started_by), " at ", time(r.created_ms),
       r.previous_version ? [" · replaces ", h("strong", {}, r.previous_version)] : " · first release",
+      r.train ? [" · a member of ", h("a", { id: "train-link", href: "#/trains/" + encodeURIComponent(r.train) }, "train " + r.train)] : null,
       " · ", finished
         ? ["took ", duration((r.finished_ms || r.updated_ms) - r.created_ms)]
         : ["running for ", h("span", { "data-since": r.created_ms }, duration(now() - r.created_ms))],
@@ -130,12 +127,11 @@ function actions(r, reload) {
   // A release waiting at a gate is paused already, in effect: the server
   // pauses only a running one.
   if (r.status === "running") {
-    let comment = "";
     buttons.push(button("pause", "Pause", "", {
       title: "Pause this release?",
       body: "The release stops after the step in progress and waits until someone resumes it.",
       confirmLabel: "Pause",
-      run: (c) => { comment = c; return command(r, "pause", () => ({ comment }), reload)(); },
+      run: (comment) => command(r, "pause", () => ({ comment }), reload)(),
     }));
   }
   if (r.status === "paused") {
@@ -146,28 +142,48 @@ function actions(r, reload) {
       run: (comment) => command(r, "resume", () => ({ comment }), reload)(),
     }));
   }
+  const rollback = (id, label, title, body, extra) => button(id, label, "danger", {
+    title, body, confirmLabel: label, danger: true,
+    run: (comment) => command(r, "rollback", () => ({ comment, ...extra }), reload)(),
+  });
+  const deployed = r.targets.filter((t) => t.state !== "pending").length;
+  const back = r.previous_version ? "goes back to " + r.previous_version : "is undone";
   if (r.status === "blocked") {
-    buttons.push(button("roll-back-force", "Roll back with force", "danger", {
-      title: "Roll back this release with force?",
-      body: "The rollback starts again and passes steps that cannot be undone: " +
+    // The server takes a blocked rollback up again only with force.
+    buttons.push(rollback("roll-back-force", "Roll back with force",
+      "Roll back this release with force?",
+      "The rollback starts again and passes steps that cannot be undone: " +
         "what they changed stays changed. The deployer is asked again to undo each deployed batch.",
-      confirmLabel: "Roll back with force", danger: true,
-      run: (comment) => command(r, "rollback", () => ({ comment, force: true }), reload)(),
-    }));
-  } else if (r.status !== "rolling-back") {
-    const deployed = r.targets.filter((t) => t.state !== "pending").length;
-    buttons.push(button("roll-back", "Roll back", "danger", {
-      title: "Roll back this release?",
-      body: "Every deployed batch (" + deployed + " of " + r.targets.length + " targets) " +
+      { force: true }));
+  } else if (r.status === "rolling-back") {
+    // A rollback that will reach a step that cannot be undone may pass it.
+    if (r.forward_only && !r.rollback.force) {
+      buttons.push(rollback("roll-back-force", "Roll back with force",
+        "Roll back with force?",
+        "The rollback goes on and passes steps that cannot be undone: what they changed stays changed.",
+        { force: true, mode: r.rollback.mode }));
+    }
+  } else {
+    buttons.push(rollback("roll-back", "Roll back", "Roll back this release?",
+      "Every deployed batch (" + deployed + " of " + r.targets.length + " targets) " +
         (r.previous_version
-          ? "goes back to " + r.previous_version + ", in reverse order."
+          ? back + ", batch by batch in reverse order, each verified before the next."
           : "is undone in reverse order; this is the first release here, so there is no " +
             "previous version to put back, and a deployer that cannot undo a first release " +
             "blocks the rollback (an admin can then abandon it).") +
-        " This cannot be cancelled once started.",
-      confirmLabel: "Roll back", danger: true,
-      run: (comment) => command(r, "rollback", () => ({ comment }), reload)(),
-    }));
+        " This cannot be cancelled once started."));
+  }
+  // An emergency rollback undoes every batch at once, without verifying
+  // between them; a regular rollback under way may be escalated to one.
+  if (r.status !== "blocked" && !(r.rollback && r.rollback.mode === "emergency")) {
+    const escalate = r.status === "rolling-back";
+    buttons.push(rollback("roll-back-emergency",
+      escalate ? "Switch to emergency rollback" : "Emergency rollback",
+      escalate ? "Switch to an emergency rollback?" : "Roll back this release in an emergency?",
+      "Every deployed batch (" + deployed + " of " + r.targets.length + " targets) " + back +
+        " at once, without verifying between batches: for a version doing harm now. " +
+        "This cannot be cancelled once started.",
+      { mode: "emergency" }));
   }
   if (session.current.role === "admin" && r.status !== "succeeded") {
     buttons.push(button("abandon", "Abandon", "danger", {
@@ -181,6 +197,33 @@ function actions(r, reload) {
     }));
   }
   return h("div", { class: "actions", id: "actions" }, buttons);
+}
+
+// Why the release is going back, and, when the rollback is blocked, why and
+// what a person can do about it.
+function rollbackCard(r) {
+  const rb = r.rollback;
+  const title = {
+    "rolling-back": rb.mode === "emergency" ? "Rolling back (emergency)" : "Rolling back",
+    "rolled-back": "Rolled back",
+    rejected: "Rejected and rolled back",
+    blocked: "Rollback blocked: a person must decide",
+  }[r.status] || "Rollback (" + r.status + ")";
+  const admin = session.current && session.current.role === "admin";
+  return h("section", { class: "card danger", id: "rollback", "data-status": r.status },
+    h("h2", {}, title),
+    h("p", {}, "Requested by ", h("strong", {}, rb.by), " (" + rb.mode + (rb.force ? ", forced" : "") + "): ",
+      rb.reason || "no reason given"),
+    r.status === "blocked" ? [
+      h("p", { id: "blocked-why" }, h("strong", {}, "Why it stopped: "), r.outcome || "the rollback cannot go on."),
+      h("p", {}, "Nothing more happens until someone acts. The ways out:"),
+      h("ul", { class: "ways-out", id: "ways-out" },
+        h("li", {}, h("strong", {}, "Roll back with force"), " once the cause is dealt with: the deployer is asked " +
+          "again to undo each deployed batch, and steps that cannot be undone are passed (what they changed stays changed)."),
+        h("li", {}, h("strong", {}, "Abandon"), " (an admin) to end the release where it stands and free ",
+          r.application + "/" + r.environment, "; what runs there is then recorded as unknown." +
+          (admin ? "" : " Ask an admin."))),
+    ] : null);
 }
 
 /** What the stage after the gate will do, in one line. */
@@ -257,7 +300,10 @@ function gateCard(r, reload) {
 
 function stageState(stage) {
   const states = stage.steps.map((s) => s.state);
-  if (states.includes("current")) return "current";
+  if (states.length && states.every((s) => s === "skipped")) return "skipped";
+  for (const where of ["current", "failed", "rejected", "stopped"]) {
+    if (states.includes(where)) return where;
+  }
   if (states.includes("rolled-back")) return "rolled-back";
   if (states.length && states.every((s) => s === "done")) return "done";
   return "pending";
@@ -292,7 +338,9 @@ function step(r, s) {
     shift: "shift " + s.percent + "% of traffic",
     approval: "approval gate",
   }[s.kind] || s.kind;
-  const current = s.state === "current";
+  // Countdowns only while the release is moving: a stopped release bakes
+  // nothing.
+  const current = s.state === "current" && r.status === "running";
   return h("li", { class: "step", "data-step": s.index },
     s.batch !== null && s.batch !== undefined ? h("span", { class: "batch" }, "batch " + (s.batch + 1)) : null,
     what, " ", h("span", { class: "badge st-" + s.state }, s.state),
@@ -371,7 +419,8 @@ function verdictTable(list) {
       h("td", {}, time(o.at_ms)),
       h("td", {}, o.stage),
       h("td", {}, o.batch === null || o.batch === undefined ? "–" : String(o.batch + 1)),
-      h("td", {}, checkName(o)),
+      h("td", {}, checkName(o),
+        o.rollback ? [" ", h("span", { class: "badge rollback-check", title: "taken while verifying the rollback" }, "rollback check")] : null),
       h("td", {}, badge(o.status)),
       h("td", {}, o.summary),
       h("td", { class: "metrics" }, metrics(o.metrics))))));

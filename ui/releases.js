@@ -1,7 +1,7 @@
 // The releases page: active releases first, then recent ones, filterable by
 // application, environment and state, and kept live by the event stream.
 
-import { api, h, fill, badge, duration, now, follow, coalesce, liveIndicator, empty, showError, FINISHED } from "./lib.js";
+import { api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, FINISHED } from "./lib.js";
 
 const STATES = [
   "", "queued", "running", "waiting-approval", "paused", "rolling-back", "blocked",
@@ -74,23 +74,29 @@ export function render(view) {
       list.length === 0 ? h("p", { class: "muted" }, none) :
         h("table", { class: "grid" },
           h("thead", {}, h("tr", {},
-            ["Release", "Application", "Environment", "Version", "Flow", "State", "Started by", "Running for"]
+            ["Release", "Application", "Environment", "Version", "Flow", "State", "Progress", "Started by",
+              title === "Active" ? "Running for" : "Finished"]
               .map((c) => h("th", {}, c)))),
           h("tbody", {}, list.map(row))));
   }
 
   function row(r) {
-    const end = FINISHED.includes(r.status) ? r.updated_ms : now();
+    const finished = FINISHED.includes(r.status);
+    const p = r.progress;
+    const end = p.finished_ms || r.updated_ms;
     return h("tr", { "data-release": r.id },
-      h("td", {}, h("a", { href: "#/releases/" + encodeURIComponent(r.id) }, r.id)),
+      h("td", {}, h("a", { href: "#/releases/" + encodeURIComponent(r.id) }, r.id),
+        p.train ? [" ", h("a", { class: "chip train-chip", href: "#/trains/" + encodeURIComponent(p.train), title: "a member of train " + p.train }, "train")] : null),
       h("td", {}, r.application),
       h("td", {}, r.environment),
       h("td", {}, r.version),
       h("td", {}, r.flow + " v" + r.flow_version),
       h("td", {}, badge(r.status), r.emergency ? h("span", { class: "badge emergency" }, "emergency") : null),
+      h("td", { class: "progress" }, progressCell(r)),
       h("td", {}, r.started_by),
-      h("td", { class: "dur", "data-since": r.created_ms, "data-until": FINISHED.includes(r.status) ? end : "" },
-        duration(end - r.created_ms)));
+      finished
+        ? h("td", { class: "finished" }, time(end), h("br"), h("span", { class: "muted" }, "took " + duration(end - r.created_ms)))
+        : h("td", { class: "dur", "data-since": r.created_ms }, duration(now() - r.created_ms)));
   }
 
   load();
@@ -101,12 +107,47 @@ export function render(view) {
     // sections or leave the filter: read the list again.
     if (!r || (event.status && event.status !== r.status)) reload();
   }, stop.signal, showLive);
-  // Running times tick in place, without redrawing the tables.
+  // Running times and countdowns tick in place, without redrawing the
+  // tables.
   const ticker = setInterval(() => {
     for (const cell of body.querySelectorAll("td.dur")) {
-      if (cell.dataset.until) continue;
       cell.textContent = duration(now() - Number(cell.dataset.since));
     }
+    for (const el of body.querySelectorAll("[data-deadline]")) countdown(el);
   }, 1000);
   return () => { stop.abort(); clearInterval(ticker); };
+}
+
+/** A countdown to `data-deadline`, worded by `data-phrase`. */
+function countdown(el) {
+  const left = Number(el.dataset.deadline) - now();
+  el.textContent = el.dataset.phrase === "expires"
+    ? (left > 0 ? "expires in " + duration(left) : "expiring now")
+    : (left > 0 ? duration(left) + " left" : "due now");
+  return el;
+}
+
+/** Where a release stands: a bar of the steps done, the stage, batch and
+ * step it is at (or stopped at), and what it waits for. */
+function progressCell(r) {
+  const p = r.progress;
+  const bar = h("div", { class: "bar", title: p.steps_done + " of " + p.steps_total + " steps done" },
+    h("div", { class: "bar-done" }));
+  bar.firstChild.style.width = (p.steps_total ? Math.round(100 * p.steps_done / p.steps_total) : 0) + "%";
+  const place = [];
+  if (p.stage) {
+    place.push("stage " + p.stage_number + " of " + p.stages + ": " + p.stage);
+    if (p.batch) place.push("batch " + p.batch + " of " + p.batches);
+    if (p.step) place.push(p.step);
+  } else {
+    place.push(p.steps_done + " of " + p.steps_total + " steps");
+  }
+  const waiting = [];
+  if (r.status === "waiting-approval") {
+    waiting.push(h("span", { class: "gate-wait" }, "waiting at gate",
+      p.gate_expires_ms ? [" · ", countdown(h("span", { class: "countdown", "data-deadline": p.gate_expires_ms, "data-phrase": "expires" }))] : null));
+  } else if (r.status === "running" && p.bake_until_ms) {
+    waiting.push(h("span", {}, "bake ", countdown(h("span", { class: "countdown", "data-deadline": p.bake_until_ms }))));
+  }
+  return [bar, h("div", { class: "place" }, place.join(" · ")), waiting.length ? h("div", { class: "waiting" }, waiting) : null];
 }

@@ -2,7 +2,9 @@
 // graph with each application's state, drawn in dependency order from left
 // to right.
 
-import { api, h, fill, svg, badge, time, follow, coalesce, empty, showError } from "./lib.js";
+import {
+  api, h, fill, svg, badge, time, follow, coalesce, empty, showError, clearError, canCommand, confirmAction,
+} from "./lib.js";
 
 export function render(view) {
   const body = h("div", { id: "trains" }, h("p", { class: "muted" }, "Loading…"));
@@ -45,7 +47,8 @@ export function renderOne(view, id) {
       h("div", { class: "title-row" }, h("h1", {}, "Train ", t.name), badge(t.status)),
       h("p", { class: "meta" }, h("code", {}, t.id), " · started by ", t.started_by, " at ", time(t.created_ms),
         t.rollback_requested ? " · rollback requested: unwinding in reverse dependency order" : ""),
-      t.problem ? h("p", { class: "warn" }, t.problem) : null,
+      t.problem ? h("p", { class: "warn", id: "train-problem" }, t.problem) : null,
+      trainActions(t, reload),
       h("section", { class: "card" }, h("h2", {}, "Dependency graph"), graph(t)),
       h("section", { class: "card" }, h("table", { class: "grid" },
         h("thead", {}, h("tr", {}, ["Application", "Environment", "Version", "Depends on", "State", "Release"].map((c) => h("th", {}, c)))),
@@ -60,6 +63,30 @@ export function renderOne(view, id) {
     if (!train || name === "lagged" || train.members.some((m) => m.release === event.release) || !event.release) reload();
   }, stop.signal);
   return () => stop.abort();
+}
+
+/** Rolling the whole train back, for those who may command releases, while
+ * there is something to roll back. */
+function trainActions(t, reload) {
+  if (!canCommand() || t.rollback_requested || t.status === "rolled-back") return null;
+  const shipped = t.members.filter((m) => m.release).map((m) => m.application);
+  // Dependents go back before what they depend on: the reverse of the order.
+  const order = t.order.filter((app) => shipped.includes(app)).reverse();
+  return h("div", { class: "actions", id: "train-actions" }, h("button", {
+    id: "roll-back-train", class: "danger",
+    onclick: () => confirmAction({
+      title: "Roll back train “" + t.name + "”?",
+      body: "Every member that started is rolled back, dependents first: " +
+        (order.join(" → ") || "none has started yet") + ". Members not started yet never start. " +
+        "This cannot be cancelled once started.",
+      confirmLabel: "Roll back the train", danger: true,
+      run: async (comment) => {
+        await api("POST", "/api/v1/trains/" + encodeURIComponent(t.id) + "/rollback", { comment });
+        clearError();
+        reload();
+      },
+    }),
+  }, "Roll back the train"));
 }
 
 /** Lays the members out in columns by dependency depth, with an arrow from

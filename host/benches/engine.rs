@@ -356,6 +356,7 @@ async fn store_alone(
         created_ms: spec.created_ms,
         updated_ms: state.updated_ms,
         outcome: state.outcome.clone(),
+        progress: Default::default(),
     };
     let disk_before = disk_writes();
     let started = Instant::now();

@@ -39,5 +39,7 @@ mod stream_access;
 mod support;
 mod trains;
 mod ui;
+mod ui_actions;
+mod ui_list;
 mod way_out;
 mod worlds;

@@ -16,7 +16,7 @@ const MINUTE: u64 = 60_000;
 
 /// A release of `shop/prod` over `n` targets, waiting at the approval gate
 /// after its canary baked.
-async fn at_the_gate(recorder: &Recorder, n: usize) -> (Daemon, String) {
+pub(crate) async fn at_the_gate(recorder: &Recorder, n: usize) -> (Daemon, String) {
     let d = release_daemon(recorder).await;
     apply_flow(&d, &standard_flow(recorder)).await;
     put_environment(&d, "shop", "prod", n, &[]).await;
@@ -205,11 +205,11 @@ async fn a_release_of_a_thousand_targets_shows_every_target_and_stays_usable() {
     browser.close().await;
 }
 
-#[tokio::test]
-async fn the_train_plugin_and_audit_pages_show_the_graph_the_grants_and_the_log() {
-    let recorder = Recorder::start().await;
-    let d = release_daemon(&recorder).await;
-    apply_flow(&d, &crate::trains::quick_flow(&recorder)).await;
+/// A train "weekly" of db ← api ← web on the quick flow, shipped: the
+/// daemon, the train's id and its state at the end.
+pub(crate) async fn shipped_train(recorder: &Recorder) -> (Daemon, String, Value) {
+    let d = release_daemon(recorder).await;
+    apply_flow(&d, &crate::trains::quick_flow(recorder)).await;
     for app in ["db", "api", "web"] {
         put_environment(&d, app, "prod", 2, &[]).await;
     }
@@ -226,7 +226,7 @@ async fn the_train_plugin_and_audit_pages_show_the_graph_the_grants_and_the_log(
         .await;
     assert_eq!(status, 201, "{train}");
     let id = train["id"].as_str().unwrap().to_string();
-    wait_on(
+    let shipped = wait_on(
         &d,
         &format!("/api/v1/trains/{id}"),
         None,
@@ -234,7 +234,13 @@ async fn the_train_plugin_and_audit_pages_show_the_graph_the_grants_and_the_log(
         |t| t["status"] == "succeeded",
     )
     .await;
+    (d, id, shipped)
+}
 
+#[tokio::test]
+async fn the_train_plugin_and_audit_pages_show_the_graph_the_grants_and_the_log() {
+    let recorder = Recorder::start().await;
+    let (d, id, _) = shipped_train(&recorder).await;
     let manager = d.create_token("rita", "release-manager").await;
     let browser = Browser::start().await;
     browser.sign_in(&d.base, &manager).await;

@@ -38,7 +38,9 @@ async fn post(
 
 /// A first release of `shop/prod` whose canary fails: the policy rolls
 /// back, and the deployer has nothing to roll back to.
-async fn blocked_first_release(recorder: &Recorder) -> (Daemon, String, serde_json::Value) {
+pub(crate) async fn blocked_first_release(
+    recorder: &Recorder,
+) -> (Daemon, String, serde_json::Value) {
     let d = release_daemon(recorder).await;
     apply_flow(&d, &flow(recorder)).await;
     put_environment(&d, "shop", "prod", 4, &[]).await;

@@ -591,6 +591,7 @@ impl InvokeRequest {
                             )?,
                             at_ms: o.at_ms,
                             shadow: false,
+                            rollback: false,
                         })
                     })
                     .collect::<Result<_, String>>()?,

@@ -162,6 +162,7 @@ pub const BEARER: &str = "bearer";
         release_model::CommentRequest,
         release_model::RollbackRequest,
         release_model::ReleaseSummaryDto,
+        crate::store::SummaryProgress,
         release_model::VerdictDto,
         release_model::ObservationDto,
         release_model::DecisionDto,

@@ -14,7 +14,7 @@ use crate::domain::release::evidence;
 use crate::domain::release::machine::Undo;
 use crate::domain::release::policy::CheckVerdict;
 use crate::domain::release::{
-    ApprovalRecord, DecisionRecord, ProgressOf, ReleaseSpec, RollbackMode, State, Step,
+    ApprovalRecord, DecisionRecord, ProgressOf, ReleaseSpec, RollbackMode, State, Status, Step,
 };
 use crate::store::ReleaseSummary;
 
@@ -120,6 +120,7 @@ pub struct ReleaseSummaryDto {
     pub created_ms: u64,
     pub updated_ms: u64,
     pub outcome: Option<String>,
+    pub progress: crate::store::SummaryProgress,
 }
 
 impl From<ReleaseSummary> for ReleaseSummaryDto {
@@ -137,6 +138,7 @@ impl From<ReleaseSummary> for ReleaseSummaryDto {
             created_ms: s.created_ms,
             updated_ms: s.updated_ms,
             outcome: s.outcome,
+            progress: s.progress,
         }
     }
 }
@@ -179,6 +181,9 @@ pub struct ObservationDto {
     pub at_ms: u64,
     #[serde(flatten)]
     pub verdict: VerdictDto,
+    /// Taken while verifying a rollback, not the release going forward.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 impl From<&Observation> for ObservationDto {
@@ -188,6 +193,7 @@ impl From<&Observation> for ObservationDto {
             batch: o.batch,
             at_ms: o.at_ms,
             verdict: verdict_dto(&o.check, &o.verdict, o.shadow),
+            rollback: o.rollback,
         }
     }
 }
@@ -281,7 +287,11 @@ pub struct StepDto {
     pub targets: Vec<String>,
     /// For traffic shifts, the percent sent to the new group.
     pub percent: Option<u8>,
-    /// `pending`, `current`, `done` or `rolled-back`.
+    /// `pending` (not reached yet), `current` (under way, or waiting at a
+    /// gate or a pause), `done`, `rolled-back` (a deploy undone), and where
+    /// a release stopped short: `failed` (the step failed, or its checks
+    /// had it rolled back), `rejected` (its gate), `stopped` (by a command:
+    /// a rollback, or an abandon), with the steps after it `skipped`.
     pub state: String,
 }
 
@@ -346,6 +356,9 @@ pub struct ReleaseDto {
     pub status: String,
     pub outcome: Option<String>,
     pub forward_only: bool,
+    /// The train it belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<String>,
     pub created_ms: u64,
     pub updated_ms: u64,
     pub finished_ms: Option<u64>,
@@ -401,12 +414,27 @@ impl ReleaseDto {
                 && (pc < state.pc || in_flight == Some(pc))
                 && !state.undo.contains(&Undo::Deploy { pc })
         };
+        let status = state.status();
+        let going = matches!(
+            status,
+            Status::Queued | Status::Running | Status::WaitingApproval | Status::Paused
+        );
+        // Where the release stopped short, and why.
+        let stopped_here = match (&state.rollback, status) {
+            (_, Status::Rejected) => "rejected",
+            (Some(rb), _) if rb.commanded => "stopped",
+            (Some(_), _) | (None, Status::Failed) => "failed",
+            _ => "stopped",
+        };
         let step_state = |pc: usize, step: &Step| -> &'static str {
             match step {
                 Step::Deploy { .. } if undone(pc) => "rolled-back",
                 _ if pc < state.pc => "done",
-                _ if pc == state.pc && !state.status().is_terminal() => "current",
-                _ => "pending",
+                _ if status == Status::Queued => "pending",
+                _ if pc == state.pc && going => "current",
+                _ if pc == state.pc => stopped_here,
+                _ if going => "pending",
+                _ => "skipped",
             }
         };
         let ids = |targets: &[u32]| -> Vec<String> {
@@ -456,14 +484,7 @@ impl ReleaseDto {
                     .filter(|(_, s)| s.stage() == i)
                     .map(|(pc, s)| StepDto {
                         index: pc,
-                        kind: match s {
-                            Step::Precheck { .. } => "precheck",
-                            Step::Deploy { .. } => "deploy",
-                            Step::Verify { .. } => "verify",
-                            Step::Shift { .. } => "shift",
-                            Step::Approval { .. } => "approval",
-                        }
-                        .to_string(),
+                        kind: s.kind().to_string(),
                         batch: s.batch(),
                         targets: match s {
                             Step::Deploy { targets, .. } | Step::Verify { targets, .. } => {
@@ -503,6 +524,7 @@ impl ReleaseDto {
             environment: spec.environment.clone(),
             version: spec.version.clone(),
             previous_version: spec.previous_version.clone(),
+            train: spec.train.clone(),
             flow: spec.flow.clone(),
             flow_version: spec.flow_version,
             started_by: spec.started_by.clone(),

@@ -174,7 +174,8 @@ pub async fn list(
     Ok(Json(
         state
             .engine
-            .list()?
+            .list_now()
+            .await?
             .into_iter()
             .filter(|s| {
                 keep(&q.application, &s.application)

@@ -5,10 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::error::ErrorBody;
-use super::release_model::{PlannedMemberDto, StartTrainRequest, TrainDto};
-use super::releases::actor;
+use super::release_model::{CommentRequest, PlannedMemberDto, StartTrainRequest, TrainDto};
+use super::releases::{actor, checked_comment};
 use super::rules;
-use super::{ApiError, AppState, Caller, JsonBody};
+use super::{ApiError, AppState, AuditNote, Caller, JsonBody};
 use crate::domain::train::Member;
 use crate::store::Role;
 
@@ -171,12 +171,19 @@ pub async fn show(
     operation_id = "rollback_train",
     tag = "trains",
     params(("id" = rules::Id, Path, description = "The train's id.")),
+    request_body(
+        content = ref("#/components/schemas/CommentRequest"),
+        content_type = "application/json",
+        description = "Why: recorded in the audit log and in each member's rollback reason; an empty body is an empty comment."
+    ),
     responses(
         (status = 200, description = "The train after the request.", body = TrainDto),
+        (status = 400, description = "A bad body.", body = ErrorBody),
         (status = 401, description = "No valid token.", body = ErrorBody),
         (status = 403, description = "The token's role may not roll trains back.", body = ErrorBody),
         (status = 404, description = "No such train.", body = ErrorBody),
         (status = 409, description = "The train has already rolled back.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 500, description = "An internal failure.", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -185,8 +192,13 @@ pub async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<TrainDto>, ApiError> {
+    body: JsonBody<CommentRequest>,
+) -> Result<(AuditNote, Json<TrainDto>), ApiError> {
     caller.require(&[Role::ReleaseManager])?;
-    let view = state.engine.rollback_train(&id, &actor(&caller)).await?;
-    Ok(Json(view.into()))
+    let comment = checked_comment(body.read_or_default()?.comment, "train.invalid")?;
+    let view = state
+        .engine
+        .rollback_train(&id, &actor(&caller), &comment)
+        .await?;
+    Ok((AuditNote::comment(&comment, &[]), Json(view.into())))
 }

@@ -224,6 +224,9 @@ pub struct Observation {
     /// policy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow: bool,
+    /// Taken while verifying a rollback, not the release going forward.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// What a rollback policy decides.

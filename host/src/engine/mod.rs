@@ -30,10 +30,11 @@ use crate::domain::flow::{FlowError, WhenBusy};
 use crate::domain::plugin::Artifact;
 use crate::domain::recording::CheckRecording;
 use crate::domain::release::{
-    Action, Actor, Command, CommandError, Event, ReleaseSpec, Start, State, Status, Work, compile,
+    Action, Actor, Command, CommandError, Event, ReleaseSpec, Start, State, Status, Step, Work,
+    compile,
 };
 use crate::registry::Registry;
-use crate::store::{self, InventoryOutcome, ReleaseSummary, Slot, Store};
+use crate::store::{self, InventoryOutcome, ReleaseSummary, Slot, Store, SummaryProgress};
 use live::Live;
 
 /// Why the engine refused or failed.
@@ -163,7 +164,37 @@ fn summary_of(spec: &ReleaseSpec, state: &State) -> ReleaseSummary {
         created_ms: spec.created_ms,
         updated_ms: state.updated_ms,
         outcome: state.outcome.clone(),
+        progress: progress_of(spec, state),
     }
+}
+
+fn progress_of(spec: &ReleaseSpec, state: &State) -> SummaryProgress {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let mut progress = SummaryProgress {
+        steps_done: count(state.pc.min(spec.steps.len())),
+        steps_total: count(spec.steps.len()),
+        stages: count(spec.stages.len()),
+        gate_expires_ms: state.gate.as_ref().and_then(|g| g.expires_at_ms),
+        bake_until_ms: state.bake_until_ms,
+        finished_ms: state.finished_ms,
+        train: spec.train.clone(),
+        ..SummaryProgress::default()
+    };
+    if let Some(step) = spec.steps.get(state.pc) {
+        let stage = step.stage();
+        progress.stage = spec.stages.get(stage).map(|s| s.name.clone());
+        progress.stage_number = count(stage + 1);
+        progress.step = Some(step.kind().to_string());
+        progress.batch = step.batch().map(crate::domain::release::batch_number);
+        progress.batches = spec
+            .steps
+            .iter()
+            .filter(|s| s.stage() == stage)
+            .filter_map(Step::batch)
+            .max()
+            .map_or(0, crate::domain::release::batch_number);
+    }
+    progress
 }
 
 /// A new release id: the creation time in hex, then randomness, so that
@@ -449,6 +480,27 @@ impl Engine {
     pub fn list(&self) -> Result<Vec<ReleaseSummary>, Error> {
         let mut all = self.inner.store.release_summaries()?;
         all.reverse();
+        Ok(all)
+    }
+
+    /// [`Engine::list`], with each unfinished release's summary as it
+    /// stands now: stored summaries change with a release's status only,
+    /// while its place (stage, batch, step) moves with every event.
+    pub async fn list_now(&self) -> Result<Vec<ReleaseSummary>, Error> {
+        let mut all = self.list()?;
+        let live: Vec<Arc<Live>> = self.inner.releases.lock().await.values().cloned().collect();
+        let mut now = HashMap::with_capacity(live.len());
+        for release in live {
+            let state = release.state.lock().await;
+            now.insert(release.spec.id.clone(), summary_of(&release.spec, &state));
+        }
+        for summary in &mut all {
+            if !summary.status.is_terminal()
+                && let Some(fresh) = now.remove(&summary.id)
+            {
+                *summary = fresh;
+            }
+        }
         Ok(all)
     }
 

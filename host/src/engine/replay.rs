@@ -224,6 +224,7 @@ impl Engine {
                             verdict: v.verdict.clone(),
                             at_ms: past.at_ms,
                             shadow: false,
+                            rollback: false,
                         }
                     }));
                     let ctx = spec.context(step.stage(), step.batch(), past.round, policy);

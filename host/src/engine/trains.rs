@@ -222,7 +222,12 @@ impl Engine {
     }
 
     /// Rolls a whole train back, newest dependents first.
-    pub async fn rollback_train(&self, id: &str, actor: &Actor) -> Result<TrainView, Error> {
+    pub async fn rollback_train(
+        &self,
+        id: &str,
+        actor: &Actor,
+        comment: &str,
+    ) -> Result<TrainView, Error> {
         let mut finished = false;
         let mut requested_now = false;
         let record = self
@@ -232,7 +237,12 @@ impl Engine {
                 } else if !record.rollback_requested {
                     requested_now = true;
                     record.rollback_requested = true;
-                    record.problem = Some(format!("{} rolled the train back", actor.name));
+                    let why = if comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {comment}")
+                    };
+                    record.problem = Some(format!("{} rolled the train back{why}", actor.name));
                     if record.status == TrainStatus::Succeeded {
                         record.status = TrainStatus::RollingBack;
                     }
@@ -331,7 +341,12 @@ impl Engine {
                         let command = Command::Rollback {
                             mode: RollbackMode::Regular,
                             force: false,
-                            reason: format!("train {} unwinds", record.name),
+                            reason: match &record.problem {
+                                Some(problem) => {
+                                    format!("train {} unwinds: {problem}", record.name)
+                                }
+                                None => format!("train {} unwinds", record.name),
+                            },
                         };
                         self.command(&release, &actor, command).await.map(|_| ())
                     }

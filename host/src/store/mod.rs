@@ -29,7 +29,7 @@ pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditRetention};
 pub use flows::FlowRecord;
 pub use plugins::{Approval, PluginRecord, PutOutcome};
 pub use recordings::StoredRecording;
-pub use releases::{InventoryOutcome, ReleaseSummary, Slot};
+pub use releases::{InventoryOutcome, ReleaseSummary, Slot, SummaryProgress};
 pub use seal::{SealError, SecretsKey};
 pub use secrets::Resealed;
 pub use sessions::SessionRecord;

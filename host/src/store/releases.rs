@@ -24,6 +24,38 @@ pub struct ReleaseSummary {
     pub created_ms: u64,
     pub updated_ms: u64,
     pub outcome: Option<String>,
+    /// Where the release stands, for a listing; empty in summaries stored
+    /// before it was kept.
+    #[serde(default)]
+    pub progress: SummaryProgress,
+}
+
+/// Where a release stands, as a listing shows it (and the API gives it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ListedProgressDto)]
+pub struct SummaryProgress {
+    /// Steps done of all the flow's steps.
+    pub steps_done: u32,
+    pub steps_total: u32,
+    /// The stage it stands at (under way, waiting, or where it stopped),
+    /// numbered from 1 of `stages`; absent once every step is done.
+    pub stage: Option<String>,
+    pub stage_number: u32,
+    pub stages: u32,
+    /// The kind of step it stands at: `precheck`, `deploy`, `verify`,
+    /// `shift` or `approval`.
+    pub step: Option<String>,
+    /// The batch it stands at, numbered from 1 of the stage's `batches`.
+    pub batch: Option<u32>,
+    pub batches: u32,
+    /// When the gate it waits at expires, if it does.
+    pub gate_expires_ms: Option<u64>,
+    /// When the bake under way ends.
+    pub bake_until_ms: Option<u64>,
+    /// When it finished.
+    pub finished_ms: Option<u64>,
+    /// The train it belongs to.
+    pub train: Option<String>,
 }
 
 /// What an append does to the environment's active slot.
@@ -362,6 +394,7 @@ mod tests {
             created_ms: 1,
             updated_ms: 1,
             outcome: None,
+            progress: Default::default(),
         }
     }
 

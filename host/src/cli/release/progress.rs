@@ -95,7 +95,7 @@ impl Standing {
                 .iter()
                 .flat_map(|stage| stage.steps.iter().map(move |step| (stage, step)))
         };
-        let place = match steps().find(|(_, step)| step.state == "current") {
+        let place = match steps().find(|(_, step)| super::view::is_place(&step.state)) {
             Some((stage, step)) => {
                 let batch = batch_suffix(step.batch);
                 format!("{} at {}{batch} ({})", r.status, stage.name, step.kind)

@@ -305,7 +305,7 @@ pub fn summary(r: &ReleaseDto) -> String {
                 stage.steps.len(),
                 counts(stage.steps.iter().map(|s| s.state.as_str()))
             );
-            for step in stage.steps.iter().filter(|s| s.state == "current") {
+            for step in stage.steps.iter().filter(|s| is_place(&s.state)) {
                 let _ = writeln!(w, "       {}", step_line(step));
             }
         } else {
@@ -634,6 +634,12 @@ pub fn event_line(e: &EventDto, places: &Places) -> String {
     )
     .trim_end()
     .to_string()
+}
+
+/// Whether a step in `state` is where the release stands: under way, or
+/// where it stopped short.
+pub fn is_place(state: &str) -> bool {
+    matches!(state, "current" | "failed" | "rejected" | "stopped")
 }
 
 #[cfg(test)]

@@ -69,6 +69,11 @@ pub struct RollbackState {
     pub verify_pending: Option<Vec<usize>>,
     /// The status the release ends in.
     pub end: Status,
+    /// Asked for by a command (a one-click rollback), not caused by a
+    /// failure or a rejection where the release stood; a later command
+    /// (after a block) keeps the first cause.
+    #[serde(default)]
+    pub commanded: bool,
 }
 
 /// Long-running work a plugin answered is still under way.
@@ -223,6 +228,8 @@ impl State {
         self.health_checked = None;
     }
 
+    /// `commanded`: asked for by a rollback command, not caused where the
+    /// release stood.
     fn start_rollback(
         &mut self,
         by: &str,
@@ -230,6 +237,7 @@ impl State {
         mode: RollbackMode,
         force: bool,
         end: Status,
+        commanded: bool,
     ) {
         self.status = Some(Status::RollingBack);
         self.gate = None;
@@ -240,6 +248,7 @@ impl State {
             Some(rb) if rb.end == Status::Rejected => Status::Rejected,
             _ => end,
         };
+        let commanded = self.rollback.as_ref().map_or(commanded, |rb| rb.commanded);
         let in_flight = self.rollback.as_ref().and_then(|rb| rb.in_flight.clone());
         let verify_pending = self
             .rollback
@@ -255,6 +264,7 @@ impl State {
             in_flight,
             verify_pending,
             end,
+            commanded,
         });
     }
 
@@ -300,6 +310,7 @@ impl State {
                 RollbackMode::Regular,
                 false,
                 Status::RolledBack,
+                false,
             );
         }
     }
@@ -543,6 +554,7 @@ impl State {
                         RollbackMode::Regular,
                         false,
                         Status::RolledBack,
+                        false,
                     ),
                 }
             }
@@ -659,7 +671,14 @@ impl State {
                     at_ms: *at_ms,
                 });
                 let reason = format!("{by} rejected the release at gate {stage}: {comment}");
-                self.start_rollback(by, &reason, RollbackMode::Regular, false, Status::Rejected);
+                self.start_rollback(
+                    by,
+                    &reason,
+                    RollbackMode::Regular,
+                    false,
+                    Status::Rejected,
+                    false,
+                );
             }
             Event::GateExpired { pc, .. } => {
                 let gate = self.open_gate(*pc, "gate-expired")?;
@@ -676,6 +695,7 @@ impl State {
                         RollbackMode::Regular,
                         false,
                         Status::Rejected,
+                        false,
                     ),
                     Some(Expiry::Rollback) => self.start_rollback(
                         "engine",
@@ -683,6 +703,7 @@ impl State {
                         RollbackMode::Regular,
                         false,
                         Status::RolledBack,
+                        false,
                     ),
                     Some(Expiry::KeepWaiting) | None => {}
                 }
@@ -728,7 +749,8 @@ impl State {
                         status.as_str()
                     )));
                 }
-                if status == Status::Succeeded {
+                // A rollback taken up again leaves the block behind.
+                if matches!(status, Status::Succeeded | Status::Blocked) {
                     self.finished_ms = None;
                     self.outcome = None;
                 }
@@ -740,7 +762,7 @@ impl State {
                 ) {
                     self.progress = None;
                 }
-                self.start_rollback(by, reason, *mode, *force, Status::RolledBack);
+                self.start_rollback(by, reason, *mode, *force, Status::RolledBack, true);
             }
             Event::TrafficRestored { stage, weights, .. } => {
                 self.expect_rollback("traffic-restored")?;
@@ -906,6 +928,7 @@ impl State {
                 verdict: v.verdict.clone(),
                 at_ms: at,
                 shadow: v.shadow,
+                rollback: self.rollback.is_some(),
             });
         }
     }
@@ -998,7 +1021,7 @@ impl State {
             rb.attempt = attempt + 1;
             self.status = Some(Status::Blocked);
             self.outcome = Some(format!(
-                "{reason}; a human must act: roll back again (with force to pass a step that cannot be undone), or, as an admin, abandon the release to free its environment"
+                "{reason}; a human must act: roll back with force (the deployer is asked again, and a step that cannot be undone is passed), or, as an admin, abandon the release to free its environment"
             ));
         }
     }

@@ -159,6 +159,17 @@ impl Step {
             _ => None,
         }
     }
+
+    /// The step's kind as the API names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Precheck { .. } => "precheck",
+            Step::Deploy { .. } => "deploy",
+            Step::Verify { .. } => "verify",
+            Step::Shift { .. } => "shift",
+            Step::Approval { .. } => "approval",
+        }
+    }
 }
 
 /// A batch as people number it: a stage's first batch is batch 1, as the UI
