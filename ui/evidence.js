@@ -303,3 +303,35 @@ export function judgedTable(r) {
       h("tbody", {}, rows)),
   ];
 }
+
+/** The latest verdict of each check, batch by batch, for the gate: one row
+ * each, with a square per round for its trend, the sample sizes it stands
+ * on and its metrics; earlier rounds are in the full history. Returns the
+ * table and how many of those latest verdicts do not pass (a later round
+ * supersedes an earlier failure). */
+export function latestTable(r) {
+  const groups = roundGroups(r).filter((g) => !g.verdicts.some((v) => v.rollback));
+  const latest = groups.map((g) => ({ group: g, last: g.verdicts[g.verdicts.length - 1] }));
+  const failing = latest.filter(({ last }) => last.status !== "pass" && !last.shadow).length;
+  if (!latest.length) return { table: null, failing, checks: 0 };
+  const samples = (v) => {
+    const sized = (v.evidence || []).filter((m) => present(m.samples) || present(m.baseline_samples));
+    return sized.length ? sized.map((m) => m.name + ": " + sampleSizes(m)).join(", ") : "–";
+  };
+  const table = h("table", { class: "grid latest", id: "latest" },
+    h("thead", {}, h("tr", {}, ["Check", "Where", "Latest", "Trend", "Samples", "Summary", "Metrics"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, latest.map(({ group, last }) => h("tr", { "data-check": group.check, "data-stage": group.stage },
+      h("td", {}, checkName(last)),
+      h("td", {}, group.stage + (present(group.batch) ? ", batch " + (group.batch + 1) : "")),
+      h("td", {}, badge(last.status)),
+      h("td", { class: "trend", "data-rounds": group.verdicts.length },
+        group.verdicts.map((v, i) => h("span", {
+          class: "round s-" + v.status, title: "round " + (i + 1) + ": " + v.status + (v.summary ? ", " + v.summary : ""),
+        })),
+        h("span", { class: "muted" }, " " + group.verdicts.length + (group.verdicts.length === 1 ? " round" : " rounds"))),
+      h("td", { class: "samples" }, samples(last)),
+      h("td", {}, last.summary),
+      h("td", { class: "metrics" }, Object.keys(last.metrics || {}).sort().map((k) =>
+        h("span", { class: "metric" }, k + " ", h("strong", {}, number(last.metrics[k])))))))));
+  return { table, failing, checks: latest.length };
+}

@@ -10,7 +10,7 @@ import {
   api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, clearError,
   canCommand, confirmAction, session, syncClock, FINISHED,
 } from "./lib.js";
-import { checkCharts, checkName, judgedTable } from "./evidence.js";
+import { checkCharts, checkName, judgedTable, latestTable } from "./evidence.js";
 
 export function render(view, id) {
   const stop = new AbortController();
@@ -245,14 +245,22 @@ function nextStage(r) {
   return "Next: stage “" + next.name + "” (" + next.kind + ") " + (parts.join(", ") || "runs its checks") + ".";
 }
 
+/** What an expiry of the gate does, in words. */
+function atExpiry(g) {
+  return {
+    reject: "at expiry the release is rejected and rolled back",
+    rollback: "at expiry the release is rolled back",
+    wait: "at expiry nothing happens: the gate stays open",
+  }[g.on_expiry] || "";
+}
+
 function gateCard(r, reload) {
   const g = r.gate;
   const mine = session.current;
   const allowed = canCommand() &&
     (mine.role === "admin" || g.roles.length === 0 || g.roles.includes(mine.role)) &&
     (g.starter_may_approve || mine.name !== r.started_by || mine.role === "admin");
-  const recent = r.verdicts.slice(-8);
-  const failing = r.verdicts.filter((v) => v.status !== "pass" && !v.shadow).length;
+  const { table, failing, checks } = latestTable(r);
   const shadows = r.verdicts.filter((v) => v.shadow).length;
   return h("section", { class: "card gate", id: "gate" },
     h("h2", {}, "Waiting for approval: ", g.stage),
@@ -261,19 +269,15 @@ function gateCard(r, reload) {
       g.roles.length ? [" from ", g.roles.join(" or ")] : null,
       g.starter_may_approve ? "" : " (not from " + r.started_by + ", who started it)",
       " · opened ", time(g.opened_ms),
-      g.expires_at_ms ? [" · ", h("strong", { class: "countdown", id: "gate-expiry", "data-deadline": g.expires_at_ms, "data-phrase": "expires" })] : null,
+      g.expires_at_ms ? [" · ", h("strong", { class: "countdown", id: "gate-expiry", "data-deadline": g.expires_at_ms, "data-phrase": "expires" }),
+        " · ", h("span", { id: "gate-on-expiry" }, atExpiry(g))] : null,
       g.expired ? h("span", { class: "badge s-failed" }, "expired") : null),
+    g.instructions ? h("p", { class: "instructions", id: "gate-instructions" }, g.instructions) : null,
+    g.links && g.links.length ? h("p", { class: "links", id: "gate-links" }, g.links.map((l) =>
+      h("a", { href: l.url, target: "_blank", rel: "noopener noreferrer" }, l.title))) : null,
     g.approvals.length ? h("ul", { class: "approvals" }, g.approvals.map((a) =>
       h("li", {}, h("strong", {}, a.by), a.approved ? " approved" : " rejected", " at ", time(a.at_ms),
         a.comment ? [": ", h("q", {}, a.comment)] : null))) : null,
-    h("div", { class: "evidence", id: "evidence" },
-      h("h3", {}, "Evidence"),
-      h("p", {}, r.verdicts.length + " verdicts so far, " + failing + " not passing; " +
-        r.decisions.length + " decisions." +
-        (shadows ? " " + shadows + " from checks in the shadow, which never decide." : "")),
-      recent.length ? verdictTable(recent) : h("p", { class: "muted" }, "No check has run yet."),
-      judgedTable(r),
-      h("p", { class: "next", id: "next-stage" }, nextStage(r))),
     allowed ? h("div", { class: "actions" },
       h("button", {
         id: "approve", class: "primary",
@@ -293,9 +297,24 @@ function gateCard(r, reload) {
           commentRequired: true,
           run: (comment) => command(r, "reject", () => ({ comment }), reload)(),
         }),
-      }, "Reject"))
+      }, "Reject"),
+      h("span", { class: "next", id: "next-stage" }, nextStage(r)))
       : h("p", { class: "muted", id: "not-approver" },
-        canCommand() ? "Your token may not decide this gate." : "Only a release manager can decide this gate."));
+        canCommand() ? "Your token may not decide this gate." : "Only a release manager can decide this gate."),
+    h("div", { class: "evidence", id: "evidence" },
+      h("h3", {}, "Evidence"),
+      h("p", { id: "evidence-count" },
+        checks
+          ? checks + (checks === 1 ? " check" : " checks") + ", latest round of each: " +
+            (failing ? failing + " not passing" : "all passing") + "."
+          : "No check has run yet.",
+        shadows ? " " + shadows + " verdicts from checks in the shadow, which never decide." : "",
+        r.verdicts.length ? [" ", h("a", { href: "#verdicts", id: "full-history", onclick: (e) => {
+          e.preventDefault();
+          document.getElementById("verdicts").scrollIntoView();
+        } }, "Full history: " + r.verdicts.length + " verdicts, " + r.decisions.length + " decisions ↓")] : null),
+      table,
+      judgedTable(r)));
 }
 
 function stageState(stage) {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::domain::flow::{
-    Approval, BatchSize, DEFAULT_NOTIFY_ON, Deploy, EVENT_NAMES, Flow, FlowError, OnExpiry,
+    Approval, BatchSize, DEFAULT_NOTIFY_ON, Deploy, EVENT_NAMES, Flow, FlowError, Link, OnExpiry,
     PluginUse, Stage, StageKind, Strategy, Unhealthy, VerdictLimits, WhenBusy, parse_duration_ms,
 };
 use crate::domain::name;
@@ -58,6 +58,14 @@ enum RawBatch {
     Text(String),
 }
 
+/// A link an approval stage shows its approvers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    title: Option<String>,
+    url: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawStage {
@@ -81,6 +89,8 @@ struct RawStage {
     starter_may_approve: Option<bool>,
     expires_after: Option<String>,
     on_expiry: Option<String>,
+    instructions: Option<String>,
+    links: Option<Vec<RawLink>>,
     failure_limit: Option<u32>,
     error_limit: Option<u32>,
     retry_after: Option<String>,
@@ -115,6 +125,8 @@ impl RawStage {
         add("starter_may_approve", self.starter_may_approve.is_some());
         add("expires_after", self.expires_after.is_some());
         add("on_expiry", self.on_expiry.is_some());
+        add("instructions", self.instructions.is_some());
+        add("links", self.links.is_some());
         add("failure_limit", self.failure_limit.is_some());
         add("error_limit", self.error_limit.is_some());
         add("retry_after", self.retry_after.is_some());
@@ -319,6 +331,69 @@ pub fn parse(text: &str) -> Result<Flow, Vec<FlowError>> {
     }
 }
 
+/// The most text an approval stage's instructions may hold.
+const MAX_INSTRUCTIONS: usize = 4_000;
+
+/// The most links an approval stage may show.
+const MAX_LINKS: usize = 10;
+
+fn approval_instructions(raw: &Option<String>, at: &str, errors: &mut Errors) -> Option<String> {
+    let text = raw.as_ref()?.trim();
+    if text.is_empty() {
+        errors.push(
+            at.to_string(),
+            "is empty: leave it out, or say what approvers check",
+        );
+        return None;
+    }
+    if text.chars().count() > MAX_INSTRUCTIONS {
+        errors.push(
+            at.to_string(),
+            format!("is longer than {MAX_INSTRUCTIONS} characters; link to a runbook instead"),
+        );
+        return None;
+    }
+    Some(text.to_string())
+}
+
+fn approval_links(raw: &Option<Vec<RawLink>>, at: &str, errors: &mut Errors) -> Vec<Link> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    if raw.len() > MAX_LINKS {
+        errors.push(
+            at.to_string(),
+            format!("has {} links; at most {MAX_LINKS}", raw.len()),
+        );
+        return Vec::new();
+    }
+    let mut links = Vec::new();
+    for (i, link) in raw.iter().enumerate() {
+        let title = link.title.as_deref().map(str::trim).unwrap_or_default();
+        let url = link.url.as_deref().map(str::trim).unwrap_or_default();
+        if title.is_empty() {
+            errors.push(
+                format!("{at}[{i}].title"),
+                "is required: the words approvers click",
+            );
+        }
+        let web = url.starts_with("https://") || url.starts_with("http://");
+        if !web || url.len() > 2_000 || url.chars().any(char::is_whitespace) {
+            errors.push(
+                format!("{at}[{i}].url"),
+                format!("`{url}` is not an http(s) URL"),
+            );
+        }
+        if !title.is_empty() && web {
+            links.push(Link {
+                title: title.to_string(),
+                url: url.to_string(),
+            });
+        }
+    }
+    links
+}
+
 /// The fields each stage kind (and deploy strategy) may set.
 fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str] {
     match (kind, strategy) {
@@ -330,6 +405,8 @@ fn allowed_fields(kind: &str, strategy: Option<&str>) -> &'static [&'static str]
             "starter_may_approve",
             "expires_after",
             "on_expiry",
+            "instructions",
+            "links",
         ],
         ("deploy", Some("canary")) => &[
             "deployer",
@@ -433,6 +510,8 @@ fn stage(raw: &RawStage, i: usize, errors: &mut Errors) -> Option<Stage> {
                     OnExpiry::Reject
                 }
             },
+            instructions: approval_instructions(&raw.instructions, &at("instructions"), errors),
+            links: approval_links(&raw.links, &at("links"), errors),
         }),
         "deploy" => {
             let deployer = errors.required(&raw.deployer, at("deployer"), "deploy stages");
@@ -627,6 +706,8 @@ mod tests {
         assert_eq!(gate.expires_after_ms, Some(86_400_000));
         assert_eq!(gate.on_expiry, OnExpiry::Rollback);
         assert!(!gate.starter_may_approve);
+        assert!(gate.instructions.as_deref().unwrap().starts_with("Compare"));
+        assert_eq!(gate.links[0].title, "Shop dashboard");
         let StageKind::Precheck { plugins } = &flow.stages[0].kind else {
             panic!("stage 0 is a precheck");
         };

@@ -49,7 +49,7 @@ async fn a_release_manager_approves_with_the_evidence_in_view_and_the_release_mo
     browser.click(&format!("tr[data-release='{id}'] a")).await;
     browser.wait("#gate #evidence").await;
     let evidence = browser.text("#gate #evidence").await;
-    assert!(evidence.contains("verdicts so far"), "{evidence}");
+    assert!(evidence.contains("latest round of each"), "{evidence}");
     assert!(
         evidence.contains("pass"),
         "the canary's verdicts: {evidence}"

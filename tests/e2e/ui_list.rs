@@ -1,7 +1,9 @@
-//! The releases list read at a glance, in a real headless Chromium: where
-//! each active release stands (stage, batch and step x of y, a bar of the
-//! steps done), a gate's expiry counting down, and for a finished release
-//! when it finished and how long it took.
+//! Read at a glance, in a real headless Chromium: in the releases list,
+//! where each active release stands (stage, batch and step x of y, a bar
+//! of the steps done), a gate's expiry counting down, and for a finished
+//! release when it finished and how long it took; at a gate, the flow's
+//! instructions and links, what expiry does, and the evidence condensed to
+//! the latest round of each check, beside Approve on a laptop's screen.
 
 use serde_json::json;
 
@@ -82,4 +84,70 @@ fn stamp_of(ms: u64) -> String {
         .unwrap()
         .format("%Y-%m-%d %H:%M")
         .to_string()
+}
+
+#[tokio::test]
+async fn a_gate_shows_its_instructions_and_condensed_evidence_beside_approve_on_a_laptop() {
+    let recorder = Recorder::start().await;
+    let (d, id) = at_the_gate(&recorder, 4).await;
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.client.set_window_size(1366, 768).await.unwrap();
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser.wait("#gate #latest").await;
+
+    let instructions = browser.text("#gate-instructions").await;
+    assert!(
+        instructions.contains("Reject if checkout errors rose"),
+        "{instructions}"
+    );
+    let link = browser.wait("#gate-links a").await;
+    assert_eq!(link.text().await.unwrap(), "Shop dashboard");
+    assert_eq!(
+        link.attr("href").await.unwrap().as_deref(),
+        Some("https://grafana.example.com/d/shop")
+    );
+    let expiry = browser.text("#gate-on-expiry").await;
+    assert_eq!(expiry, "at expiry the release is rolled back");
+
+    // One row per check with a square per round, however many rounds ran.
+    let gate = release(&d, &id).await;
+    let rounds = gate["verdicts"].as_array().unwrap().len();
+    assert!(rounds >= 2, "{gate:#}");
+    let row = browser.text("#latest tbody tr").await;
+    assert!(row.contains(&format!("{rounds} rounds")), "{row}");
+    let squares = browser
+        .eval("return document.querySelectorAll('#latest .trend .round').length")
+        .await;
+    assert_eq!(squares, json!(rounds));
+    let count = browser.text("#evidence-count").await;
+    assert!(
+        count.contains("1 check, latest round of each: all passing")
+            && count.contains(&format!("Full history: {rounds} verdicts")),
+        "{count}"
+    );
+
+    // Approve and the evidence in one 1366x768 screen, without scrolling.
+    let seen = browser
+        .eval(
+            "const inside = (id) => { const b = document.getElementById(id).getBoundingClientRect(); \
+             return b.top >= 0 && b.bottom <= window.innerHeight; }; \
+             return [window.innerWidth, window.scrollY, inside('approve'), inside('latest')];",
+        )
+        .await;
+    assert_eq!(
+        seen,
+        json!([1366, 0, true, true]),
+        "width, scroll, approve, evidence"
+    );
+    browser.screenshot("gate-laptop").await;
+
+    // The full history is one click away.
+    browser.click("#full-history").await;
+    let scrolled = browser
+        .eval("return document.getElementById('verdicts').getBoundingClientRect().top < window.innerHeight")
+        .await;
+    assert_eq!(scrolled, json!(true));
+    browser.close().await;
 }

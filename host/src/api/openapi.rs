@@ -168,6 +168,7 @@ pub const BEARER: &str = "bearer";
         release_model::DecisionDto,
         release_model::ApprovalDto,
         release_model::GateDto,
+        release_model::GateLinkDto,
         release_model::StepDto,
         release_model::StageDto,
         release_model::TargetStateDto,

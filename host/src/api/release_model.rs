@@ -14,7 +14,8 @@ use crate::domain::release::evidence;
 use crate::domain::release::machine::Undo;
 use crate::domain::release::policy::CheckVerdict;
 use crate::domain::release::{
-    ApprovalRecord, DecisionRecord, ProgressOf, ReleaseSpec, RollbackMode, State, Status, Step,
+    ApprovalRecord, DecisionRecord, Expiry, ProgressOf, ReleaseSpec, RollbackMode, State, Status,
+    Step,
 };
 use crate::store::ReleaseSummary;
 
@@ -275,7 +276,23 @@ pub struct GateDto {
     pub opened_ms: u64,
     pub expires_at_ms: Option<u64>,
     pub expired: bool,
+    /// What an expiry does: `reject` (the release is rejected and rolled
+    /// back), `rollback`, or `wait` (nothing: the gate stays open).
+    pub on_expiry: String,
+    /// What approvers should check, from the flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// Dashboards, runbooks and the like, from the flow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<GateLinkDto>,
     pub approvals: Vec<ApprovalDto>,
+}
+
+/// A link shown at a gate.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GateLinkDto {
+    pub title: String,
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -515,6 +532,24 @@ impl ReleaseDto {
                 opened_ms: g.opened_ms,
                 expires_at_ms: g.expires_at_ms,
                 expired: g.expired,
+                on_expiry: match rules.map_or(Expiry::Reject, |r| r.on_expiry) {
+                    Expiry::Reject => "reject",
+                    Expiry::Rollback => "rollback",
+                    Expiry::KeepWaiting => "wait",
+                }
+                .to_string(),
+                instructions: rules.and_then(|r| r.instructions.clone()),
+                links: rules
+                    .map(|r| {
+                        r.links
+                            .iter()
+                            .map(|l| GateLinkDto {
+                                title: l.title.clone(),
+                                url: l.url.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 approvals: g.approvals.iter().map(ApprovalDto::from).collect(),
             }
         });

@@ -164,6 +164,17 @@ pub struct Approval {
     pub starter_may_approve: bool,
     pub expires_after_ms: Option<u64>,
     pub on_expiry: OnExpiry,
+    /// What approvers should check, shown at the gate.
+    pub instructions: Option<String>,
+    /// Dashboards, runbooks and the like, shown at the gate.
+    pub links: Vec<Link>,
+}
+
+/// A link shown at an approval gate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Link {
+    pub title: String,
+    pub url: String,
 }
 
 /// How a deploy stage rolls a version out.

@@ -225,6 +225,8 @@ approvers = 1
 starter_may_approve = true
 expires_after = "1h"
 on_expiry = "rollback"
+instructions = "Compare the canary's error rate with the fleet's.\nReject if checkout errors rose."
+links = [{{ title = "Shop dashboard", url = "https://grafana.example.com/d/shop" }}]
 
 [[stages]]
 name = "rollout"

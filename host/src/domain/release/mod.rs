@@ -58,6 +58,12 @@ pub struct Gate {
     pub starter_may_approve: bool,
     pub expires_after_ms: Option<u64>,
     pub on_expiry: Expiry,
+    /// Shown at the gate; absent in specs of releases started before a
+    /// flow could say them.
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub links: Vec<crate::domain::flow::Link>,
 }
 
 /// What an expired gate does.
@@ -371,6 +377,8 @@ pub fn compile(
                         OnExpiry::Rollback => Expiry::Rollback,
                         OnExpiry::KeepWaiting => Expiry::KeepWaiting,
                     },
+                    instructions: a.instructions.clone(),
+                    links: a.links.clone(),
                 });
                 steps.push(Step::Approval { stage: i });
             }
