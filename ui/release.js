@@ -360,9 +360,14 @@ function step(r, s) {
   // Countdowns only while the release is moving: a stopped release bakes
   // nothing.
   const current = s.state === "current" && r.status === "running";
+  // A batch names its targets: the first few, then how many more.
+  const named = s.targets.length && (s.kind === "deploy" || s.kind === "verify")
+    ? h("span", { class: "step-targets", title: s.targets.join(", ") },
+      ": " + s.targets.slice(0, 4).join(", ") + (s.targets.length > 4 ? " +" + (s.targets.length - 4) + " more" : ""))
+    : null;
   return h("li", { class: "step", "data-step": s.index },
     s.batch !== null && s.batch !== undefined ? h("span", { class: "batch" }, "batch " + (s.batch + 1)) : null,
-    what, " ", h("span", { class: "badge st-" + s.state }, s.state),
+    what, named, " ", h("span", { class: "badge st-" + s.state }, s.state),
     current && s.kind === "verify" && r.bake_until_ms
       ? [" · bake ", h("span", { class: "countdown", "data-deadline": r.bake_until_ms })] : null,
     current && r.next_check_ms
@@ -408,6 +413,16 @@ function traffic(weights) {
     })));
 }
 
+/** The version a target in `state` runs, as far as the release knows. */
+function versionOf(r, state) {
+  const old = r.previous_version || "no known version";
+  return {
+    deploying: old + " → " + r.version,
+    deployed: r.version,
+    verified: r.version,
+  }[state] || old;
+}
+
 function targets(r) {
   if (r.targets.length === 0) return null;
   const counts = {};
@@ -415,13 +430,14 @@ function targets(r) {
   return h("section", { class: "card", id: "targets" },
     h("h2", {}, "Targets (" + r.targets.length + ")"),
     h("p", { class: "legend" }, Object.entries(counts).map(([state, n]) =>
-      h("span", { class: "chip t-" + state }, state + ": " + n))),
+      h("span", { class: "chip t-" + state, "data-legend": state }, state + " (" + versionOf(r, state) + "): " + n))),
     h("div", { class: "targets" }, r.targets.map((t) =>
       h("span", {
         class: "target t-" + t.state,
-        title: t.id + " (" + t.address + (t.group ? ", " + t.group : "") + "): " + t.state,
+        title: t.id + " (" + t.address + (t.group ? ", " + t.group : "") + "): " + t.state + ", " + versionOf(r, t.state),
         "data-target": t.id,
         "data-state": t.state,
+        "data-version": versionOf(r, t.state),
       }, t.id))));
 }
 

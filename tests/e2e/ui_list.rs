@@ -143,6 +143,24 @@ async fn a_gate_shows_its_instructions_and_condensed_evidence_beside_approve_on_
     );
     browser.screenshot("gate-laptop").await;
 
+    // Each batch names its targets; the legend says which version runs.
+    let canary = gate["stages"][1]["steps"][0]["targets"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let named = browser.text("li[data-stage='canary'] .step-targets").await;
+    assert_eq!(named, format!(": {canary}"));
+    let deployed = browser.text("[data-legend='verified']").await;
+    assert_eq!(deployed, "verified (2.0.0): 1");
+    let pending = browser.text("[data-legend='pending']").await;
+    assert_eq!(pending, "pending (no known version): 3");
+    let version = browser
+        .eval(&format!(
+            "return document.querySelector(\"[data-target='{canary}']\").dataset.version"
+        ))
+        .await;
+    assert_eq!(version, json!("2.0.0"));
+
     // The full history is one click away.
     browser.click("#full-history").await;
     let scrolled = browser
