@@ -2,7 +2,7 @@
 // `#/page/...` addresses to the page modules. Each page renders into the
 // view and returns a function that stops its live updates when it is left.
 
-import { api, session, h, syncClock, showError, clearError } from "./lib.js";
+import { api, session, h, syncClock, showError, clearError, canCommand } from "./lib.js";
 import * as releases from "./releases.js";
 import * as release from "./release.js";
 import * as trains from "./trains.js";
@@ -51,6 +51,9 @@ function drawWho() {
   who.replaceChildren();
   nav.hidden = !session.current;
   if (!session.current) return;
+  // No link to a page the role cannot read: the audit log is for those who
+  // may command releases.
+  document.querySelector("[data-nav='audit']").hidden = !canCommand();
   who.append(
     h("span", { class: "name", id: "who-name" }, session.current.name),
     h("span", { class: "role", id: "who-role" }, session.current.role),

@@ -42,8 +42,16 @@ function fires(next, s, windows) {
   return h("ul", { class: "fires" }, next.fires.map((f) => {
     const frozen = frozenBy(windows, s, f.at_ms);
     return h("li", { title: time(f.at_ms), class: frozen ? "frozen" : null },
-      f.local, frozen ? h("span", { class: "muted" }, " (frozen: " + frozen.name + ")") : null);
+      localTime(f.local), frozen ? h("span", { class: "muted" }, " (frozen: " + frozen.name + ")") : null);
   }));
+}
+
+/** `2027-01-16T02:00:00+01:00` as the UI writes times, in the schedule's
+ * own zone: `2027-01-16 02:00 (+01:00)`. */
+function localTime(rfc3339) {
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.exec(rfc3339 || "");
+  if (!m) return rfc3339 || "–";
+  return m[1] + " " + m[2] + " (" + (m[3] === "Z" ? "UTC" : m[3]) + ")";
 }
 
 /** The one-off deny window, if any, that would stop this fire. Recurring
@@ -71,9 +79,12 @@ function drawFreezes(box, windows) {
     windows.length === 0 ? h("p", { class: "muted" }, "No freeze windows: scheduled releases start as planned.") :
       h("table", { class: "grid" },
         h("thead", {}, h("tr", {}, ["Window", "Effect", "When", "Applies to", "Reason"].map((c) => h("th", {}, c)))),
-        h("tbody", {}, windows.map((w) => h("tr", { "data-freeze": w.name },
+        h("tbody", {}, windows.map((w) => h("tr", { "data-freeze": w.name, "data-open": w.open_now ? "yes" : "no" },
           h("td", {}, w.name),
-          h("td", {}, badge(w.effect)),
+          h("td", {}, badge(w.effect), w.open_now
+            ? h("span", { class: "badge open-now", title: "open now, on the daemon's clock" },
+              w.effect === "deny" ? "in force now" : "open now")
+            : null),
           h("td", {}, w.cron
             ? [h("code", {}, w.cron), " for " + duration(w.duration_ms) + " (" + w.timezone + ")"]
             : time(w.start_ms) + " – " + time(w.end_ms)),

@@ -267,16 +267,12 @@ async fn the_train_plugin_and_audit_pages_show_the_graph_the_grants_and_the_log(
     browser.goto(&format!("{}/#/audit", d.base)).await;
     browser.type_into("#audit-actor", "rita").await;
     browser.click("#audit-filters button").await;
-    browser.wait("#audit td code").await;
+    browser
+        .wait("#audit[data-query*='actor=rita'] td.action")
+        .await;
     let log = browser.text("#audit").await;
-    assert!(
-        log.contains("POST /api/v1/session"),
-        "rita's sign-in: {log}"
-    );
-    assert!(
-        !log.contains("POST /api/v1/trains"),
-        "filtered to rita: {log}"
-    );
+    assert!(log.contains("signed in"), "rita's sign-in: {log}");
+    assert!(!log.contains("started a train"), "filtered to rita: {log}");
     browser.screenshot("audit").await;
     browser.close().await;
 }
@@ -296,6 +292,16 @@ async fn the_schedules_page_shows_next_fires_the_last_outcome_and_the_freezes() 
                 .json(&json!({
                     "name": "holidays", "start_ms": CLOCK_START_MS + 86_400_000,
                     "end_ms": CLOCK_START_MS + 3 * 86_400_000, "reason": "end of year"
+                })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::POST, "/api/v1/freezes")
+                .json(&json!({
+                    "name": "incident", "start_ms": CLOCK_START_MS,
+                    "end_ms": CLOCK_START_MS + 3_600_000, "reason": "checkout incident"
                 })),
         )
         .await;
@@ -320,6 +326,23 @@ async fn the_schedules_page_shows_next_fires_the_last_outcome_and_the_freezes() 
         ))
         .await;
     assert_eq!(frozen, json!(2));
+    // Fire times read as the UI writes times, in the schedule's zone.
+    let first = browser.text(&format!("{row} .next-fires li")).await;
+    let shape = looks_local(&first);
+    assert!(shape, "{first}");
+    // The incident freeze is in force now; the holidays are to come.
+    browser
+        .wait("tr[data-freeze='incident'][data-open='yes'] .badge.open-now")
+        .await;
+    assert_eq!(
+        browser.text("tr[data-freeze='incident'] .open-now").await,
+        "in force now"
+    );
+    assert!(
+        browser
+            .has("tr[data-freeze='holidays'][data-open='no']")
+            .await
+    );
     let last = browser.text(&format!("{row} .last")).await;
     assert!(last.contains("started") && last.contains(&id), "{last}");
     browser.wait("tr[data-freeze='holidays']").await;
@@ -331,6 +354,26 @@ async fn the_schedules_page_shows_next_fires_the_last_outcome_and_the_freezes() 
         .wait(&format!("#release[data-release='{id}']"))
         .await;
     browser.close().await;
+}
+
+/// Whether `text` starts `YYYY-MM-DD HH:MM (` as the UI writes a local time.
+fn looks_local(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        range
+            .clone()
+            .all(|i| b.get(i).is_some_and(u8::is_ascii_digit))
+    };
+    digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && b.get(10) == Some(&b' ')
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && text[16..].starts_with(" (")
 }
 
 #[tokio::test]

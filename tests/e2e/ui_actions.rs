@@ -173,6 +173,17 @@ async fn a_train_is_rolled_back_from_its_page_with_the_comment_typed() {
     browser.goto(&page).await;
     browser.wait("svg.graph g.node[data-app='db']").await;
     assert!(!browser.has("#roll-back-train").await);
+    // Nor a link to the audit log it may not read; the page itself says so.
+    let hidden = browser
+        .eval("return document.querySelector(\"[data-nav='audit']\").hidden")
+        .await;
+    assert_eq!(hidden, json!(true));
+    browser.goto(&format!("{}/#/audit", d.base)).await;
+    let refused = browser.text("#view").await;
+    assert!(
+        refused.contains("for release managers and admins") && !refused.contains("Loading"),
+        "{refused}"
+    );
     browser.close().await;
 
     let manager = d.create_token("rita", "release-manager").await;
@@ -218,6 +229,23 @@ async fn a_train_is_rolled_back_from_its_page_with_the_comment_typed() {
         "nothing left to roll back"
     );
     browser.screenshot("train-rolled-back").await;
+
+    // The audit log says it in words, with the comment; the client's
+    // port is left out.
+    browser.goto(&format!("{}/#/audit", d.base)).await;
+    let action = format!("rolled train {id} back");
+    let entry = browser
+        .wait("#audit tr:has(td.action[title^='POST /api/v1/trains/{id}/rollback'])")
+        .await;
+    let text = entry.text().await.unwrap();
+    assert!(
+        text.contains(&action) && text.contains("the weekly train broke search"),
+        "{text}"
+    );
+    assert!(
+        text.contains("127.0.0.1") && !text.contains("127.0.0.1:"),
+        "{text}"
+    );
     browser.close().await;
 
     let done = wait_on(&d, &path, None, "the train to unwind", |t| {

@@ -405,6 +405,10 @@ pub struct FreezeDto {
     pub reason: String,
     pub created_by: String,
     pub created_ms: u64,
+    /// Whether the window is open now, on the daemon's clock (only in
+    /// listings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_now: Option<bool>,
 }
 
 impl From<FreezeWindow> for FreezeDto {
@@ -434,6 +438,7 @@ impl From<FreezeWindow> for FreezeDto {
             reason: w.reason,
             created_by: w.created_by,
             created_ms: w.created_ms,
+            open_now: None,
         }
     }
 }

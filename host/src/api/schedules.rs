@@ -395,8 +395,19 @@ pub async fn list_freezes(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<Vec<FreezeDto>>, ApiError> {
-    let windows = state.scheduler.freezes().map_err(|e| answer(e, "freeze"))?;
-    Ok(Json(windows.into_iter().map(Into::into).collect()))
+    let windows = state
+        .scheduler
+        .freezes_now()
+        .map_err(|e| answer(e, "freeze"))?;
+    Ok(Json(
+        windows
+            .into_iter()
+            .map(|(w, open)| FreezeDto {
+                open_now: Some(open),
+                ..w.into()
+            })
+            .collect(),
+    ))
 }
 
 /// Deletes a freeze window.

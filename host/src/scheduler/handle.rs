@@ -190,6 +190,20 @@ impl Scheduler {
         Ok(self.shared.store.freezes()?)
     }
 
+    /// The freeze windows, each with whether it is open now on the
+    /// scheduler's clock.
+    pub fn freezes_now(&self) -> Result<Vec<(FreezeWindow, bool)>, Error> {
+        let now = self.shared.clock.now_ms();
+        Ok(self
+            .freezes()?
+            .into_iter()
+            .map(|w| {
+                let open = w.clone().compile().is_ok_and(|c| c.open_at(now));
+                (w, open)
+            })
+            .collect())
+    }
+
     pub async fn delete_freeze(&self, name: &str) -> Result<(), Error> {
         if !self.shared.store.delete_freeze(name)? {
             return Err(Error::NotFound(format!("no freeze window `{name}`")));
