@@ -19,7 +19,7 @@ export function render(view) {
       h("tbody", {}, trains.map((t) => h("tr", { "data-train": t.id },
         h("td", {}, h("a", { href: "#/trains/" + encodeURIComponent(t.id) }, t.id)),
         h("td", {}, t.name),
-        h("td", {}, badge(t.status)),
+        h("td", {}, badge(t.status), attention(t)),
         h("td", {}, t.order.join(" → ")),
         h("td", {}, t.started_by),
         h("td", {}, time(t.created_ms))))))));
@@ -31,9 +31,15 @@ export function renderOne(view, id) {
   const body = h("div", { id: "train" }, h("p", { class: "muted" }, "Loading…"));
   view.append(h("p", { class: "crumbs" }, h("a", { href: "#/trains" }, "← Trains")), body);
   let train = null;
+  let places = new Map();
   async function load() {
     try {
-      train = await api("GET", "/api/v1/trains/" + encodeURIComponent(id));
+      const [t, releases] = await Promise.all([
+        api("GET", "/api/v1/trains/" + encodeURIComponent(id)),
+        api("GET", "/api/v1/releases").catch(() => []),
+      ]);
+      train = t;
+      places = new Map(releases.map((r) => [r.id, r]));
       draw();
     } catch (e) {
       if (e.status === 404) fill(body, empty("No train " + id + "."));
@@ -44,12 +50,12 @@ export function renderOne(view, id) {
   function draw() {
     const t = train;
     fill(body,
-      h("div", { class: "title-row" }, h("h1", {}, "Train ", t.name), badge(t.status)),
+      h("div", { class: "title-row" }, h("h1", {}, "Train ", t.name), badge(t.status), attention(t)),
       h("p", { class: "meta" }, h("code", {}, t.id), " · started by ", t.started_by, " at ", time(t.created_ms),
         t.rollback_requested ? " · rollback requested: unwinding in reverse dependency order" : ""),
       t.problem ? h("p", { class: "warn", id: "train-problem" }, t.problem) : null,
       trainActions(t, reload),
-      h("section", { class: "card" }, h("h2", {}, "Dependency graph"), graph(t)),
+      h("section", { class: "card" }, h("h2", {}, "Dependency graph"), graph(t, places)),
       h("section", { class: "card" }, h("table", { class: "grid" },
         h("thead", {}, h("tr", {}, ["Application", "Environment", "Version", "Depends on", "State", "Release"].map((c) => h("th", {}, c)))),
         h("tbody", {}, t.members.map((m) => h("tr", {},
@@ -63,6 +69,29 @@ export function renderOne(view, id) {
     if (!train || name === "lagged" || train.members.some((m) => m.release === event.release) || !event.release) reload();
   }, stop.signal);
   return () => stop.abort();
+}
+
+/** The members that need a person, or are held, as badges beside the
+ * train's own state: a train is "running" while a member waits at a gate
+ * or is blocked, which says too little. */
+function attention(t) {
+  const who = (status) => t.members.filter((m) => m.status === status).map((m) => m.application);
+  const marks = [
+    [who("blocked"), "blocked", " blocked: a person must decide"],
+    [who("waiting-approval"), "waiting-approval", " waiting for approval"],
+    [who("paused"), "paused", " paused"],
+  ];
+  return marks.filter(([apps]) => apps.length).map(([apps, status, words]) =>
+    h("span", { class: "badge s-" + status, "data-attention": status }, apps.join(", ") + words));
+}
+
+/** Where a member's release stands, in a node's third line. */
+function memberPlace(m, places) {
+  const r = m.release && places.get(m.release);
+  if (!r) return m.status === "waiting" ? "waits for " + (m.depends_on.join(", ") || "its turn") : "";
+  const p = r.progress;
+  if (!p || !p.stage) return p ? p.steps_done + " of " + p.steps_total + " steps" : "";
+  return "stage " + p.stage_number + "/" + p.stages + ": " + p.stage + (p.batch ? " · batch " + p.batch + "/" + p.batches : "");
 }
 
 /** Rolling the whole train back, for those who may command releases, while
@@ -91,7 +120,7 @@ function trainActions(t, reload) {
 
 /** Lays the members out in columns by dependency depth, with an arrow from
  * each dependency to its dependent. */
-function graph(t) {
+function graph(t, places) {
   const byApp = new Map(t.members.map((m) => [m.application, m]));
   const depth = new Map();
   const depthOf = (app, seen = new Set()) => {
@@ -110,7 +139,7 @@ function graph(t) {
     const d = depthOf(app);
     (columns[d] = columns[d] || []).push(app);
   }
-  const W = 170, H = 54, GX = 70, GY = 22;
+  const W = 190, H = 72, GX = 70, GY = 22;
   const pos = new Map();
   columns.forEach((apps, x) => apps.forEach((app, y) => pos.set(app, { x: 10 + x * (W + GX), y: 10 + y * (H + GY) })));
   const width = 20 + columns.length * (W + GX) - GX;
@@ -130,7 +159,8 @@ function graph(t) {
     return svg("g", { class: "node s-" + m.status, "data-app": m.application, transform: "translate(" + p.x + "," + p.y + ")" },
       svg("rect", { width: W, height: H, rx: 6 }),
       svg("text", { x: 10, y: 21, class: "app", text: m.application }),
-      svg("text", { x: 10, y: 41, class: "state", text: m.version + " · " + m.status }));
+      svg("text", { x: 10, y: 41, class: "state", text: m.version + " · " + m.status }),
+      svg("text", { x: 10, y: 60, class: "place", text: memberPlace(m, places) }));
   });
   return svg("svg", { class: "graph", width, height, viewBox: "0 0 " + width + " " + height, role: "img" },
     svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },

@@ -8,7 +8,10 @@
 use serde_json::json;
 
 use crate::support::browser::Browser;
-use crate::support::releases::{Recorder, command, release, wait_status};
+use crate::support::releases::{
+    Recorder, advance, apply_flow, command, put_environment, release, release_daemon,
+    standard_flow, wait_for, wait_on, wait_status,
+};
 use crate::ui::at_the_gate;
 
 #[tokio::test]
@@ -167,5 +170,65 @@ async fn a_gate_shows_its_instructions_and_condensed_evidence_beside_approve_on_
         .eval("return document.getElementById('verdicts').getBoundingClientRect().top < window.innerHeight")
         .await;
     assert_eq!(scrolled, json!(true));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_train_says_which_member_waits_for_a_person_and_where_each_stands() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    for app in ["db", "api"] {
+        put_environment(&d, app, "prod", 2, &[]).await;
+    }
+    let (status, train) = d
+        .send(d.request(reqwest::Method::POST, "/api/v1/trains").json(&json!({
+            "name": "pair", "members": [
+                {"application": "db", "environment": "prod", "version": "2.0.0", "flow": "standard"},
+                {"application": "api", "environment": "prod", "version": "2.0.0", "flow": "standard",
+                 "depends_on": ["db"]}
+            ]})))
+        .await;
+    assert_eq!(status, 201, "{train}");
+    let id = train["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/trains/{id}");
+    let started = wait_on(&d, &path, None, "db's release", |t| {
+        !t["members"][0]["release"].is_null()
+    })
+    .await;
+    let db = started["members"][0]["release"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&d, &db, "the canary bake", |r| {
+        !r["next_check_ms"].is_null()
+    })
+    .await;
+    advance(&d, 10 * 60_000).await;
+    wait_status(&d, &db, "waiting-approval").await;
+
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/trains", d.base)).await;
+    let listed = browser
+        .wait(&format!(
+            "tr[data-train='{id}'] [data-attention='waiting-approval']"
+        ))
+        .await;
+    assert_eq!(listed.text().await.unwrap(), "db waiting for approval");
+    browser.goto(&format!("{}/#/trains/{id}", d.base)).await;
+    browser
+        .wait("#train g.node[data-app='db'] text.place")
+        .await;
+    let mark = browser
+        .text("#train [data-attention='waiting-approval']")
+        .await;
+    assert_eq!(mark, "db waiting for approval");
+    let node = browser.text("g.node[data-app='db'] text.place").await;
+    assert_eq!(node, "stage 3/4: go-ahead");
+    let waiting = browser.text("g.node[data-app='api'] text.place").await;
+    assert_eq!(waiting, "waits for db");
+    browser.screenshot("train-waiting").await;
     browser.close().await;
 }

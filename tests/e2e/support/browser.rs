@@ -149,7 +149,9 @@ impl Browser {
     pub async fn text(&self, selector: &str) -> String {
         let text = self
             .eval(&format!(
-                "const e = document.querySelector({}); return e ? e.innerText : null",
+                // SVG elements have no innerText.
+                "const e = document.querySelector({}); \
+                 return e ? (e.innerText ?? e.textContent) : null",
                 json!(selector)
             ))
             .await;
