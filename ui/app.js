@@ -9,6 +9,7 @@ import * as trains from "./trains.js";
 import * as plugins from "./plugins.js";
 import * as schedules from "./schedules.js";
 import * as audit from "./audit.js";
+import * as board from "./board.js";
 
 const view = document.getElementById("view");
 let leave = null;
@@ -21,6 +22,7 @@ const routes = [
   [/^#\/plugins\/?$/, "plugins", () => plugins.render(view)],
   [/^#\/schedules\/?$/, "schedules", () => schedules.render(view)],
   [/^#\/audit\/?$/, "audit", () => audit.render(view)],
+  [/^#\/versions\/?$/, "versions", () => board.render(view)],
 ];
 
 function route() {

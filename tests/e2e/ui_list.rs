@@ -232,3 +232,64 @@ async fn a_train_says_which_member_waits_for_a_person_and_where_each_stands() {
     browser.screenshot("train-waiting").await;
     browser.close().await;
 }
+
+/// Takes a release of `version` on the standard flow to its gate.
+async fn to_the_gate(d: &crate::support::Daemon, version: &str) -> String {
+    let id = crate::support::releases::start_release(d, "shop", "prod", version, "standard").await;
+    wait_for(d, &id, "the canary bake", |r| !r["next_check_ms"].is_null()).await;
+    advance(d, 10 * 60_000).await;
+    wait_status(d, &id, "waiting-approval").await;
+    id
+}
+
+#[tokio::test]
+async fn the_version_board_shows_what_runs_where_since_when_and_what_comes() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+    put_environment(&d, "shop", "beta", 2, &[]).await;
+    let first = to_the_gate(&d, "1.0.0").await;
+    command(&d, &first, "approve", json!({})).await;
+    let shipped = wait_status(&d, &first, "succeeded").await;
+    let second = to_the_gate(&d, "2.0.0").await;
+
+    let viewer = d.create_token("vera", "viewer").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &viewer).await;
+    browser.click("[data-nav='versions']").await;
+    let prod = "[data-app='shop'] tr[data-env='prod']";
+    browser.wait(&format!("{prod} td.running .version")).await;
+    assert_eq!(browser.text(&format!("{prod} td.running")).await, "1.0.0");
+    let since = browser.text(&format!("{prod} td.since")).await;
+    let at = shipped["finished_ms"].as_u64().unwrap();
+    assert!(
+        since.contains(&stamp_of(at)) && since.contains(&first),
+        "{since}"
+    );
+    let coming = browser.text(&format!("{prod} td.on-its-way")).await;
+    assert!(
+        coming.contains("2.0.0")
+            && coming.contains("waiting-approval")
+            && coming.contains("stage 3 of 4: go-ahead"),
+        "{coming}"
+    );
+    let last = browser.text(&format!("{prod} td.last")).await;
+    assert!(
+        last.contains("1.0.0") && last.contains("succeeded"),
+        "{last}"
+    );
+    let beta = browser.text("[data-app='shop'] tr[data-env='beta']").await;
+    assert!(beta.contains("nothing released yet"), "{beta}");
+    browser.screenshot("version-board").await;
+
+    // Live: the approval lands and the board follows.
+    command(&d, &second, "approve", json!({})).await;
+    wait_status(&d, &second, "succeeded").await;
+    browser
+        .wait(&format!("{prod} td.running[data-version='2.0.0']"))
+        .await;
+    let coming = browser.text(&format!("{prod} td.on-its-way")).await;
+    assert_eq!(coming, "nothing");
+    browser.close().await;
+}

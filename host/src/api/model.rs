@@ -1113,6 +1113,9 @@ pub struct EnvironmentSummaryDto {
     pub groups: Vec<String>,
     pub live_group: Option<String>,
     pub current_version: Option<String>,
+    /// Why the version running is not known, if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_unknown: Option<String>,
 }
 
 /// An application with its environments.
@@ -1136,6 +1139,7 @@ pub fn applications(environments: &[Environment]) -> Vec<ApplicationDto> {
                     groups: e.groups().into_iter().map(String::from).collect(),
                     live_group: e.live_group.clone(),
                     current_version: e.current_version.clone(),
+                    version_unknown: e.version_unknown.clone(),
                 })
                 .collect(),
         })

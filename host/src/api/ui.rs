@@ -35,6 +35,7 @@ files! {
     "plugins.js" => "text/javascript; charset=utf-8",
     "schedules.js" => "text/javascript; charset=utf-8",
     "audit.js" => "text/javascript; charset=utf-8",
+    "board.js" => "text/javascript; charset=utf-8",
     "favicon.svg" => "image/svg+xml",
 }
 
