@@ -309,7 +309,7 @@ export function judgedTable(r) {
  * on and its metrics; earlier rounds are in the full history. Returns the
  * table and how many of those latest verdicts do not pass (a later round
  * supersedes an earlier failure). */
-export function latestTable(r) {
+export function latestTable(r, prior) {
   const groups = roundGroups(r).filter((g) => !g.verdicts.some((v) => v.rollback));
   const latest = groups.map((g) => ({ group: g, last: g.verdicts[g.verdicts.length - 1] }));
   const failing = latest.filter(({ last }) => last.status !== "pass" && !last.shadow).length;
@@ -318,8 +318,19 @@ export function latestTable(r) {
     const sized = (v.evidence || []).filter((m) => present(m.samples) || present(m.baseline_samples));
     return sized.length ? sized.map((m) => m.name + ": " + sampleSizes(m)).join(", ") : "–";
   };
+  // The previous version's latest verdict of the same check, from the
+  // release that put it in place: the same stage's when it ran there.
+  const before = (g) => {
+    if (!prior) return null;
+    const same = prior.verdicts.filter((v) => v.check === g.check && !v.rollback);
+    return same.filter((v) => v.stage === g.stage).pop() || same.pop() || null;
+  };
+  const metricChips = (v) => Object.keys(v.metrics || {}).sort().map((k) =>
+    h("span", { class: "metric" }, k + " ", h("strong", {}, number(v.metrics[k]))));
+  const heads = ["Check", "Where", "Latest", "Trend", "Samples", "Summary", "Metrics"];
+  if (prior) heads.push("Previous version (" + prior.version + ")");
   const table = h("table", { class: "grid latest", id: "latest" },
-    h("thead", {}, h("tr", {}, ["Check", "Where", "Latest", "Trend", "Samples", "Summary", "Metrics"].map((c) => h("th", {}, c)))),
+    h("thead", {}, h("tr", {}, heads.map((c) => h("th", {}, c)))),
     h("tbody", {}, latest.map(({ group, last }) => h("tr", { "data-check": group.check, "data-stage": group.stage },
       h("td", {}, checkName(last)),
       h("td", {}, group.stage + (present(group.batch) ? ", batch " + (group.batch + 1) : "")),
@@ -331,7 +342,10 @@ export function latestTable(r) {
         h("span", { class: "muted" }, " " + group.verdicts.length + (group.verdicts.length === 1 ? " round" : " rounds"))),
       h("td", { class: "samples" }, samples(last)),
       h("td", {}, last.summary),
-      h("td", { class: "metrics" }, Object.keys(last.metrics || {}).sort().map((k) =>
-        h("span", { class: "metric" }, k + " ", h("strong", {}, number(last.metrics[k])))))))));
+      h("td", { class: "metrics" }, metricChips(last)),
+      prior ? h("td", { class: "previous" }, ((v) => v
+        ? [badge(v.status), " ", metricChips(v), h("div", { class: "muted" }, v.stage + " of ",
+          h("a", { href: "#/releases/" + encodeURIComponent(prior.id) }, prior.id))]
+        : h("span", { class: "muted" }, "not run then"))(before(group))) : null))));
   return { table, failing, checks: latest.length };
 }

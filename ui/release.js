@@ -21,12 +21,16 @@ export function render(view, id) {
     body,
   );
   let release = null;
+  // The release that put the running version in place, read once, for the
+  // gate's comparison.
+  let prior;
 
   async function load() {
     try {
       // The release clock may have moved (a manual clock set forward):
       // countdowns follow it, read again with every change.
       [release] = await Promise.all([api("GET", "/api/v1/releases/" + encodeURIComponent(id)), syncClock()]);
+      if (release.gate && release.previous_version && prior === undefined) prior = await priorRelease(release);
       draw();
     } catch (e) {
       if (e.status === 404) {
@@ -44,7 +48,7 @@ export function render(view, id) {
       header(r, live),
       actions(r, reload),
       r.progress ? progressCard(r) : null,
-      r.gate ? gateCard(r, reload) : null,
+      r.gate ? gateCard(r, reload, prior) : null,
       r.pause ? h("section", { class: "card notice", id: "paused" },
         h("h2", {}, "Paused"),
         h("p", {}, "Paused by ", h("strong", {}, r.pause.by), " at ", time(r.pause.at_ms), ": ", r.pause.reason || "no reason given")) : null,
@@ -254,13 +258,27 @@ function atExpiry(g) {
   }[g.on_expiry] || "";
 }
 
-function gateCard(r, reload) {
+/** The last release that succeeded in putting `r`'s previous version in
+ * its environment, or null. */
+async function priorRelease(r) {
+  try {
+    const q = new URLSearchParams({ application: r.application, environment: r.environment, status: "succeeded" });
+    const list = await api("GET", "/api/v1/releases?" + q);
+    const found = list.find((s) => s.version === r.previous_version && s.id !== r.id);
+    return found ? await api("GET", "/api/v1/releases/" + encodeURIComponent(found.id)) : null;
+  } catch {
+    // The comparison is a help; the gate stands without it.
+    return null;
+  }
+}
+
+function gateCard(r, reload, prior) {
   const g = r.gate;
   const mine = session.current;
   const allowed = canCommand() &&
     (mine.role === "admin" || g.roles.length === 0 || g.roles.includes(mine.role)) &&
     (g.starter_may_approve || mine.name !== r.started_by || mine.role === "admin");
-  const { table, failing, checks } = latestTable(r);
+  const { table, failing, checks } = latestTable(r, prior);
   const shadows = r.verdicts.filter((v) => v.shadow).length;
   return h("section", { class: "card gate", id: "gate" },
     h("h2", {}, "Waiting for approval: ", g.stage),

@@ -283,6 +283,19 @@ async fn the_version_board_shows_what_runs_where_since_when_and_what_comes() {
     assert!(beta.contains("nothing released yet"), "{beta}");
     browser.screenshot("version-board").await;
 
+    // At 2.0.0's gate, each check's latest round sits beside the same
+    // check's in the release that put 1.0.0 there.
+    browser
+        .goto(&format!("{}/#/releases/{second}", d.base))
+        .await;
+    let previous = browser.wait("#latest td.previous").await;
+    let text = previous.text().await.unwrap();
+    assert!(text.contains("pass") && text.contains(&first), "{text}");
+    let head = browser.text("#latest thead").await;
+    assert!(head.contains("Previous version (1.0.0)"), "{head}");
+    browser.goto(&format!("{}/#/versions", d.base)).await;
+    browser.wait(&format!("{prod} td.running")).await;
+
     // Live: the approval lands and the board follows.
     command(&d, &second, "approve", json!({})).await;
     wait_status(&d, &second, "succeeded").await;
