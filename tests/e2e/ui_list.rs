@@ -306,3 +306,41 @@ async fn the_version_board_shows_what_runs_where_since_when_and_what_comes() {
     assert_eq!(coming, "nothing");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_verdict_a_later_round_superseded_is_not_counted_against_the_gate() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 4, &[]).await;
+    recorder.verdicts("canary", &["inconclusive only 3 requests sampled"]);
+    let id = crate::support::releases::start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    wait_for(&d, &id, "the canary bake", |r| {
+        !r["next_check_ms"].is_null()
+    })
+    .await;
+    advance(&d, 5 * 60_000).await;
+    wait_status(&d, &id, "paused").await;
+    command(&d, &id, "resume", json!({})).await;
+    advance(&d, 10 * 60_000).await;
+    let gate = wait_status(&d, &id, "waiting-approval").await;
+    let statuses: Vec<&str> = gate["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.first(), Some(&"inconclusive"), "{gate:#}");
+    assert_eq!(statuses.last(), Some(&"pass"), "{gate:#}");
+
+    let manager = d.create_token("rita", "release-manager").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases/{id}", d.base)).await;
+    browser.wait("#gate #latest").await;
+    let count = browser.text("#evidence-count").await;
+    assert!(count.contains("all passing"), "{count}");
+    // The trend keeps the superseded round, in its colour.
+    assert!(browser.has("#latest .trend .round.s-inconclusive").await);
+    browser.close().await;
+}
