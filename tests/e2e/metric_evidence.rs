@@ -224,6 +224,15 @@ async fn the_release_page_draws_each_metric_round_by_round_and_the_gate_shows_th
         latency_row.contains("131.2") && latency_row.contains("≤ 132.1"),
         "{latency_row}"
     );
+    // The condensed row of the judge's latest round names the sample
+    // sizes its metrics stand on, canary against baseline.
+    let samples = browser
+        .text("#gate #latest tr[data-check='judge@1.0.0'] td.samples")
+        .await;
+    assert!(
+        samples.contains("error_rate: ") && samples.contains(" vs "),
+        "{samples}"
+    );
     browser.screenshot("judged-gate").await;
     browser
         .eval("document.querySelector('#check-charts').scrollIntoView(); return null")
