@@ -33,7 +33,8 @@ function route() {
   const dialog = document.getElementById("confirm");
   if (dialog.open) dialog.close();
   if (!session.current) return signIn();
-  const hash = location.hash || "#/releases";
+  // The version board is the first page: what runs where.
+  const hash = location.hash || "#/versions";
   for (const [pattern, nav, render] of routes) {
     const m = hash.match(pattern);
     if (!m) continue;
@@ -44,7 +45,7 @@ function route() {
     leave = render(m) || null;
     return;
   }
-  location.hash = "#/releases";
+  location.hash = "#/versions";
 }
 
 function drawWho() {

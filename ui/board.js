@@ -31,6 +31,7 @@ export function render(view) {
     }
     // Newest first, as the API lists them.
     const of = (app, env) => releases.filter((r) => r.application === app && r.environment === env);
+    body.dataset.loaded = "yes";
     fill(body, apps.map((app) => h("section", { class: "card board-app", "data-app": app.name },
       h("h2", {}, app.name),
       h("table", { class: "grid" },

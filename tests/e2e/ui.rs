@@ -38,6 +38,9 @@ async fn a_release_manager_approves_with_the_evidence_in_view_and_the_release_mo
     let browser = Browser::start().await;
     browser.sign_in(&d.base, &manager).await;
     assert_eq!(browser.text("#who-role").await, "release-manager");
+    // Signed in, the version board comes first.
+    browser.wait("#board[data-loaded] [data-app='shop']").await;
+    browser.click("[data-nav='releases']").await;
 
     // The list shows the release waiting; its link opens the release.
     browser

@@ -189,6 +189,7 @@ async fn a_train_is_rolled_back_from_its_page_with_the_comment_typed() {
     let manager = d.create_token("rita", "release-manager").await;
     let browser = Browser::start().await;
     browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases", d.base)).await;
     // Each member links to its train, in the list and on its page.
     let db = shipped["members"]
         .as_array()

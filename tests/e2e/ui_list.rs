@@ -35,6 +35,7 @@ async fn the_list_shows_where_each_release_stands_and_when_the_finished_ones_end
 
     let browser = Browser::start().await;
     browser.sign_in(&d.base, &manager).await;
+    browser.goto(&format!("{}/#/releases", d.base)).await;
     let row = format!("tr[data-release='{id}']");
     browser.wait(&format!("{row} td.progress .bar")).await;
     let cell = browser.text(&format!("{row} td.progress")).await;
