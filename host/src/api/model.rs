@@ -307,6 +307,29 @@ impl From<d::Target> for TargetDto {
     }
 }
 
+/// Parameters as text: strings as they are, numbers and booleans as
+/// written; anything else is refused, naming the parameter.
+fn parameter_texts<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "parameter `{name}` is {other}: give a string, a number or a boolean"
+                    )));
+                }
+            };
+            Ok((name, text))
+        })
+        .collect()
+}
+
 /// The release context given to a plugin.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -319,6 +342,9 @@ pub struct ContextDto {
     pub stage: String,
     pub batch: Option<u32>,
     pub attempt: u32,
+    /// Each parameter's text; a number or a boolean is taken as its text,
+    /// as a flow file's `params` are.
+    #[serde(deserialize_with = "parameter_texts")]
     pub parameters: BTreeMap<String, String>,
     /// After a batch: when it finished deploying (ms since the epoch).
     pub deployed_at_ms: Option<u64>,
@@ -812,7 +838,7 @@ impl From<Result<Invocation, InvokeError>> for InvokeResponse {
                 }),
                 logs: logs_dto(e.logs),
                 stderr: e.stderr,
-                http_requests: 0,
+                http_requests: e.http_requests,
                 duration_ms: e.duration.as_secs_f64() * 1000.0,
                 grant_applied: false,
             },
@@ -1185,4 +1211,27 @@ pub struct CreatedTokenDto {
     #[serde(flatten)]
     pub info: TokenDto,
     pub token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ContextDto;
+
+    #[test]
+    fn parameters_may_be_numbers_or_booleans_as_in_a_flow_file() {
+        let context: ContextDto = serde_json::from_str(
+            r#"{"parameters": {"max_p99_ms": 250, "ratio": 0.5, "strict": true, "path": "/stats"}}"#,
+        )
+        .unwrap();
+        let p = &context.parameters;
+        assert_eq!(p["max_p99_ms"], "250");
+        assert_eq!(p["ratio"], "0.5");
+        assert_eq!(p["strict"], "true");
+        assert_eq!(p["path"], "/stats");
+
+        let refused = serde_json::from_str::<ContextDto>(r#"{"parameters": {"hosts": ["a"]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("parameter `hosts`"), "{refused}");
+    }
 }

@@ -458,16 +458,42 @@ fn print_grant(g: &GrantView) {
     if !g.secret_names.is_empty() {
         println!("  secrets: {}", g.secret_names.join(", "));
     }
-    let l = &g.limits;
-    println!(
-        "  limits: deadline {} ms, memory {} MiB, output {} bytes, {} requests (unset = daemon default)",
-        l.deadline_ms.map_or("default".into(), |v| v.to_string()),
-        l.memory_mib.map_or("default".into(), |v| v.to_string()),
-        l.max_output_bytes
-            .map_or("default".into(), |v| v.to_string()),
-        l.max_outbound_requests
-            .map_or("default".into(), |v| v.to_string()),
+    println!("  limits: {}", limits_words(&g.limits));
+}
+
+/// A grant's limits in words: those it sets, then those left at the
+/// daemon's defaults.
+fn limits_words(l: &crate::api::model::LimitsDto) -> String {
+    let mut set = Vec::new();
+    let mut unset = Vec::new();
+    let mut add = |value: Option<String>, name: &'static str| match value {
+        Some(v) => set.push(v),
+        None => unset.push(name),
+    };
+    add(
+        l.deadline_ms.map(|v| format!("deadline {v} ms")),
+        "deadline",
     );
+    add(l.memory_mib.map(|v| format!("memory {v} MiB")), "memory");
+    add(
+        l.max_output_bytes.map(|v| format!("output {v} bytes")),
+        "output",
+    );
+    add(
+        l.max_outbound_requests
+            .map(|v| format!("{v} outbound requests")),
+        "outbound requests",
+    );
+    let defaults = match unset.as_slice() {
+        [] => String::new(),
+        [one] => format!("{one} at the daemon's default"),
+        [init @ .., last] => format!("{} and {last} at the daemon's defaults", init.join(", ")),
+    };
+    match (set.is_empty(), defaults.is_empty()) {
+        (true, _) => "all at the daemon's defaults".into(),
+        (false, true) => set.join(", "),
+        (false, false) => format!("{}; {defaults}", set.join(", ")),
+    }
 }
 
 /// Prints an invocation's result; a failed invocation is an error exit.
@@ -526,5 +552,41 @@ fn print_output(output: &OutputDto) {
             "{}",
             serde_json::to_string_pretty(other).unwrap_or_default()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limits_words;
+    use crate::api::model::LimitsDto;
+
+    fn limits(deadline: Option<u64>, requests: Option<u32>) -> LimitsDto {
+        LimitsDto {
+            deadline_ms: deadline,
+            memory_mib: None,
+            max_output_bytes: None,
+            max_outbound_requests: requests,
+        }
+    }
+
+    #[test]
+    fn limits_read_as_words_naming_what_is_left_to_the_daemon() {
+        assert_eq!(
+            limits_words(&limits(None, None)),
+            "all at the daemon's defaults"
+        );
+        assert_eq!(
+            limits_words(&limits(Some(120_000), Some(1024))),
+            "deadline 120000 ms, 1024 outbound requests; memory and output at the daemon's defaults"
+        );
+        assert_eq!(
+            limits_words(&LimitsDto {
+                deadline_ms: Some(5),
+                memory_mib: Some(64),
+                max_output_bytes: Some(10),
+                max_outbound_requests: None,
+            }),
+            "deadline 5 ms, memory 64 MiB, output 10 bytes; outbound requests at the daemon's default"
+        );
     }
 }

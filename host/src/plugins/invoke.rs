@@ -71,6 +71,8 @@ pub struct InvokeError {
     pub stderr: String,
     pub logs: Vec<LogLine>,
     pub duration: Duration,
+    /// Outbound HTTP requests the plugin made before it failed.
+    pub http_requests: u32,
 }
 
 impl std::fmt::Display for InvokeError {
@@ -144,6 +146,7 @@ impl Runtime {
                 stderr: String::new(),
                 logs: Vec::new(),
                 duration: Duration::ZERO,
+                http_requests: 0,
             });
             return (wrong, Taped::default());
         }
@@ -223,6 +226,7 @@ impl Runtime {
             stderr: stderr.clone(),
             logs: state.logs.clone(),
             duration,
+            http_requests: state.hooks.sent,
         };
 
         let outcome = match result {

@@ -107,3 +107,33 @@ async fn without_the_grant_the_probe_is_denied_with_a_clear_error() {
     );
     d.assert_healthy().await;
 }
+
+#[tokio::test]
+async fn a_call_cut_at_its_deadline_still_counts_the_requests_it_made() {
+    // Accepts the request and never answers.
+    let silent = serve(Router::new().route(
+        "/ready",
+        get(|| async {
+            std::future::pending::<()>().await;
+            "never"
+        }),
+    ))
+    .await;
+    let d = daemon_with("health", "http_health").await;
+    d.grant(
+        "health",
+        json!({"allowed_hosts": [origin(silent)], "limits": {"deadline_ms": 500}}),
+    )
+    .await;
+    let answer = d
+        .invoke(
+            "health",
+            json!({
+                "context": context(json!({"path": "/ready", "timeout_ms": "60000"})),
+                "targets": [{"id": "web-1", "address": silent.to_string()}],
+            }),
+        )
+        .await;
+    assert_eq!(error_code(&answer), "deadline_exceeded", "{answer}");
+    assert_eq!(answer["http_requests"], 1, "{answer}");
+}
