@@ -202,3 +202,28 @@ checks = [{{ plugin = "health", params = {{ mode = "remote", url = "{origin}/ver
         "a shift that did not take is not journaled as made"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_error_reads_once_with_its_code_in_the_release() {
+    let recorder = Recorder::start().await;
+    let d = release_daemon(&recorder).await;
+    apply_flow(&d, &crate::support::releases::standard_flow(&recorder)).await;
+    put_environment(&d, "shop", "prod", 2, &[]).await;
+    // The deployer may no longer reach where it records its calls.
+    d.grant("agent", serde_json::json!({"allowed_hosts": []}))
+        .await;
+    let id = start_release(&d, "shop", "prod", "2.0.0", "standard").await;
+    let stopped = crate::support::releases::wait_for(&d, &id, "the denied deploy", |r| {
+        r["rollback"]["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("host_denied"))
+    })
+    .await;
+    let reason = stopped["rollback"]["reason"].as_str().unwrap();
+    let expected = format!(
+        "agent@1.0.0 host_denied: outbound HTTP to {} is not granted",
+        recorder.origin()
+    );
+    assert!(reason.contains(&expected), "{reason}");
+    assert!(!reason.contains("host_denied: host_denied"), "{reason}");
+}

@@ -96,7 +96,7 @@ pub(super) fn send(
             let call = Call::Notify { ctx, event };
             let failure = match registry.invoke(&plugin.plugin, &plugin.version, call).await {
                 Ok(Ok(_)) => return,
-                Ok(Err(e)) => format!("{}: {e}", e.kind.code()),
+                Ok(Err(e)) => e.to_string(),
                 Err(e) => e.to_string(),
             };
             tracing::warn!(%release, plugin = %plugin.label(), error = %failure,

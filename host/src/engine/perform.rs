@@ -36,7 +36,8 @@ pub(super) async fn taped_call(
         Ok((Ok(invocation), taped)) => (Ok(invocation.output), taped),
         Ok((Err(e), taped)) => (
             Err(PluginFault {
-                message: format!("{} {}: {e}", plugin.label(), e.kind.code()),
+                // The error's own text starts with its code already.
+                message: format!("{} {e}", plugin.label()),
                 retryable: matches!(
                     e.kind,
                     ErrorKind::DeadlineExceeded | ErrorKind::Trap | ErrorKind::Instantiation
