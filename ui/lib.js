@@ -225,6 +225,16 @@ export function duration(ms) {
   return Math.floor(hrs / 24) + "d " + (hrs % 24) + "h";
 }
 
+/** Writes the countdown to an element's `data-deadline` on the release
+ * clock, worded by its `data-phrase` ("expires in …", or "… left"). */
+export function countdown(el) {
+  const left = Number(el.dataset.deadline) - now();
+  el.textContent = el.dataset.phrase === "expires"
+    ? (left > 0 ? "expires in " + duration(left) : "expiring now")
+    : (left > 0 ? duration(left) + " left" : "due now");
+  return el;
+}
+
 export function time(ms) {
   if (!ms) return "–";
   const d = new Date(ms);

@@ -7,7 +7,7 @@
 // costs one reread of the release.
 
 import {
-  api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, clearError,
+  api, h, fill, badge, duration, time, now, countdown, follow, coalesce, liveIndicator, empty, showError, clearError,
   canCommand, confirmAction, session, syncClock, FINISHED,
 } from "./lib.js";
 import { checkCharts, checkName, judgedTable, latestTable } from "./evidence.js";
@@ -67,12 +67,7 @@ export function render(view, id) {
   // Countdowns (bake, next check, gate expiry) and the running time tick
   // in place every second.
   function tick() {
-    for (const el of body.querySelectorAll("[data-deadline]")) {
-      const left = Number(el.dataset.deadline) - now();
-      el.textContent = el.dataset.phrase === "expires"
-        ? (left > 0 ? "expires in " + duration(left) : "expiring now")
-        : (left > 0 ? duration(left) + " left" : "due now");
-    }
+    for (const el of body.querySelectorAll("[data-deadline]")) countdown(el);
     for (const el of body.querySelectorAll("[data-since]")) {
       el.textContent = duration(now() - Number(el.dataset.since));
     }

@@ -1,7 +1,9 @@
 // The releases page: active releases first, then recent ones, filterable by
 // application, environment and state, and kept live by the event stream.
 
-import { api, h, fill, badge, duration, time, now, follow, coalesce, liveIndicator, empty, showError, FINISHED } from "./lib.js";
+import {
+  api, h, fill, badge, duration, time, now, countdown, follow, coalesce, liveIndicator, empty, showError, FINISHED,
+} from "./lib.js";
 
 const STATES = [
   "", "queued", "running", "waiting-approval", "paused", "rolling-back", "blocked",
@@ -116,15 +118,6 @@ export function render(view) {
     for (const el of body.querySelectorAll("[data-deadline]")) countdown(el);
   }, 1000);
   return () => { stop.abort(); clearInterval(ticker); };
-}
-
-/** A countdown to `data-deadline`, worded by `data-phrase`. */
-function countdown(el) {
-  const left = Number(el.dataset.deadline) - now();
-  el.textContent = el.dataset.phrase === "expires"
-    ? (left > 0 ? "expires in " + duration(left) : "expiring now")
-    : (left > 0 ? duration(left) + " left" : "due now");
-  return el;
 }
 
 /** Where a release stands: a bar of the steps done, the stage, batch and
