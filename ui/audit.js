@@ -23,6 +23,7 @@ const WORDS = [
   ["POST /api/v1/trains/{id}/rollback", (path) => "rolled train " + segment(path, 3) + " back"],
   ["POST /api/v1/plugins", "uploaded a plugin"],
   ["PUT /api/v1/plugins/{name}/grant", (path) => "granted plugin " + segment(path, 3)],
+  ["PATCH /api/v1/plugins/{name}/grant", (path) => "changed the grant of plugin " + segment(path, 3)],
   ["PUT /api/v1/plugins/{name}/owners", (path) => "set the owners of plugin " + segment(path, 3)],
   ["POST /api/v1/plugins/{name}/{version}/invoke", (path) => "invoked plugin " + segment(path, 3) + "@" + segment(path, 4)],
   ["POST /api/v1/plugins/{name}/{version}/approve", (path) => "approved plugin " + segment(path, 3) + "@" + segment(path, 4)],

@@ -21,6 +21,13 @@ async function load(body) {
   fill(body, ...details.map(card));
 }
 
+/** Where a grant lets a plugin send requests, in words. */
+function outbound(g) {
+  const hosts = g.allowed_hosts.join(", ");
+  if (!g.allow_release_targets) return hosts || "none";
+  return (hosts ? hosts + ", and " : "") + "the targets of its releases";
+}
+
 function card(d) {
   const g = d.grant;
   const limits = Object.entries(g.limits || {}).map(([k, v]) => k + " " + v);
@@ -34,7 +41,7 @@ function card(d) {
         h("td", {}, Math.round(v.size_bytes / 1024) + " KiB"),
         h("td", {}, time(v.uploaded_at_ms) + " by " + v.uploaded_by))))),
     h("dl", { class: "grant" },
-      h("dt", {}, "Outbound HTTP"), h("dd", {}, g.allowed_hosts.join(", ") || "none"),
+      h("dt", {}, "Outbound HTTP"), h("dd", {}, outbound(g)),
       h("dt", {}, "Configuration"), h("dd", {}, Object.keys(g.config).join(", ") || "none"),
       h("dt", {}, "Secrets"), h("dd", {}, g.secret_names.join(", ") || "none"),
       h("dt", {}, "Limits"), h("dd", {}, limits.join(", ") || "the daemon's defaults"),

@@ -116,22 +116,25 @@ impl Catalog {
         Ok(self.store.flows()?)
     }
 
-    /// The names of the flows whose latest version uses a plugin.
-    pub fn flows_using(&self, plugin: &str) -> Result<Vec<String>, Error> {
+    /// The latest version of every flow, parsed, by name.
+    pub fn latest_flows(&self) -> Result<Vec<Flow>, Error> {
         let mut names: Vec<String> = self.list()?.into_iter().map(|r| r.name).collect();
         names.dedup();
-        let mut using = Vec::new();
-        for name in names {
-            let flow = self.flow(&name, None)?;
-            if flow
-                .plugin_uses()
-                .iter()
-                .any(|(_, _, u)| u.plugin == plugin)
-            {
-                using.push(name);
-            }
-        }
-        Ok(using)
+        names.iter().map(|name| self.flow(name, None)).collect()
+    }
+
+    /// The names of the flows whose latest version uses a plugin.
+    pub fn flows_using(&self, plugin: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .latest_flows()?
+            .into_iter()
+            .filter(|flow| {
+                flow.plugin_uses()
+                    .iter()
+                    .any(|(_, _, u)| u.plugin == plugin)
+            })
+            .map(|flow| flow.name)
+            .collect())
     }
 
     /// A flow version, parsed; `None` names the latest.

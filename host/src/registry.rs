@@ -10,9 +10,11 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::clock::Clock;
 use crate::domain::flow::Rule;
-use crate::domain::grant::Grant;
-use crate::domain::plugin::Call;
-use crate::plugins::{self, Invocation, InvokeError, LoadedPlugin, Runtime, Tape, Taped};
+use crate::domain::grant::{Grant, GrantEdit, Origin};
+use crate::domain::plugin::{Call, ReleaseContext};
+use crate::plugins::{
+    self, Denial, Fix, Invocation, InvokeError, LoadedPlugin, Runtime, Tape, Taped,
+};
 use crate::store::{self, PluginRecord, PutOutcome, Store};
 
 /// Why a registry operation was refused.
@@ -71,6 +73,9 @@ pub struct Registry {
     /// Loaded plugins by name, then version.
     loaded: Arc<Mutex<HashMap<String, HashMap<String, LoadCell>>>>,
     grants: Arc<RwLock<HashMap<String, Arc<Grant>>>>,
+    /// Held while a grant is read, changed and written, so that two edits
+    /// at once both land.
+    grant_writes: Arc<Mutex<()>>,
     /// Versions known to be approved (`name@version`).
     approved: Arc<Mutex<HashSet<String>>>,
     /// Compiling uses every core; one compile at a time keeps the daemon
@@ -125,6 +130,7 @@ impl Registry {
             clock,
             loaded: Default::default(),
             grants: Default::default(),
+            grant_writes: Default::default(),
             approved: Default::default(),
             compiles: Arc::new(Semaphore::new(1)),
             uploads: Arc::new(Semaphore::new(upload_turns)),
@@ -314,6 +320,24 @@ impl Registry {
 
     /// Replaces a plugin's grant after checking it against the daemon's bounds.
     pub fn set_grant(&self, name: &str, grant: Grant) -> Result<Arc<Grant>, Error> {
+        let _writing = self.grant_writes.lock().unwrap_or_else(|e| e.into_inner());
+        self.store_grant(name, grant)
+    }
+
+    /// Changes a plugin's grant as `edit` says, keeping everything it does
+    /// not name (secrets included), and checks the result as a new grant.
+    pub fn edit_grant(&self, name: &str, edit: &GrantEdit) -> Result<Arc<Grant>, Error> {
+        let _writing = self.grant_writes.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.store.has_plugin(name)? {
+            return Err(Error::NotFound(format!("no plugin named `{name}`")));
+        }
+        let grant = edit
+            .apply(&self.store.grant(name)?)
+            .map_err(Error::BadGrant)?;
+        self.store_grant(name, grant)
+    }
+
+    fn store_grant(&self, name: &str, grant: Grant) -> Result<Arc<Grant>, Error> {
         // Whether the plugin exists is all that matters here; reading every
         // version of a plugin with hundreds of them made grants slow.
         if !self.store.has_plugin(name)? {
@@ -339,9 +363,45 @@ impl Registry {
         tracing::info!(
             plugin = name,
             hosts = grant.allowed_hosts.len(),
+            release_targets = grant.release_targets,
             "Grant updated."
         );
         Ok(grant)
+    }
+
+    /// The grant a call runs under: the plugin's, and when it allows its
+    /// releases' targets, the origins of the targets the inventory lists
+    /// for the call's application and environment now.
+    fn grant_for(&self, name: &str, call: &Call) -> Result<Arc<Grant>, Error> {
+        let grant = self.grant(name)?;
+        if !grant.release_targets {
+            return Ok(grant);
+        }
+        let ctx = call.context();
+        Ok(
+            match self.store.environment(&ctx.application, &ctx.environment)? {
+                Some(environment) => Arc::new(grant.reaching(&environment.targets)),
+                None => grant,
+            },
+        )
+    }
+
+    /// The target of the call's environment whose address a refused
+    /// request went to, if it went to one.
+    fn target_at(&self, ctx: &ReleaseContext, denial: Option<&Denial>) -> Option<String> {
+        let Some(Denial::NotGranted(origin)) = denial else {
+            return None;
+        };
+        let origin = Origin::parse(origin).ok()?;
+        let environment = self
+            .store
+            .environment(&ctx.application, &ctx.environment)
+            .ok()??;
+        environment
+            .targets
+            .into_iter()
+            .find(|t| Origin::of_address(&t.address).as_ref() == Some(&origin))
+            .map(|t| t.id)
     }
 
     fn cell(&self, name: &str, version: &str) -> LoadCell {
@@ -467,14 +527,30 @@ impl Registry {
             }
         };
         let grant = if approved {
-            self.grant(name)?
+            self.grant_for(name, &call)?
         } else {
             Arc::new(Grant::default())
         };
-        let (result, taped) = self
+        let ctx = call.context().clone();
+        let (mut result, taped) = self
             .runtime
-            .invoke_taped(&plugin, name, grant, call, tape)
+            .invoke_taped(&plugin, name, grant.clone(), call, tape)
             .await;
+        if let Err(e) = &mut result
+            && e.denial.is_some()
+        {
+            let fix = if approved {
+                Fix::Daemon {
+                    release_targets: grant.release_targets,
+                    target: self.target_at(&ctx, e.denial.as_deref()),
+                }
+            } else {
+                Fix::Unapproved {
+                    version: self.version(name, version)?.version,
+                }
+            };
+            e.name_fix(name, &fix);
+        }
         let (outcome, duration) = match &result {
             Ok(invocation) => ("ok", invocation.duration),
             Err(e) => (e.kind.code(), e.duration),

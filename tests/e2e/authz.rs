@@ -53,6 +53,12 @@ fn endpoints() -> Vec<Endpoint> {
             &["admin"],
         ),
         e(
+            M::PATCH,
+            "/api/v1/plugins/probe/grant",
+            Body::Json(json!({"config": {"matrix": "yes"}})),
+            &["admin"],
+        ),
+        e(
             M::POST,
             "/api/v1/plugins/probe/latest/invoke",
             Body::Json(json!({})),

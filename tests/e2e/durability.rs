@@ -22,6 +22,7 @@ use crate::support::releases::{
 enum Op {
     Upload,
     Grant,
+    EditGrant,
     Invoke,
     SetOwners,
     ApprovePlugin,
@@ -54,9 +55,10 @@ enum Op {
     DeleteFreeze,
 }
 
-const SCENARIO: [Op; 32] = [
+const SCENARIO: [Op; 33] = [
     Op::Upload,
     Op::Grant,
+    Op::EditGrant,
     Op::Invoke,
     Op::SetOwners,
     Op::ApprovePlugin,
@@ -95,6 +97,7 @@ impl Op {
         match self {
             Op::Upload => ("POST", "/api/v1/plugins"),
             Op::Grant => ("PUT", "/api/v1/plugins/{name}/grant"),
+            Op::EditGrant => ("PATCH", "/api/v1/plugins/{name}/grant"),
             Op::Invoke => ("POST", "/api/v1/plugins/{name}/{version}/invoke"),
             Op::SetOwners => ("PUT", "/api/v1/plugins/{name}/owners"),
             Op::ApprovePlugin => ("POST", "/api/v1/plugins/{name}/{version}/approve"),
@@ -164,6 +167,12 @@ fn request(d: &Daemon, ctx: &Ctx, op: Op) -> reqwest::RequestBuilder {
             Method::PUT,
             "/api/v1/plugins/extra/grant",
             json!({"allowed_hosts": [ctx.recorder_origin], "config": {"tier": "narrow"}}),
+        ),
+        Op::EditGrant => json_request(
+            d,
+            Method::PATCH,
+            "/api/v1/plugins/extra/grant",
+            json!({"allow_hosts": ["http://127.0.0.1:7"], "allow_release_targets": true, "config": {"zone": "eu"}}),
         ),
         Op::Invoke => json_request(
             d,
@@ -344,6 +353,21 @@ async fn verify(d: &Daemon, ctx: &Ctx, op: Op) {
             assert_eq!(
                 plugin["grant"]["config"],
                 json!({"tier": "narrow"}),
+                "{plugin}"
+            );
+        }
+        Op::EditGrant => {
+            let (_, plugin) = get(d, "/api/v1/plugins/extra").await;
+            let grant = &plugin["grant"];
+            assert_eq!(
+                grant["allowed_hosts"],
+                json!([ctx.recorder_origin, "http://127.0.0.1:7"]),
+                "{plugin}"
+            );
+            assert_eq!(grant["allow_release_targets"], true, "{plugin}");
+            assert_eq!(
+                grant["config"],
+                json!({"tier": "narrow", "zone": "eu"}),
                 "{plugin}"
             );
         }

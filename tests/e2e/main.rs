@@ -14,6 +14,7 @@ mod evidence;
 mod fleet;
 mod flows;
 mod fuzz;
+mod grant_reach;
 mod identity;
 mod inventory;
 mod kubernetes;

@@ -220,8 +220,11 @@ async fn a_plugin_error_reads_once_with_its_code_in_the_release() {
     })
     .await;
     let reason = stopped["rollback"]["reason"].as_str().unwrap();
+    // The error names its fix: the recorder is no target of the release,
+    // so granting its origin is the way.
     let expected = format!(
-        "agent@1.0.0 host_denied: outbound HTTP to {} is not granted",
+        "agent@1.0.0 host_denied: outbound HTTP to {0} is not granted; an admin grants it \
+         with `greenlight plugin grant agent --allow-host {0}`",
         recorder.origin()
     );
     assert!(reason.contains(&expected), "{reason}");

@@ -73,6 +73,11 @@ pub async fn apply(
         )
     })?;
     let (flow, created) = state.catalog.apply(&body, &caller.name)?;
+    let warnings = super::reach::drift(
+        &state,
+        std::slice::from_ref(&flow),
+        &state.store.environments()?,
+    );
     let status = super::created_status(created);
     Ok((
         status,
@@ -88,6 +93,7 @@ pub async fn apply(
                     kind: s.kind.name().to_string(),
                 })
                 .collect(),
+            warnings,
         }),
     ))
 }

@@ -77,11 +77,17 @@ pub async fn put(
     let created = state.store.put_environment(&environment)?;
     tracing::info!(application = %application, environment = %name, created, "Environment stored.");
     let stored = find(&state, &application, &name)?;
+    let warnings = super::reach::drift(
+        &state,
+        &state.catalog.latest_flows()?,
+        std::slice::from_ref(&stored),
+    );
     Ok((
         super::created_status(created),
         Json(PutEnvironmentDto {
             created,
             environment: stored.into(),
+            warnings,
         }),
     ))
 }

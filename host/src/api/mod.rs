@@ -17,6 +17,7 @@ pub mod model;
 pub mod openapi;
 mod plugin_access;
 mod plugins;
+mod reach;
 pub mod release_model;
 mod releases;
 pub mod rules;
@@ -108,6 +109,7 @@ routes! {
         GET "/api/v1/plugins" => plugins::list,
         GET "/api/v1/plugins/{name}" => plugins::detail,
         PUT "/api/v1/plugins/{name}/grant" => plugins::set_grant,
+        PATCH "/api/v1/plugins/{name}/grant" => plugins::edit_grant,
         PUT "/api/v1/plugins/{name}/owners" => plugin_access::set_owners,
         GET "/api/v1/plugins/{name}/{version}" => plugins::show,
         POST "/api/v1/plugins/{name}/{version}/invoke" => plugins::invoke,

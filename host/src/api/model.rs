@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::rules;
 
 use crate::domain::flow::FlowError;
-use crate::domain::grant::{Grant, LimitOverrides, Origin, OriginTls};
+use crate::domain::grant::{Grant, GrantEdit, LimitOverrides, Origin, OriginTls};
 use crate::domain::inventory::Environment;
 use crate::domain::plugin as d;
 use crate::plugins::{Invocation, InvokeError, LogLine};
@@ -108,6 +108,12 @@ pub struct GrantDto {
     /// a client certificate and key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<OriginTlsDto>,
+    /// Whether the plugin may also call the targets of the release it works
+    /// for: the origins of their addresses in the inventory (`10.0.0.5:8080`
+    /// is reached at `http://10.0.0.5:8080`), read at each call, so the
+    /// grant follows the inventory as targets come and go.
+    #[serde(default)]
+    pub allow_release_targets: bool,
 }
 
 /// How to reach one private HTTPS origin. Verification is never switched
@@ -139,40 +145,116 @@ impl From<&OriginTls> for OriginTlsDto {
     }
 }
 
+/// Origins given in a field, each parsed, or the first bad one named.
+fn origins(texts: &[String], field: &str) -> Result<Vec<Origin>, String> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, o)| Origin::parse(o).map_err(|e| format!("{field}[{i}]: {e}")))
+        .collect()
+}
+
+/// TLS settings given in a field, their origins parsed.
+fn tls_settings(entries: Vec<OriginTlsDto>, field: &str) -> Result<Vec<OriginTls>, String> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            Ok(OriginTls {
+                origin: Origin::parse(&t.origin)
+                    .map_err(|e| format!("{field}[{i}].origin: {e}"))?,
+                ca_pem: t.ca_pem,
+                client_cert_secret: t.client_cert_secret,
+                client_key_secret: t.client_key_secret,
+            })
+        })
+        .collect()
+}
+
+impl From<LimitsDto> for LimitOverrides {
+    fn from(l: LimitsDto) -> LimitOverrides {
+        LimitOverrides {
+            deadline_ms: l.deadline_ms,
+            memory_mib: l.memory_mib,
+            max_output_bytes: l.max_output_bytes,
+            max_outbound_requests: l.max_outbound_requests,
+        }
+    }
+}
+
 impl GrantDto {
     /// The domain grant, or the first invalid field named.
     pub fn into_grant(self) -> Result<Grant, String> {
-        let allowed_hosts = self
-            .allowed_hosts
-            .iter()
-            .enumerate()
-            .map(|(i, o)| Origin::parse(o).map_err(|e| format!("allowed_hosts[{i}]: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls = self
-            .tls
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                Ok(OriginTls {
-                    origin: Origin::parse(&t.origin)
-                        .map_err(|e| format!("tls[{i}].origin: {e}"))?,
-                    ca_pem: t.ca_pem,
-                    client_cert_secret: t.client_cert_secret,
-                    client_key_secret: t.client_key_secret,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
         Ok(Grant {
-            allowed_hosts,
-            tls,
+            allowed_hosts: origins(&self.allowed_hosts, "allowed_hosts")?,
+            tls: tls_settings(self.tls, "tls")?,
             config: self.config,
             secrets: self.secrets,
-            limits: LimitOverrides {
-                deadline_ms: self.limits.deadline_ms,
-                memory_mib: self.limits.memory_mib,
-                max_output_bytes: self.limits.max_output_bytes,
-                max_outbound_requests: self.limits.max_outbound_requests,
-            },
+            limits: self.limits.into(),
+            release_targets: self.allow_release_targets,
+        })
+    }
+}
+
+/// A change to a grant (`PATCH /api/v1/plugins/{name}/grant`): entries
+/// added, changed and removed, everything else kept, secrets included.
+/// Removing an entry the grant does not hold is refused, naming it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantEditDto {
+    /// Origins to add to `allowed_hosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<rules::Origin>)]
+    pub allow_hosts: Vec<String>,
+    /// Origins to take out of `allowed_hosts`, with their TLS settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<rules::Origin>)]
+    pub remove_hosts: Vec<String>,
+    /// Let the plugin call its releases' targets (`true`) or stop it
+    /// (`false`); absent keeps what the grant says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_release_targets: Option<bool>,
+    /// Configuration values to set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_config: Vec<String>,
+    /// Secrets to set; never shown again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_secrets: Vec<String>,
+    /// Limits to set; those not given are kept.
+    #[serde(default)]
+    pub limits: LimitsDto,
+    /// Limits to return to the daemon's defaults: `deadline_ms`,
+    /// `memory_mib`, `max_output_bytes`, `max_outbound_requests`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reset_limits: Vec<String>,
+    /// TLS settings to set, each replacing its origin's entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<OriginTlsDto>,
+    /// Origins whose TLS settings to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<rules::Origin>)]
+    pub remove_tls: Vec<String>,
+}
+
+impl GrantEditDto {
+    /// The domain edit, or the first invalid field named.
+    pub fn into_edit(self) -> Result<GrantEdit, String> {
+        Ok(GrantEdit {
+            allow_hosts: origins(&self.allow_hosts, "allow_hosts")?,
+            remove_hosts: origins(&self.remove_hosts, "remove_hosts")?,
+            release_targets: self.allow_release_targets,
+            config: self.config,
+            remove_config: self.remove_config,
+            secrets: self.secrets,
+            remove_secrets: self.remove_secrets,
+            limits: self.limits.into(),
+            reset_limits: self.reset_limits,
+            tls: tls_settings(self.tls, "tls")?,
+            remove_tls: origins(&self.remove_tls, "remove_tls")?,
         })
     }
 }
@@ -187,11 +269,15 @@ pub struct GrantView {
     /// The private HTTPS origins' settings (secrets by name only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<OriginTlsDto>,
+    /// Whether the plugin may also call its releases' targets.
+    #[serde(default)]
+    pub allow_release_targets: bool,
 }
 
 impl From<&Grant> for GrantView {
     fn from(g: &Grant) -> GrantView {
         GrantView {
+            allow_release_targets: g.release_targets,
             tls: g.tls.iter().map(OriginTlsDto::from).collect(),
             allowed_hosts: g.allowed_hosts.iter().map(|o| o.to_string()).collect(),
             config: g.config.clone(),
@@ -861,6 +947,10 @@ pub struct AppliedFlowDto {
     pub name: String,
     pub version: u32,
     pub stages: Vec<StageSummaryDto>,
+    /// What may go wrong when the flow runs, such as a plugin whose grant
+    /// reaches only some of an environment's targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// An applied flow version with its source.
@@ -1129,6 +1219,10 @@ pub struct PutEnvironmentDto {
     /// False when an environment of that name was replaced.
     pub created: bool,
     pub environment: EnvironmentDto,
+    /// What may go wrong in releases here, such as a flow's plugin whose
+    /// grant reaches only some of these targets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// An environment, in the list of applications.

@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
 use super::model::{
-    GrantDto, GrantView, InvokeRequest, InvokeResponse, PluginDetailDto, PluginDto, RuntimeDto,
-    UploadDto,
+    GrantDto, GrantEditDto, GrantView, InvokeRequest, InvokeResponse, PluginDetailDto, PluginDto,
+    RuntimeDto, UploadDto,
 };
 use super::rules;
 use super::{ApiError, AppState, Caller, JsonBody};
@@ -262,6 +262,46 @@ pub async fn set_grant(
         .into_grant()
         .map_err(|m| ApiError::bad_request("grant.invalid", m))?;
     let grant = state.registry.set_grant(&name, grant)?;
+    Ok(Json(GrantView::from(&*grant)))
+}
+
+/// Changes a plugin's grant.
+///
+/// `PATCH /api/v1/plugins/{name}/grant`: adds, changes and removes entries
+/// (admin only), keeping everything the edit does not name, secrets
+/// included. The result is checked as a whole grant would be.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/plugins/{name}/grant",
+    operation_id = "edit_grant",
+    tag = "plugins",
+    params(("name" = rules::Name, Path, description = "The plugin's name.")),
+    request_body = GrantEditDto,
+    responses(
+        (status = 200, description = "The grant now in force, without secret values.", body = GrantView),
+        (status = 400, description = "A bad body, an origin or limit the document refuses, or the removal of an entry the grant does not hold; the field is named.", body = ErrorBody),
+        (status = 401, description = "No valid token.", body = ErrorBody),
+        (status = 403, description = "Not an admin.", body = ErrorBody),
+        (status = 404, description = "No such plugin.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 422, description = "A limit above this daemon's bound, or TLS settings the grant cannot use; the field is named.", body = ErrorBody),
+        (status = 500, description = "An internal failure.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn edit_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: JsonBody<GrantEditDto>,
+) -> Result<Json<GrantView>, ApiError> {
+    caller.require(&[])?;
+    let edit = body
+        .read()?
+        .into_edit()
+        .map_err(|m| ApiError::bad_request("grant.invalid", m))?;
+    let grant = state.registry.edit_grant(&name, &edit)?;
     Ok(Json(GrantView::from(&*grant)))
 }
 

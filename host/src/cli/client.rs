@@ -168,6 +168,10 @@ impl Client {
     pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.put(self.url(path))
     }
+
+    pub fn patch(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.patch(self.url(path))
+    }
 }
 
 #[cfg(test)]

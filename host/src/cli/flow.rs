@@ -45,6 +45,9 @@ pub async fn run(cmd: FlowCommand, server: &ServerArgs) -> anyhow::Result<()> {
                 for (i, stage) in applied.stages.iter().enumerate() {
                     println!("  {}. {} ({})", i + 1, stage.name, stage.kind);
                 }
+                for warning in &applied.warnings {
+                    eprintln!("warning: {warning}");
+                }
             })
         }
         FlowCommand::List => {

@@ -210,6 +210,9 @@ async fn import(args: ImportArgs, server: &ServerArgs) -> anyhow::Result<()> {
             let cluster = t.attributes.get("cluster").map_or("?", String::as_str);
             println!("  {:<32} {kind:<12} {cluster}  group={}", t.id, t.group);
         }
+        for warning in &p.warnings {
+            eprintln!("warning: {warning}");
+        }
     })
 }
 
@@ -252,6 +255,9 @@ pub async fn run(cmd: InventoryCommand, server: &ServerArgs) -> anyhow::Result<(
                         env.name,
                         env.targets.len()
                     );
+                    for warning in &p.warnings {
+                        eprintln!("warning: {warning}");
+                    }
                 }
             })?;
             refused.map_or(Ok(()), Err)

@@ -9,8 +9,8 @@ use clap::Subcommand;
 use super::client::{Client, ServerArgs};
 use super::output::{Answer, Output};
 use crate::api::model::{
-    GrantDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OriginTlsDto, OutputDto,
-    OwnersDto, PluginDetailDto, PluginDto, UploadDto,
+    GrantDto, GrantEditDto, GrantView, InvokeRequest, InvokeResponse, LimitsDto, OriginTlsDto,
+    OutputDto, OwnersDto, PluginDetailDto, PluginDto, UploadDto,
 };
 use crate::api::release_model::CommentRequest;
 use crate::clock::SystemClock;
@@ -32,8 +32,10 @@ pub enum PluginCommand {
     List,
     /// Show a plugin's versions and grant.
     Show { name: String },
-    /// Replace a plugin's grant (admin).
-    Grant(GrantArgs),
+    /// Change a plugin's grant (admin): add and remove hosts, configuration,
+    /// secrets and TLS settings, set limits; everything not named is kept.
+    /// With --replace, the grant becomes exactly what the options give.
+    Grant(Box<GrantArgs>),
     /// Let a version run under the plugin's grant, and be picked by flows
     /// that name no version (admin).
     Approve {
@@ -72,12 +74,29 @@ pub struct GrantArgs {
     /// An origin the plugin may call, such as http://127.0.0.1:9090 (repeatable).
     #[arg(long = "allow-host")]
     allow_hosts: Vec<String>,
+    /// An origin the plugin may no longer call, with its TLS settings (repeatable).
+    #[arg(long = "remove-host", conflicts_with = "replace")]
+    remove_hosts: Vec<String>,
+    /// Let the plugin call the targets of the release it works for, at the
+    /// addresses the inventory gives them, as targets come and go.
+    #[arg(long, conflicts_with = "no_release_targets")]
+    allow_release_targets: bool,
+    /// Stop the plugin calling its releases' targets, but for the hosts
+    /// the grant names.
+    #[arg(long)]
+    no_release_targets: bool,
     /// A configuration value KEY=VALUE (repeatable).
     #[arg(long = "config", value_parser = key_value)]
     config: Vec<(String, String)>,
+    /// A configuration key to remove (repeatable).
+    #[arg(long = "remove-config", conflicts_with = "replace")]
+    remove_config: Vec<String>,
     /// A secret NAME=VALUE (repeatable); never shown again.
     #[arg(long = "secret", value_parser = key_value)]
     secrets: Vec<(String, String)>,
+    /// A secret to remove, by name (repeatable).
+    #[arg(long = "remove-secret", conflicts_with = "replace")]
+    remove_secrets: Vec<String>,
     #[arg(long)]
     deadline_ms: Option<u64>,
     #[arg(long)]
@@ -86,6 +105,10 @@ pub struct GrantArgs {
     max_output_bytes: Option<u64>,
     #[arg(long)]
     max_outbound_requests: Option<u32>,
+    /// A limit to return to the daemon's default: deadline_ms, memory_mib,
+    /// max_output_bytes or max_outbound_requests (repeatable).
+    #[arg(long = "reset-limit", conflicts_with = "replace")]
+    reset_limits: Vec<String>,
     /// ORIGIN=FILE: trust the PEM certificates in FILE for this https
     /// origin instead of the public roots (repeatable).
     #[arg(long = "tls-ca", value_parser = key_value)]
@@ -95,6 +118,47 @@ pub struct GrantArgs {
     /// (repeatable).
     #[arg(long = "tls-client-cert", value_parser = key_value)]
     tls_client_cert: Vec<(String, String)>,
+    /// An origin whose TLS settings to remove, keeping the host (repeatable).
+    #[arg(long = "remove-tls", conflicts_with = "replace")]
+    remove_tls: Vec<String>,
+    /// Replace the whole grant with what the options give: hosts,
+    /// configuration and secrets not given are dropped.
+    #[arg(long)]
+    replace: bool,
+}
+
+impl GrantArgs {
+    /// Whether the options change anything.
+    fn changes_something(&self) -> bool {
+        let lists = [
+            &self.allow_hosts,
+            &self.remove_hosts,
+            &self.remove_config,
+            &self.remove_secrets,
+            &self.reset_limits,
+            &self.remove_tls,
+        ];
+        lists.iter().any(|l| !l.is_empty())
+            || !self.config.is_empty()
+            || !self.secrets.is_empty()
+            || !self.tls_ca.is_empty()
+            || !self.tls_client_cert.is_empty()
+            || self.allow_release_targets
+            || self.no_release_targets
+            || self.deadline_ms.is_some()
+            || self.memory_mib.is_some()
+            || self.max_output_bytes.is_some()
+            || self.max_outbound_requests.is_some()
+    }
+
+    fn limits(&self) -> LimitsDto {
+        LimitsDto {
+            deadline_ms: self.deadline_ms,
+            memory_mib: self.memory_mib,
+            max_output_bytes: self.max_output_bytes,
+            max_outbound_requests: self.max_outbound_requests,
+        }
+    }
 }
 
 /// `greenlight plugin test`.
@@ -189,7 +253,7 @@ pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> 
         PluginCommand::Owners { name, add, remove } => owners(server, &name, add, remove).await,
         PluginCommand::List => list(server).await,
         PluginCommand::Show { name } => show(server, &name).await,
-        PluginCommand::Grant(args) => grant(server, args).await,
+        PluginCommand::Grant(args) => grant(server, *args).await,
         PluginCommand::Invoke { plugin, input } => invoke(server, &plugin, input.as_ref()).await,
         PluginCommand::Test(args) => test(server, args).await,
     }
@@ -296,31 +360,53 @@ async fn show(server: &ServerArgs, name: &str) -> anyhow::Result<()> {
     })
 }
 
-/// Replaces a plugin's grant.
+/// Changes a plugin's grant, or with `--replace` replaces it.
 async fn grant(server: &ServerArgs, args: GrantArgs) -> anyhow::Result<()> {
+    if !args.changes_something() && !args.replace {
+        bail!(
+            "nothing to change: name hosts, configuration, secrets or limits to add or remove \
+             (`greenlight plugin show {}` shows the grant)",
+            args.name
+        );
+    }
     let client = Client::new(server)?;
-    let name = args.name;
-    let dto = GrantDto {
-        tls: tls_entries(args.tls_ca, args.tls_client_cert)?,
-        allowed_hosts: args.allow_hosts,
-        config: args.config.into_iter().collect(),
-        secrets: args.secrets.into_iter().collect(),
-        limits: LimitsDto {
-            deadline_ms: args.deadline_ms,
-            memory_mib: args.memory_mib,
-            max_output_bytes: args.max_output_bytes,
-            max_outbound_requests: args.max_outbound_requests,
-        },
+    let name = args.name.clone();
+    let path = format!("/api/v1/plugins/{name}/grant");
+    let limits = args.limits();
+    let tls = tls_entries(args.tls_ca, args.tls_client_cert)?;
+    let request = if args.replace {
+        client.put(&path).json(&GrantDto {
+            tls,
+            allowed_hosts: args.allow_hosts,
+            config: args.config.into_iter().collect(),
+            secrets: args.secrets.into_iter().collect(),
+            limits,
+            allow_release_targets: args.allow_release_targets,
+        })
+    } else {
+        let release_targets = match (args.allow_release_targets, args.no_release_targets) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        client.patch(&path).json(&GrantEditDto {
+            allow_hosts: args.allow_hosts,
+            remove_hosts: args.remove_hosts,
+            allow_release_targets: release_targets,
+            config: args.config.into_iter().collect(),
+            remove_config: args.remove_config,
+            secrets: args.secrets.into_iter().collect(),
+            remove_secrets: args.remove_secrets,
+            limits,
+            reset_limits: args.reset_limits,
+            tls,
+            remove_tls: args.remove_tls,
+        })
     };
-    let grant = client
-        .fetch::<GrantView>(
-            client
-                .put(&format!("/api/v1/plugins/{name}/grant"))
-                .json(&dto),
-        )
-        .await?;
+    let grant = client.fetch::<GrantView>(request).await?;
+    let done = if args.replace { "replaced" } else { "changed" };
     client.print(&grant, |g| {
-        println!("Grant of {name} replaced.");
+        println!("Grant of {name} {done}.");
         print_grant(g);
     })
 }
@@ -376,7 +462,16 @@ async fn test(server: &ServerArgs, args: TestArgs) -> anyhow::Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
-    let result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
+    // Here the input is the inventory: a grant file allowing the release's
+    // targets lets the plugin call the targets the input gives it.
+    let grant = match grant.release_targets {
+        true => grant.reaching(call.targets()),
+        false => grant,
+    };
+    let mut result = runtime.invoke(&plugin, &name, Arc::new(grant), call).await;
+    if let Err(e) = &mut result {
+        e.name_fix(&name, &plugins::Fix::GrantFile);
+    }
     // Advice goes to standard error, so that `--json` output stays one
     // document.
     if let Some(hint) = plugins::stack_advice(plugin.stack_bytes(), runtime.options()) {
@@ -452,6 +547,9 @@ fn print_grant(g: &GrantView) {
             g.allowed_hosts.join(", ")
         }
     );
+    if g.allow_release_targets {
+        println!("  and the targets of its releases, as the inventory lists them");
+    }
     for (k, v) in &g.config {
         println!("  config {k} = {v}");
     }

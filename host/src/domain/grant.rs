@@ -116,6 +116,29 @@ fn check_shape(authority: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl Origin {
+    /// The origin a target's address is reached at: an `http://` or
+    /// `https://` URL's own origin (its path dropped), and `http://` for a
+    /// bare `host[:port]`. `None` for an address no origin can be taken
+    /// from (empty, or a URL of another scheme).
+    pub fn of_address(address: &str) -> Option<Origin> {
+        let (scheme, rest) = match address.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+            None => ("http".to_string(), address),
+        };
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        Origin::from_authority(&scheme, authority, default_port).ok()
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
@@ -174,6 +197,11 @@ pub struct Grant {
     /// How to reach private HTTPS origins (a cluster's API server, say):
     /// at most one entry per origin, each among `allowed_hosts`.
     pub tls: Vec<OriginTls>,
+    /// Whether the plugin may also call the targets of the release it
+    /// works for: the origins of the addresses the inventory lists for the
+    /// release's application and environment, read at each call, so the
+    /// grant follows the inventory.
+    pub release_targets: bool,
 }
 
 /// How to reach one private HTTPS origin. Verification is never switched
@@ -194,6 +222,21 @@ impl Grant {
     /// Whether a request to this origin is allowed.
     pub fn allows(&self, origin: &Origin) -> bool {
         self.allowed_hosts.iter().any(|o| o == origin)
+    }
+
+    /// This grant, also allowing the origins of these targets' addresses
+    /// (those an origin can be taken from).
+    pub fn reaching(&self, targets: &[super::plugin::Target]) -> Grant {
+        let mut grant = self.clone();
+        for origin in targets
+            .iter()
+            .filter_map(|t| Origin::of_address(&t.address))
+        {
+            if !grant.allows(&origin) {
+                grant.allowed_hosts.push(origin);
+            }
+        }
+        grant
     }
 
     /// How to reach this origin over TLS, when the grant says.
@@ -252,6 +295,139 @@ impl Grant {
         }
         Ok(())
     }
+}
+
+/// A change to a grant: entries added, changed and removed, everything
+/// else kept. Secrets are write-only, so an edit is the only way to add a
+/// host to a grant with secrets without sending them again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantEdit {
+    pub allow_hosts: Vec<Origin>,
+    pub remove_hosts: Vec<Origin>,
+    /// Let the plugin call its releases' targets, or stop it; `None` keeps.
+    pub release_targets: Option<bool>,
+    /// Set (added or changed).
+    pub config: BTreeMap<String, String>,
+    pub remove_config: Vec<String>,
+    /// Set (added or changed).
+    pub secrets: BTreeMap<String, String>,
+    pub remove_secrets: Vec<String>,
+    /// The limits given are set; the others kept.
+    pub limits: LimitOverrides,
+    /// Limits returned to the daemon's defaults, by name.
+    pub reset_limits: Vec<String>,
+    /// TLS settings set, each replacing the origin's entry if it has one.
+    pub tls: Vec<OriginTls>,
+    pub remove_tls: Vec<Origin>,
+}
+
+/// The limits a grant may set, by name.
+pub const LIMIT_NAMES: [&str; 4] = [
+    "deadline_ms",
+    "memory_mib",
+    "max_output_bytes",
+    "max_outbound_requests",
+];
+
+impl GrantEdit {
+    /// The grant after this edit, or the first problem named with its field
+    /// (`remove_hosts[1]: … is not among the grant's allowed_hosts`): a
+    /// removal of something the grant does not hold is refused, since it
+    /// is most often a typo that would leave the entry in place. Removing a
+    /// host also removes its TLS settings.
+    pub fn apply(&self, grant: &Grant) -> Result<Grant, String> {
+        let mut g = grant.clone();
+        for (i, origin) in self.remove_hosts.iter().enumerate() {
+            if self.allow_hosts.contains(origin) {
+                return Err(format!(
+                    "remove_hosts[{i}]: `{origin}` is also in allow_hosts"
+                ));
+            }
+            let before = g.allowed_hosts.len();
+            g.allowed_hosts.retain(|o| o != origin);
+            if g.allowed_hosts.len() == before {
+                return Err(format!(
+                    "remove_hosts[{i}]: `{origin}` is not among the grant's allowed_hosts"
+                ));
+            }
+            g.tls.retain(|t| &t.origin != origin);
+        }
+        for origin in &self.allow_hosts {
+            if !g.allows(origin) {
+                g.allowed_hosts.push(origin.clone());
+            }
+        }
+        if let Some(on) = self.release_targets {
+            g.release_targets = on;
+        }
+        remove_keys(
+            &mut g.config,
+            &self.remove_config,
+            "remove_config",
+            "config",
+        )?;
+        g.config.extend(self.config.clone());
+        remove_keys(
+            &mut g.secrets,
+            &self.remove_secrets,
+            "remove_secrets",
+            "secrets",
+        )?;
+        g.secrets.extend(self.secrets.clone());
+        for (i, name) in self.reset_limits.iter().enumerate() {
+            let l = &mut g.limits;
+            match name.as_str() {
+                "deadline_ms" => l.deadline_ms = None,
+                "memory_mib" => l.memory_mib = None,
+                "max_output_bytes" => l.max_output_bytes = None,
+                "max_outbound_requests" => l.max_outbound_requests = None,
+                other => {
+                    return Err(format!(
+                        "reset_limits[{i}]: `{other}` is not a limit; use one of {}",
+                        LIMIT_NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        let (set, l) = (&self.limits, &mut g.limits);
+        l.deadline_ms = set.deadline_ms.or(l.deadline_ms);
+        l.memory_mib = set.memory_mib.or(l.memory_mib);
+        l.max_output_bytes = set.max_output_bytes.or(l.max_output_bytes);
+        l.max_outbound_requests = set.max_outbound_requests.or(l.max_outbound_requests);
+        for (i, origin) in self.remove_tls.iter().enumerate() {
+            let before = g.tls.len();
+            g.tls.retain(|t| &t.origin != origin);
+            if g.tls.len() == before {
+                return Err(format!(
+                    "remove_tls[{i}]: the grant has no TLS settings for `{origin}`"
+                ));
+            }
+        }
+        for entry in &self.tls {
+            match g.tls.iter_mut().find(|t| t.origin == entry.origin) {
+                Some(old) => *old = entry.clone(),
+                None => g.tls.push(entry.clone()),
+            }
+        }
+        Ok(g)
+    }
+}
+
+/// Removes each key from `map`, refusing one it does not hold.
+fn remove_keys(
+    map: &mut BTreeMap<String, String>,
+    keys: &[String],
+    field: &str,
+    holder: &str,
+) -> Result<(), String> {
+    for (i, key) in keys.iter().enumerate() {
+        if map.remove(key).is_none() {
+            return Err(format!(
+                "{field}[{i}]: the grant has no {holder} entry `{key}`"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Bounds within which an admin may set a grant's limits.
@@ -369,6 +545,115 @@ mod tests {
                 "{text} does not match the pattern"
             );
         }
+    }
+
+    #[test]
+    fn a_target_address_gives_its_origin() {
+        let of = |a: &str| Origin::of_address(a).map(|o| o.to_string());
+        assert_eq!(of("10.0.0.1:8080").as_deref(), Some("http://10.0.0.1:8080"));
+        assert_eq!(of("web-1").as_deref(), Some("http://web-1:80"));
+        assert_eq!(
+            of("HTTPS://Shop.Example/health?x=1").as_deref(),
+            Some("https://shop.example:443")
+        );
+        assert_eq!(
+            of("http://[::1]:9000/").as_deref(),
+            Some("http://[::1]:9000")
+        );
+        for none in ["", "ftp://x", "http://", "http://u@x", "x:port"] {
+            assert_eq!(of(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn a_grant_reaching_targets_adds_each_origin_once() {
+        let target = |address: &str| super::super::plugin::Target {
+            id: "t".into(),
+            address: address.into(),
+            ..Default::default()
+        };
+        let grant = Grant {
+            allowed_hosts: vec![Origin::parse("http://10.0.0.1:8080").unwrap()],
+            ..Default::default()
+        };
+        let wider = grant.reaching(&[
+            target("10.0.0.1:8080"),
+            target("10.0.0.2:8080"),
+            target("http://10.0.0.2:8080/x"),
+            target(""),
+        ]);
+        let hosts: Vec<String> = wider.allowed_hosts.iter().map(|o| o.to_string()).collect();
+        assert_eq!(hosts, ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]);
+    }
+
+    #[test]
+    fn an_edit_adds_and_removes_entries_and_keeps_the_rest() {
+        let o = |t: &str| Origin::parse(t).unwrap();
+        let grant = Grant {
+            allowed_hosts: vec![o("http://a:1"), o("https://b")],
+            config: [("tier".to_string(), "gold".to_string())].into(),
+            secrets: [("token".to_string(), "s3cret".to_string())].into(),
+            limits: LimitOverrides {
+                deadline_ms: Some(9_000),
+                memory_mib: Some(64),
+                ..Default::default()
+            },
+            tls: vec![OriginTls {
+                origin: o("https://b"),
+                ca_pem: Some("pem".into()),
+                client_cert_secret: None,
+                client_key_secret: None,
+            }],
+            release_targets: false,
+        };
+        let edit = GrantEdit {
+            allow_hosts: vec![o("http://c:3"), o("http://a:1")],
+            remove_hosts: vec![o("https://b")],
+            release_targets: Some(true),
+            config: [("zone".to_string(), "eu".to_string())].into(),
+            reset_limits: vec!["memory_mib".into()],
+            limits: LimitOverrides {
+                max_outbound_requests: Some(50),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let after = edit.apply(&grant).unwrap();
+        assert_eq!(after.allowed_hosts, [o("http://a:1"), o("http://c:3")]);
+        assert!(after.tls.is_empty(), "the removed host's TLS goes with it");
+        assert!(after.release_targets);
+        assert_eq!(after.config.len(), 2);
+        assert_eq!(after.secrets, grant.secrets, "secrets are kept");
+        assert_eq!(after.limits.deadline_ms, Some(9_000));
+        assert_eq!(after.limits.memory_mib, None);
+        assert_eq!(after.limits.max_outbound_requests, Some(50));
+
+        let missing = GrantEdit {
+            remove_secrets: vec!["tokn".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            missing.apply(&grant).unwrap_err(),
+            "remove_secrets[0]: the grant has no secrets entry `tokn`"
+        );
+        let typo = GrantEdit {
+            remove_hosts: vec![o("http://a:2")],
+            ..Default::default()
+        };
+        assert_eq!(
+            typo.apply(&grant).unwrap_err(),
+            "remove_hosts[0]: `http://a:2` is not among the grant's allowed_hosts"
+        );
+        let unknown = GrantEdit {
+            reset_limits: vec!["cpu".into()],
+            ..Default::default()
+        };
+        assert!(
+            unknown
+                .apply(&grant)
+                .unwrap_err()
+                .starts_with("reset_limits[0]: `cpu`")
+        );
     }
 
     #[test]

@@ -389,6 +389,16 @@ impl Call {
         }
     }
 
+    /// The targets the call is about; none for calls that carry none.
+    pub fn targets(&self) -> &[Target] {
+        match self {
+            Call::Deploy { targets, .. }
+            | Call::Rollback { targets, .. }
+            | Call::Verify { targets, .. } => targets,
+            _ => &[],
+        }
+    }
+
     /// The release context the call carries.
     pub fn context(&self) -> &ReleaseContext {
         match self {

@@ -10,7 +10,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::http::{GrantedHttp, HttpTape};
+use super::http::{Denial, GrantedHttp, HttpTape};
 use super::state::{InvocationState, MemoryCap, STDERR_CAPTURE_BYTES};
 use super::tape::{ClockTape, Tape, Taped};
 use super::{LoadedPlugin, LogLine, Runtime};
@@ -73,6 +73,70 @@ pub struct InvokeError {
     pub duration: Duration,
     /// Outbound HTTP requests the plugin made before it failed.
     pub http_requests: u32,
+    /// The refused request a `host_denied` failure is about (boxed: the
+    /// error travels in every failed call's `Result`).
+    pub denial: Option<Box<Denial>>,
+}
+
+/// Where the plugin ran, which decides how a refused request is put right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// In the daemon, under the plugin's grant. `target` names the target
+    /// of the release whose address the refused origin is, if it is one.
+    Daemon {
+        release_targets: bool,
+        target: Option<String>,
+    },
+    /// In the daemon, as a version no admin approved: with the empty grant.
+    Unapproved { version: String },
+    /// In `greenlight plugin test`, under the grant file it was given.
+    GrantFile,
+}
+
+impl InvokeError {
+    /// Says, right after a refused request, how to allow it.
+    pub fn name_fix(&mut self, plugin: &str, fix: &Fix) {
+        let Some(denial) = &self.denial else {
+            return;
+        };
+        let grant = format!("greenlight plugin grant {plugin}");
+        let text = match (&**denial, fix) {
+            (Denial::NotGranted(_), Fix::Unapproved { version }) => format!(
+                "version {version} is not approved, so it runs with an empty grant; \
+                 an admin approves it with `greenlight plugin approve {plugin} {version}`"
+            ),
+            (
+                Denial::NotGranted(origin),
+                Fix::Daemon {
+                    target: Some(id), ..
+                },
+            ) => format!(
+                "it is the address of target {id}: an admin lets the plugin call every \
+                 target of its releases with `{grant} --allow-release-targets`, or this \
+                 origin alone with `{grant} --allow-host {origin}`"
+            ),
+            (Denial::NotGranted(origin), Fix::Daemon { .. }) => {
+                format!("an admin grants it with `{grant} --allow-host {origin}`")
+            }
+            (Denial::NotGranted(origin), Fix::GrantFile) => {
+                format!("add \"{origin}\" to allowed_hosts in the --grant file")
+            }
+            (Denial::RequestLimit(_), Fix::GrantFile) => {
+                "raise limits.max_outbound_requests in the --grant file".to_string()
+            }
+            (Denial::RequestLimit(_), _) => format!(
+                "an admin raises it with `{grant} --max-outbound-requests N`, up to the \
+                 daemon's bound"
+            ),
+            (Denial::BadUri(_), _) => {
+                "send the request to a full URL, such as http://host:port/path".to_string()
+            }
+        };
+        let said = denial.to_string();
+        if let Some(rest) = self.message.strip_prefix(&said) {
+            self.message = format!("{said}; {text}{rest}");
+        }
+    }
 }
 
 impl std::fmt::Display for InvokeError {
@@ -147,6 +211,7 @@ impl Runtime {
                 logs: Vec::new(),
                 duration: Duration::ZERO,
                 http_requests: 0,
+                denial: None,
             });
             return (wrong, Taped::default());
         }
@@ -227,6 +292,10 @@ impl Runtime {
             logs: state.logs.clone(),
             duration,
             http_requests: state.hooks.sent,
+            denial: match kind {
+                ErrorKind::HostDenied => state.hooks.denials.first().cloned().map(Box::new),
+                _ => None,
+            },
         };
 
         let outcome = match result {
@@ -341,6 +410,10 @@ fn first_tls_failure(state: &InvocationState) -> Option<String> {
 
 /// Replaces the grant's secret values in everything an invocation says,
 /// before it is logged, stored or shown. Log lines were redacted as written.
+#[expect(
+    clippy::result_large_err,
+    reason = "one result per invocation, passed through once; the public API returns it in a tuple"
+)]
 fn redact(
     redactor: &Redactor,
     outcome: Result<Invocation, InvokeError>,

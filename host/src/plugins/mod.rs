@@ -41,7 +41,7 @@ use crate::clock::Clock;
 use crate::domain::grant::{LimitBounds, Limits};
 use crate::domain::plugin::PluginKind;
 pub use http::Denial;
-pub use invoke::{ErrorKind, Invocation, InvokeError};
+pub use invoke::{ErrorKind, Fix, Invocation, InvokeError};
 use state::InvocationState;
 pub use tape::{Tape, Taped};
 

@@ -91,6 +91,10 @@ pub(super) struct GrantRecord {
     memory_mib: Option<u64>,
     max_output_bytes: Option<u64>,
     max_outbound_requests: Option<u32>,
+    /// Whether the plugin may call its releases' targets; absent from
+    /// grants stored before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    release_targets: bool,
 }
 
 impl Store {
@@ -234,6 +238,7 @@ impl Store {
                 max_output_bytes: r.max_output_bytes,
                 max_outbound_requests: r.max_outbound_requests,
             },
+            release_targets: r.release_targets,
         })
     }
 
@@ -258,6 +263,7 @@ impl Store {
             memory_mib: grant.limits.memory_mib,
             max_output_bytes: grant.limits.max_output_bytes,
             max_outbound_requests: grant.limits.max_outbound_requests,
+            release_targets: grant.release_targets,
         };
         self.grants.insert(name.as_bytes(), encode(&record))?;
         Ok(())
@@ -343,6 +349,7 @@ mod tests {
                 memory_mib: Some(64),
                 ..Default::default()
             },
+            release_targets: true,
         };
         store.set_grant("probe", &grant).unwrap();
         assert_eq!(store.grant("probe").unwrap(), grant);

@@ -38,7 +38,8 @@ async fn the_readme_walkthrough_takes_hosts_to_a_first_release() {
     let hosts = hosts(3).await;
     hosts.store.publish("2.0.0").unwrap();
 
-    // 3. The plugins, pushed and granted every agent and their token.
+    // 3. The plugins, pushed and granted their releases' targets and the
+    // agents' token.
     let d = Daemon::start().await;
     let plugins = Path::new(env!("GREENLIGHT_PLUGINS_DIR"));
     let secret = format!("agent_token={}", hosts.token());
@@ -54,12 +55,8 @@ async fn the_readme_walkthrough_takes_hosts_to_a_first_release() {
             &["plugin", "push", wasm, "--name", name, "--version", "1.0.0"],
         );
     }
-    let origins = hosts.origins();
     for name in ["http-deployer", "http-health"] {
-        let mut args = vec!["plugin", "grant", name];
-        for origin in &origins {
-            args.extend(["--allow-host", origin.as_str()]);
-        }
+        let mut args = vec!["plugin", "grant", name, "--allow-release-targets"];
         if name == "http-deployer" {
             args.extend(["--secret", secret.as_str(), "--deadline-ms", "120000"]);
             args.extend(["--max-outbound-requests", "1024"]);

@@ -70,9 +70,10 @@ policy = { plugin = "policy" }
     )
 }
 
-/// A daemon with the bundled plugins, granted four agents, the flow
-/// applied, and `shop/prod` made of those agents (in `groups`, taken in
-/// turn, the first one live).
+/// A daemon with the bundled plugins, the flow applied, and `shop/prod`
+/// made of four agents (in `groups`, taken in turn, the first one live).
+/// The deployer and the health check may call their releases' targets;
+/// the metrics check is granted the four agents by origin.
 async fn fleet(
     faulty: Option<&str>,
     groups: &[&str],
@@ -95,10 +96,17 @@ async fn fleet(
         assert_eq!(status, 201, "{body}");
     }
     let origins: Vec<String> = agents.iter().map(|(a, _)| origin(*a)).collect();
-    for name in ["deployer", "health", "metrics"] {
-        d.grant(name, json!({"allowed_hosts": origins})).await;
+    for name in ["deployer", "health"] {
+        d.grant(name, json!({"allow_release_targets": true})).await;
     }
+    d.grant("metrics", json!({"allowed_hosts": origins})).await;
     apply_flow(&d, &rolling()).await;
+    put_fleet(&d, &agents, groups).await;
+    (d, agents, journal)
+}
+
+/// Makes `shop/prod` these agents, in `groups` taken in turn.
+async fn put_fleet(d: &Daemon, agents: &[(SocketAddr, Shared)], groups: &[&str]) {
     let targets: Vec<Value> = agents
         .iter()
         .enumerate()
@@ -118,7 +126,6 @@ async fn fleet(
         )
         .await;
     assert!(status == 200 || status == 201, "{body}");
-    (d, agents, journal)
 }
 
 async fn ship(d: &Daemon, version: &str, migration: &str) -> String {
@@ -185,6 +192,25 @@ async fn a_rolling_release_ships_to_every_agent_once() {
             .iter()
             .any(|d| d["reason"].as_str().unwrap().starts_with("no breach in")),
         "{done:#}"
+    );
+}
+
+/// The deployer and the health check are granted their releases' targets,
+/// not origins: an agent added to the inventory is released to and
+/// verified by the next release, with no grant changed.
+#[tokio::test]
+async fn an_agent_added_to_the_inventory_is_reached_by_the_next_release() {
+    let (d, mut agents, journal) = fleet(None, &[]).await;
+    let first = ship(&d, "2.0.0", "SELECT 1;").await;
+    wait_status(&d, &first, "succeeded").await;
+    agents.push(agent("web-4", None, &journal).await);
+    put_fleet(&d, &agents, &[]).await;
+    let second = ship(&d, "3.0.0", "SELECT 1;").await;
+    let done = wait_status(&d, &second, "succeeded").await;
+    assert_eq!(versions(&agents), ["3.0.0"; 5], "{done:#}");
+    assert_eq!(
+        steps_of(&journal, "web-4"),
+        ["drain", "deploy 3.0.0", "enable"]
     );
 }
 
