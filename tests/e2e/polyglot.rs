@@ -125,6 +125,73 @@ async fn a_javascript_check_is_tested_uploaded_granted_and_invoked() {
     author_flow(Language::JavaScript).await;
 }
 
+/// The Python example reading `/stats` on every target at once: three of
+/// five targets accept the request and never answer. Each is given 1.5 s
+/// under a 4 s deadline, so read one after the other they would use the
+/// deadline up (`deadline_exceeded`); read at once, the verdict stands on
+/// the two that answered and names the three as no data. The grant allows
+/// the release's targets, as the inventory lists them.
+#[tokio::test]
+async fn a_python_check_reads_every_target_at_once_and_reports_the_silent_ones_as_no_data() {
+    let c = component(Language::Python).await;
+    let (one, two) = (Stats::start(1000, 10).await, Stats::start(1000, 30).await);
+    let silent = || {
+        crate::bundled::serve(axum::Router::new().route(
+            "/stats",
+            axum::routing::get(|| async {
+                std::future::pending::<()>().await;
+                "never"
+            }),
+        ))
+    };
+    let mut addresses: Vec<String> = [&one, &two]
+        .iter()
+        .map(|s| s.origin.trim_start_matches("http://").to_string())
+        .collect();
+    for _ in 0..3 {
+        addresses.push(silent().await.to_string());
+    }
+    let targets: Vec<Value> = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| json!({"id": format!("web-{}", i + 1), "address": a}))
+        .collect();
+    let d = daemon("").await;
+    upload(&d, "budget", c).await;
+    let (status, body) = d
+        .send(
+            d.request(reqwest::Method::PUT, "/api/v1/apps/shop/envs/beta")
+                .json(&json!({ "targets": targets })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    d.grant(
+        "budget",
+        json!({"allow_release_targets": true, "limits": {"deadline_ms": 4000}}),
+    )
+    .await;
+    let answer = d
+        .invoke(
+            "budget",
+            json!({
+                "context": {"application": "shop", "environment": "beta", "version": "2.0.0",
+                            "parameters": {"path": "/stats", "timeout_ms": 1500}},
+                "targets": targets,
+            }),
+        )
+        .await;
+    let v = verdict(&answer);
+    assert_eq!(v["status"], "pass", "{answer:#}");
+    assert_eq!(
+        v["summary"],
+        "error_rate 2.00% <= 5.00% over 2000 requests; no data from web-3, web-4, web-5 \
+         (no answer within 1500 ms)",
+        "{answer:#}"
+    );
+    assert_eq!(metric(v, "silent_targets"), Some(3.0), "{answer:#}");
+    assert_eq!(answer["http_requests"], 5, "{answer:#}");
+}
+
 /// A flow whose canary is verified by the Python check and whose rolling
 /// batches are verified by the JavaScript one.
 fn polyglot_flow(recorder: &Recorder, stats: &Stats) -> String {

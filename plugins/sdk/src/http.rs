@@ -2,6 +2,15 @@
 //! request, send it, get the whole response. The host lets it reach only the
 //! origins in the plugin's grant.
 //!
+//! A call has one deadline (5 s unless the grant says otherwise) for
+//! everything it does, every request included. Requests sent one after the
+//! other add up: three targets that never answer, each waited on for 2 s,
+//! use the whole deadline and the call fails with `deadline_exceeded`.
+//! [`send_all`] sends them at once instead, each bounded by its own
+//! [`Request::timeout_ms`], so the call waits as long as the slowest one,
+//! and a target that does not answer in time is one [`HttpError::Timeout`]
+//! among the answers, for the plugin to report as no data for that target.
+//!
 //! ```no_run
 //! # use greenlight_plugin_sdk::{Error, http};
 //! #[derive(serde::Deserialize)]
@@ -18,6 +27,24 @@
 //! # Ok(health.healthy)
 //! # }
 //! ```
+//!
+//! Many targets at once:
+//!
+//! ```no_run
+//! # use greenlight_plugin_sdk::{Target, http};
+//! # fn stats(targets: &[Target]) {
+//! let requests = targets
+//!     .iter()
+//!     .map(|t| http::Request::get(format!("http://{}/stats", t.address)).timeout_ms(1_000));
+//! for (target, answer) in targets.iter().zip(http::send_all(requests)) {
+//!     match answer {
+//!         Ok(response) => { /* judge response.json() */ }
+//!         Err(e) if e.is_timeout() => { /* no data for this target */ }
+//!         Err(e) => { /* refused, unreachable, a bad answer */ }
+//!     }
+//! }
+//! # }
+//! ```
 
 use std::fmt;
 
@@ -26,9 +53,10 @@ use serde::de::DeserializeOwned;
 
 use crate::bindings::platform::wasi::http::outgoing_handler;
 use crate::bindings::platform::wasi::http::types::{
-    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-    http_error_code,
+    ErrorCode, Fields, FutureIncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme, http_error_code,
 };
+use crate::bindings::platform::wasi::io::poll::{self, Pollable};
 use crate::bindings::platform::wasi::io::streams::StreamError;
 use crate::error::Error;
 
@@ -43,8 +71,11 @@ pub enum HttpError {
     /// The host refused a part of the request (a header, the method...).
     InvalidRequest(String),
     /// The request failed on the way: refused by the grant, connection
-    /// refused, timed out.
+    /// refused or reset.
     Transport(String),
+    /// The server did not connect or answer within the request's timeout
+    /// (or what was left of the call's deadline).
+    Timeout(String),
     /// The TLS handshake failed: the server's certificate is not trusted
     /// for its origin, or the server refused the client certificate.
     /// Trying again does not help until the grant or the server changes.
@@ -62,7 +93,9 @@ impl fmt::Display for HttpError {
         match self {
             HttpError::InvalidUrl(url) => write!(f, "invalid URL `{url}`"),
             HttpError::InvalidRequest(what) => write!(f, "invalid request: {what}"),
-            HttpError::Transport(why) => write!(f, "request failed: {why}"),
+            HttpError::Transport(why) | HttpError::Timeout(why) => {
+                write!(f, "request failed: {why}")
+            }
             HttpError::Tls(why) => write!(f, "TLS handshake failed: {why}"),
             HttpError::Body(why) => write!(f, "reading the response failed: {why}"),
             HttpError::Status { status, body } if body.is_empty() => {
@@ -76,11 +109,19 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+impl HttpError {
+    /// Whether the server did not answer in time: for a check, no data
+    /// from that target rather than a failure.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, HttpError::Timeout(_))
+    }
+}
+
 impl From<HttpError> for Error {
     /// Transport failures and server errors may pass; the rest will not.
     fn from(e: HttpError) -> Error {
         let retryable = match &e {
-            HttpError::Transport(_) | HttpError::Body(_) => true,
+            HttpError::Transport(_) | HttpError::Timeout(_) | HttpError::Body(_) => true,
             HttpError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         };
@@ -189,6 +230,16 @@ impl Request {
 
     /// Sends the request and reads the whole response.
     pub fn send(self) -> Result<Response, HttpError> {
+        let future = self.start()?;
+        let pollable = future.subscribe();
+        pollable.block();
+        // The pollable is a child of the future and must go first.
+        drop(pollable);
+        finish(future)
+    }
+
+    /// Sends the request, body and all, without waiting for the answer.
+    fn start(self) -> Result<FutureIncomingResponse, HttpError> {
         let (scheme, authority, path) =
             split_url(&self.url).ok_or_else(|| HttpError::InvalidUrl(self.url.clone()))?;
         let mut headers: Vec<(String, Vec<u8>)> = self
@@ -225,53 +276,92 @@ impl Request {
             options
         });
         let body = request.body().map_err(|()| refused("body"))?;
-
         let future = outgoing_handler::handle(request, options).map_err(transport)?;
         write_body(body, self.body.as_deref().unwrap_or_default())?;
-        let pollable = future.subscribe();
-        pollable.block();
-        // The pollable is a child of the future and must go first.
-        drop(pollable);
-        let response = future
-            .get()
-            .ok_or_else(|| HttpError::Transport("no response after waiting for one".into()))?
-            .map_err(|()| HttpError::Transport("the response was already taken".into()))?
-            .map_err(transport)?;
+        Ok(future)
+    }
+}
 
-        let status = response.status();
-        let headers = response
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-            .collect();
-        // Locals drop in reverse order: the stream before the body before
-        // the response, as the resource hierarchy requires.
-        let incoming = response
-            .consume()
-            .map_err(|()| HttpError::Body("the body was already taken".into()))?;
-        let stream = incoming
-            .stream()
-            .map_err(|()| HttpError::Body("the body stream was already taken".into()))?;
-        let mut bytes = Vec::new();
-        loop {
-            match stream.blocking_read(64 * 1024) {
-                Ok(chunk) => bytes.extend_from_slice(&chunk),
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(match http_error_code(&e) {
-                        Some(code) => transport(code),
-                        None => HttpError::Body(e.to_debug_string()),
-                    });
-                }
+/// Sends every request at once and waits for all of them: the answers come
+/// back in the order of the requests, and the wait is as long as the
+/// slowest one, not the sum of them all. Give each request a
+/// [`Request::timeout_ms`], so that one that never answers ends in
+/// [`HttpError::Timeout`] instead of using up the call's deadline.
+pub fn send_all(requests: impl IntoIterator<Item = Request>) -> Vec<Result<Response, HttpError>> {
+    let mut answers: Vec<Option<Result<Response, HttpError>>> = Vec::new();
+    let mut waiting: Vec<(usize, FutureIncomingResponse)> = Vec::new();
+    for (i, request) in requests.into_iter().enumerate() {
+        match request.start() {
+            Ok(future) => {
+                answers.push(None);
+                waiting.push((i, future));
+            }
+            Err(e) => answers.push(Some(Err(e))),
+        }
+    }
+    while !waiting.is_empty() {
+        let pollables: Vec<Pollable> = waiting.iter().map(|(_, f)| f.subscribe()).collect();
+        let refs: Vec<&Pollable> = pollables.iter().collect();
+        let mut ready: Vec<usize> = poll::poll(&refs).into_iter().map(|i| i as usize).collect();
+        drop(refs);
+        // The pollables are children of the futures and must go first.
+        drop(pollables);
+        // Highest first, so that each removal leaves the lower indices as
+        // they were.
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+        ready.dedup();
+        for k in ready {
+            let (i, future) = waiting.swap_remove(k);
+            answers[i] = Some(finish(future));
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(HttpError::Transport("no answer".into()))))
+        .collect()
+}
+
+/// Takes the answer of a request that is ready and reads its whole body.
+fn finish(future: FutureIncomingResponse) -> Result<Response, HttpError> {
+    let response = future
+        .get()
+        .ok_or_else(|| HttpError::Transport("no response after waiting for one".into()))?
+        .map_err(|()| HttpError::Transport("the response was already taken".into()))?
+        .map_err(transport)?;
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    // Locals drop in reverse order: the stream before the body before
+    // the response, as the resource hierarchy requires.
+    let incoming = response
+        .consume()
+        .map_err(|()| HttpError::Body("the body was already taken".into()))?;
+    let stream = incoming
+        .stream()
+        .map_err(|()| HttpError::Body("the body stream was already taken".into()))?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(match http_error_code(&e) {
+                    Some(code) => transport(code),
+                    None => HttpError::Body(e.to_debug_string()),
+                });
             }
         }
-        Ok(Response {
-            status,
-            headers,
-            body: bytes,
-        })
     }
+    Ok(Response {
+        status,
+        headers,
+        body: bytes,
+        received_ms: crate::time::monotonic_ms(),
+    })
 }
 
 /// Writes the whole body and finishes it.
@@ -305,8 +395,12 @@ fn transport(code: ErrorCode) -> HttpError {
         ErrorCode::TlsProtocolError => return HttpError::Tls("protocol error".into()),
         ErrorCode::HttpRequestDenied => "denied by the plugin's grant".to_string(),
         ErrorCode::ConnectionRefused => "connection refused".to_string(),
-        ErrorCode::ConnectionTimeout => "connection timed out".to_string(),
-        ErrorCode::ConnectionReadTimeout => "timed out waiting for the answer".to_string(),
+        ErrorCode::ConnectionTimeout => {
+            return HttpError::Timeout("connection timed out".into());
+        }
+        ErrorCode::ConnectionReadTimeout => {
+            return HttpError::Timeout("timed out waiting for the answer".into());
+        }
         other => format!("{other:?}"),
     };
     HttpError::Transport(why)
@@ -321,6 +415,10 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// When the whole answer had arrived, on the monotonic clock
+    /// ([`crate::time::monotonic_ms`]): with [`send_all`], each answer's
+    /// latency is this minus the time the requests were sent.
+    pub received_ms: f64,
 }
 
 impl Response {

@@ -255,7 +255,10 @@ impl Cluster {
 
 /// A request that got no answer: retryable, for the cluster may be back.
 fn transport_error(origin: &str, e: HttpError) -> Error {
-    let retryable = matches!(e, HttpError::Transport(_) | HttpError::Body(_));
+    let retryable = matches!(
+        e,
+        HttpError::Transport(_) | HttpError::Timeout(_) | HttpError::Body(_)
+    );
     let message = format!("cluster {origin}: {e}");
     if retryable {
         Error::retryable(message)
@@ -438,6 +441,7 @@ mod tests {
             status,
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
+            received_ms: 0.0,
         }
     }
 

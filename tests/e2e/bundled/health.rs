@@ -137,3 +137,54 @@ async fn a_call_cut_at_its_deadline_still_counts_the_requests_it_made() {
     assert_eq!(error_code(&answer), "deadline_exceeded", "{answer}");
     assert_eq!(answer["http_requests"], 1, "{answer}");
 }
+
+/// Three targets that accept the request and never answer, each bounded by
+/// `timeout_ms = 1500`, under a 4 s deadline: probed one after the other
+/// they would need 4.5 s and the call would fail with `deadline_exceeded`;
+/// probed at once, the call ends after one timeout with a verdict naming
+/// each silent target, and the one healthy target counted as healthy.
+#[tokio::test]
+async fn silent_targets_are_probed_at_once_and_each_named_within_the_deadline() {
+    let silent = || {
+        serve(Router::new().route(
+            "/ready",
+            get(|| async {
+                std::future::pending::<()>().await;
+                "never"
+            }),
+        ))
+    };
+    let quiet = [silent().await, silent().await, silent().await];
+    let healthy = target(StatusCode::OK).await;
+    let d = daemon_with("health", "http_health").await;
+    let mut origins: Vec<String> = quiet.iter().map(|a| origin(*a)).collect();
+    origins.push(origin(healthy));
+    d.grant(
+        "health",
+        json!({"allowed_hosts": origins, "limits": {"deadline_ms": 4000}}),
+    )
+    .await;
+    let mut targets: Vec<(&str, std::net::SocketAddr)> = vec![
+        ("web-1", quiet[0]),
+        ("web-2", quiet[1]),
+        ("web-3", quiet[2]),
+    ];
+    targets.push(("web-4", healthy));
+    let mut input = call(&targets);
+    input["context"]["parameters"]["timeout_ms"] = json!("1500");
+    let answer = d.invoke("health", input).await;
+    let v = verdict(&answer);
+    assert_eq!(v["status"], "fail", "{answer}");
+    let summary = v["summary"].as_str().unwrap();
+    for id in ["web-1", "web-2", "web-3"] {
+        assert!(
+            summary.contains(&format!(
+                "{id} request failed: timed out waiting for the answer"
+            )),
+            "{summary}"
+        );
+    }
+    assert_eq!(metric(v, "healthy"), Some(1.0), "{v}");
+    assert_eq!(metric(v, "web-4.status"), Some(200.0), "{v}");
+    assert_eq!(answer["http_requests"], 4, "{answer}");
+}

@@ -76,7 +76,11 @@ pub async fn component(language: Language) -> &'static Component {
         assert_eq!(first["status"], "ok", "{first:#}");
         let verdict = &first["output"]["verdict"];
         assert_eq!(verdict["status"], "error", "{first:#}");
-        assert_eq!(verdict["summary"], "the parameter `url` is missing");
+        let summary = verdict["summary"].as_str().unwrap_or_default();
+        assert!(
+            summary.starts_with("the parameter `url` is missing"),
+            "{first:#}"
+        );
         let kept = std::fs::read_dir(artifact_dir()).map_or(0, |d| d.count());
         assert!(
             kept > 0,

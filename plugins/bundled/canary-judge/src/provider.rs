@@ -297,6 +297,7 @@ mod tests {
             status,
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
+            received_ms: 0.0,
         }
     }
 

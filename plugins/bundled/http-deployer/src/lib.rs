@@ -84,7 +84,7 @@ enum Step {
 /// Whether a request failed on the way to the agent rather than being
 /// answered; the grant's refusal is an answer.
 fn unreachable(e: &http::HttpError) -> bool {
-    matches!(e, http::HttpError::Transport(why) if !why.contains("denied"))
+    e.is_timeout() || matches!(e, http::HttpError::Transport(why) if !why.contains("denied"))
 }
 
 /// What a failed request leaves a target at: unreachable, or finished with

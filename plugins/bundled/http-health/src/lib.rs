@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `path` | `/health` | the health endpoint on each target |
 //! | `scheme` | `http` | `http` or `https` |
-//! | `timeout_ms` | `2000` | per-request bound; a target that takes longer is unhealthy |
+//! | `timeout_ms` | `2000` | per-request bound; a target that takes longer is unhealthy; targets are probed at once, so the call takes about this long however many there are |
 //! | `expect_status` | any 2xx | comma-separated status codes that count as healthy |
 //! | `expect_body` | — | text the body must contain |
 //! | `max_latency_ms` | — | a slower answer counts as unhealthy |
@@ -94,16 +94,24 @@ impl Expect {
     }
 }
 
-fn probe(url: &str, timeout_ms: u64) -> Seen {
+/// Probes every URL at once, each bounded by `timeout_ms`: the call takes
+/// as long as the slowest target, not the sum of them all.
+fn probe_all(urls: &[String], timeout_ms: u64) -> Vec<Seen> {
     let started = time::monotonic_ms();
-    match http::Request::get(url).timeout_ms(timeout_ms).send() {
-        Ok(r) => Seen::Answer {
-            status: r.status,
-            body: r.text(),
-            latency_ms: time::monotonic_ms() - started,
-        },
-        Err(e) => Seen::NoAnswer(e.to_string()),
-    }
+    let requests = urls
+        .iter()
+        .map(|url| http::Request::get(url.as_str()).timeout_ms(timeout_ms));
+    http::send_all(requests)
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(r) => Seen::Answer {
+                status: r.status,
+                body: r.text(),
+                latency_ms: r.received_ms - started,
+            },
+            Err(e) => Seen::NoAnswer(e.to_string()),
+        })
+        .collect()
 }
 
 impl Check for HttpHealth {
@@ -119,9 +127,11 @@ impl Check for HttpHealth {
         let mut metrics = Vec::new();
         let mut unhealthy = Vec::new();
         let mut latency_max: f64 = 0.0;
-        for target in targets {
-            let url = format!("{scheme}://{}{}", target.address, with_slash(&path));
-            let seen = probe(&url, timeout_ms);
+        let urls: Vec<String> = targets
+            .iter()
+            .map(|t| format!("{scheme}://{}{}", t.address, with_slash(&path)))
+            .collect();
+        for (target, seen) in targets.iter().zip(probe_all(&urls, timeout_ms)) {
             let (status, latency) = match &seen {
                 Seen::Answer {
                     status, latency_ms, ..
