@@ -125,15 +125,14 @@ async fn a_javascript_check_is_tested_uploaded_granted_and_invoked() {
     author_flow(Language::JavaScript).await;
 }
 
-/// The Python example reading `/stats` on every target at once: three of
-/// five targets accept the request and never answer. Each is given 1.5 s
-/// under a 4 s deadline, so read one after the other they would use the
-/// deadline up (`deadline_exceeded`); read at once, the verdict stands on
-/// the two that answered and names the three as no data. The grant allows
-/// the release's targets, as the inventory lists them.
-#[tokio::test]
-async fn a_python_check_reads_every_target_at_once_and_reports_the_silent_ones_as_no_data() {
-    let c = component(Language::Python).await;
+/// An example reading `/stats` on every target at once: three of five
+/// targets accept the request and never answer. Each is given 1.5 s under
+/// a 4 s deadline, so read one after the other they would use the deadline
+/// up (`deadline_exceeded`); read at once, the verdict stands on the two
+/// that answered and names the three as no data. The grant allows the
+/// release's targets, as the inventory lists them.
+async fn every_target_at_once(language: Language) {
+    let c = component(language).await;
     let (one, two) = (Stats::start(1000, 10).await, Stats::start(1000, 30).await);
     let silent = || {
         crate::bundled::serve(axum::Router::new().route(
@@ -190,6 +189,16 @@ async fn a_python_check_reads_every_target_at_once_and_reports_the_silent_ones_a
     );
     assert_eq!(metric(v, "silent_targets"), Some(3.0), "{answer:#}");
     assert_eq!(answer["http_requests"], 5, "{answer:#}");
+}
+
+#[tokio::test]
+async fn a_python_check_reads_every_target_at_once_and_reports_the_silent_ones_as_no_data() {
+    every_target_at_once(Language::Python).await;
+}
+
+#[tokio::test]
+async fn a_javascript_check_reads_every_target_at_once_and_reports_the_silent_ones_as_no_data() {
+    every_target_at_once(Language::JavaScript).await;
 }
 
 /// A flow whose canary is verified by the Python check and whose rolling
