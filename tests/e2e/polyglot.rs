@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::support::polyglot::{
-    Component, Language, Stats, component, daemon, params, plugin_test,
+    Component, Language, Stats, build_source, component, daemon, params, plugin_test,
 };
 use crate::support::releases::{
     CLOCK_START_MS, Recorder, advance, apply_flow, put_environment, start_release, wait_for,
@@ -199,6 +199,64 @@ async fn a_python_check_reads_every_target_at_once_and_reports_the_silent_ones_a
 #[tokio::test]
 async fn a_javascript_check_reads_every_target_at_once_and_reports_the_silent_ones_as_no_data() {
     every_target_at_once(Language::JavaScript).await;
+}
+
+/// A check whose exception escapes `verify`, two calls deep, in each
+/// language: the error leads with the exception's own line and where it
+/// was raised, and its backtrace is the language's traceback, then the
+/// wasm frames.
+async fn an_escaped_exception(language: Language, file: &str, source: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file);
+    std::fs::write(&path, source).unwrap();
+    let bytes = build_source(language, &path).await;
+    let d = daemon("").await;
+    let (status, body) = d.upload("raiser", "1.0.0", bytes).await;
+    assert_eq!(status, 201, "{body}");
+    let answer = d.verify("raiser", json!({})).await;
+    assert_eq!(error_code(&answer), "trap", "{answer:#}");
+    answer["error"].clone()
+}
+
+#[tokio::test]
+async fn an_uncaught_python_exception_reads_as_its_traceback_last_line_first() {
+    let source = "from wit_world import exports\n\n\nclass Check(exports.Check):\n    \
+                  def verify(self, ctx, targets):\n        return helper(dict(ctx.parameters))\n\n\n\
+                  def helper(params):\n    return float(params[\"max_p99_ms\"])\n";
+    let error = an_escaped_exception(Language::Python, "raiser.py", source).await;
+    assert_eq!(
+        error["message"],
+        "the plugin raised KeyError: 'max_p99_ms' (raiser.py, line 10, in helper)",
+        "{error:#}"
+    );
+    let backtrace = error["backtrace"].as_str().unwrap();
+    assert!(
+        backtrace.starts_with(
+            "Traceback (most recent call last):\n  File \"raiser.py\", line 6, in verify\n  \
+             File \"raiser.py\", line 10, in helper\nKeyError: 'max_p99_ms'\n\nerror while executing at wasm backtrace:"
+        ),
+        "{backtrace}"
+    );
+}
+
+#[tokio::test]
+async fn an_uncaught_javascript_exception_reads_as_its_stack_last_line_first() {
+    let source = "export const check = {\n  async verify(ctx, targets) {\n    \
+                  return helper(Object.fromEntries(ctx.parameters));\n  },\n};\n\n\
+                  function helper(params) {\n  return params.max_p99_ms.trim();\n}\n";
+    let error = an_escaped_exception(Language::JavaScript, "raiser.js", source).await;
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the plugin raised ") && message.ends_with("(helper at raiser.js:8:3)"),
+        "{error:#}"
+    );
+    assert!(message.contains("max_p99_ms is undefined"), "{error:#}");
+    let backtrace = error["backtrace"].as_str().unwrap();
+    assert!(
+        backtrace.contains("Stack:\n  helper at raiser.js:8:3\n  verify at raiser.js:3:12\n\nerror while executing at wasm backtrace:"),
+        "{backtrace}"
+    );
+    assert!(!backtrace.contains("initializer.js"), "{backtrace}");
 }
 
 /// A flow whose canary is verified by the Python check and whose rolling

@@ -489,6 +489,23 @@ fn classify(
     }
     let overflowed = trap == Some(Trap::StackOverflow)
         || (trap == Some(Trap::MemoryOutOfBounds) && ran_below_address_zero(error));
+    // A Python or JavaScript exception: its own line first, where it was
+    // raised, then its traceback before the wasm frames.
+    if !overflowed
+        && (trap.is_some() || backtrace.is_some())
+        && let Some(raised) = super::traceback::raised(stderr)
+    {
+        let at = raised.at.map(|at| format!(" ({at})")).unwrap_or_default();
+        let frames = match backtrace {
+            Some(wasm) => format!("{}\n\n{wasm}", raised.traceback),
+            None => raised.traceback,
+        };
+        return fail(
+            ErrorKind::Trap,
+            format!("the plugin raised {}{at}", raised.exception),
+            Some(frames),
+        );
+    }
     match trap {
         Some(_) if overflowed => fail(
             ErrorKind::Trap,

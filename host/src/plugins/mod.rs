@@ -23,6 +23,7 @@ mod invoke;
 mod state;
 mod tape;
 pub mod tls;
+mod traceback;
 mod worlds;
 
 use std::path::PathBuf;

@@ -209,3 +209,46 @@ impl Stats {
 pub fn params(stats: &Stats) -> Value {
     json!({"url": stats.url(), "max_error_rate": "0.05"})
 }
+
+/// Builds `source` (a Python module or a JavaScript file, written by a
+/// test) into a check component with the example's pinned tool, which
+/// [`component`] has installed; returns its bytes.
+pub async fn build_source(language: Language, source: &Path) -> Vec<u8> {
+    component(language).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = source.parent().unwrap().to_path_buf();
+    let wasm = dir.join("check.wasm");
+    let world = "greenlight:plugin/check-plugin@0.2.0";
+    let mut command = match language {
+        Language::Python => {
+            let mut c = Command::new(target_dir().join("polyglot/venv/bin/componentize-py"));
+            c.arg("-d").arg(root.join("wit")).args(["-w", world]);
+            c.arg("componentize")
+                .arg(source.file_stem().unwrap())
+                .arg("-o")
+                .arg(&wasm);
+            c
+        }
+        Language::JavaScript => {
+            let mut c = Command::new(root.join("examples/js/node_modules/.bin/jco"));
+            c.arg("componentize").arg(source);
+            c.arg("--wit").arg(root.join("wit"));
+            c.args(["--world-name", world]).arg("-o").arg(&wasm);
+            c
+        }
+    };
+    command
+        .current_dir(&dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building {} failed: {}{}",
+        source.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&wasm).unwrap()
+}
