@@ -454,7 +454,11 @@ async fn test(server: &ServerArgs, args: TestArgs) -> anyhow::Result<()> {
         .validate(&options.limit_bounds())
         .map_err(anyhow::Error::msg)?;
     let runtime = Runtime::new(options, Arc::new(store), Arc::new(SystemClock))?;
-    let plugin = runtime.load(bytes.into()).await?;
+    let kept = match &runtime.options().artifact_dir {
+        Some(dir) => format!("kept in {} for next time", dir.display()),
+        None => "--artifact-dir DIR keeps it for next time".to_string(),
+    };
+    let plugin = with_progress(&file, bytes.len(), &kept, runtime.load(bytes.into())).await?;
     let call = request
         .into_call(plugin.kind())
         .map_err(|problems| anyhow::anyhow!(crate::domain::flow::join_errors(&problems)))?;
@@ -481,6 +485,48 @@ async fn test(server: &ServerArgs, args: TestArgs) -> anyhow::Result<()> {
     // The grant given on the command line is the one it ran under.
     response.grant_applied = true;
     report(Output::new(server.json), &Answer::local(response)?)
+}
+
+/// Waits for a component to load, saying on standard error what is taking
+/// the time once it takes more than a second (a Python or JavaScript
+/// component compiles for tens of seconds the first time), so that `--json`
+/// output stays one document.
+async fn with_progress<T>(
+    file: &Path,
+    size: usize,
+    kept: &str,
+    load: impl std::future::Future<Output = T>,
+) -> T {
+    use std::io::{IsTerminal, Write};
+    let started = std::time::Instant::now();
+    let name = file.display().to_string();
+    let terminal = std::io::stderr().is_terminal();
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    interval.tick().await;
+    tokio::pin!(load);
+    let mut seconds = 0u64;
+    let loaded = loop {
+        tokio::select! {
+            loaded = &mut load => break loaded,
+            _ = interval.tick() => seconds += 1,
+        }
+        let line = format!(
+            "compiling {name} ({:.1} MiB): {seconds} s; {kept}",
+            size as f64 / (1024.0 * 1024.0)
+        );
+        if terminal {
+            eprint!("\r{line}");
+            let _ = std::io::stderr().flush();
+        } else if seconds == 1 || seconds.is_multiple_of(10) {
+            eprintln!("{line}");
+        }
+    };
+    let took = started.elapsed();
+    if took >= std::time::Duration::from_secs(1) {
+        let back = if terminal { "\r\x1b[K" } else { "" };
+        eprintln!("{back}compiled {name} in {:.1} s", took.as_secs_f64());
+    }
+    loaded
 }
 
 async fn approve(

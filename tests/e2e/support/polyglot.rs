@@ -72,7 +72,17 @@ pub async fn component(language: Language) -> &'static Component {
         // artifacts. Without parameters the check cannot measure anything,
         // and says so in an error verdict rather than a pass.
         let started = Instant::now();
-        let first = plugin_test(&built.path, json!({}), json!({})).await;
+        let compiled_before = std::fs::read_dir(artifact_dir()).map_or(0, |d| d.count());
+        let (first, said) = plugin_test_saying(&built.path, json!({}), json!({})).await;
+        // Compiling takes seconds, and `plugin test` says what it is doing
+        // meanwhile (unless an earlier run kept the artifact).
+        if compiled_before == 0 {
+            assert!(
+                said.contains(&format!("compiling {}", built.path.display()))
+                    && said.contains(&format!("compiled {} in ", built.path.display())),
+                "{said}"
+            );
+        }
         assert_eq!(first["status"], "ok", "{first:#}");
         let verdict = &first["output"]["verdict"];
         assert_eq!(verdict["status"], "error", "{first:#}");
@@ -115,6 +125,11 @@ pub async fn daemon(config: &str) -> Daemon {
 /// Runs `greenlight plugin test --json` on a component with this input and
 /// grant, as a plugin author would before uploading it; returns its result.
 pub async fn plugin_test(path: &Path, input: Value, grant: Value) -> Value {
+    plugin_test_saying(path, input, grant).await.0
+}
+
+/// [`plugin_test`], with what it wrote on standard error.
+pub async fn plugin_test_saying(path: &Path, input: Value, grant: Value) -> (Value, String) {
     let scratch = tempfile::tempdir().unwrap();
     let (input_file, grant_file) = (
         scratch.path().join("input.json"),
@@ -139,7 +154,10 @@ pub async fn plugin_test(path: &Path, input: Value, grant: Value) -> Value {
         "plugin test failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("plugin test --json prints JSON")
+    (
+        serde_json::from_slice(&out.stdout).expect("plugin test --json prints JSON"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn build(language: Language) -> Component {
