@@ -11,7 +11,7 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use crate::clock::Clock;
 use crate::domain::flow::Rule;
 use crate::domain::grant::{Grant, GrantEdit, Origin};
-use crate::domain::plugin::{Call, ReleaseContext};
+use crate::domain::plugin::Call;
 use crate::plugins::{
     self, Denial, Fix, Invocation, InvokeError, LoadedPlugin, Runtime, Tape, Taped,
 };
@@ -321,6 +321,7 @@ impl Registry {
     /// Replaces a plugin's grant after checking it against the daemon's bounds.
     pub fn set_grant(&self, name: &str, grant: Grant) -> Result<Arc<Grant>, Error> {
         let _writing = self.grant_writes.lock().unwrap_or_else(|e| e.into_inner());
+        self.require_plugin(name)?;
         self.store_grant(name, grant)
     }
 
@@ -328,21 +329,27 @@ impl Registry {
     /// not name (secrets included), and checks the result as a new grant.
     pub fn edit_grant(&self, name: &str, edit: &GrantEdit) -> Result<Arc<Grant>, Error> {
         let _writing = self.grant_writes.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.store.has_plugin(name)? {
-            return Err(Error::NotFound(format!("no plugin named `{name}`")));
-        }
+        self.require_plugin(name)?;
         let grant = edit
             .apply(&self.store.grant(name)?)
             .map_err(Error::BadGrant)?;
         self.store_grant(name, grant)
     }
 
-    fn store_grant(&self, name: &str, grant: Grant) -> Result<Arc<Grant>, Error> {
-        // Whether the plugin exists is all that matters here; reading every
-        // version of a plugin with hundreds of them made grants slow.
-        if !self.store.has_plugin(name)? {
-            return Err(Error::NotFound(format!("no plugin named `{name}`")));
+    /// A not-found error unless a plugin of this name exists. Whether it
+    /// exists is all a grant needs; reading every version of a plugin with
+    /// hundreds of them made grants slow.
+    fn require_plugin(&self, name: &str) -> Result<(), Error> {
+        if self.store.has_plugin(name)? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("no plugin named `{name}`")))
         }
+    }
+
+    /// Checks a grant against the daemon's bounds and writes it; the caller
+    /// holds `grant_writes` and has checked that the plugin exists.
+    fn store_grant(&self, name: &str, grant: Grant) -> Result<Arc<Grant>, Error> {
         grant
             .limits
             .validate(&self.runtime.options().limit_bounds())
@@ -388,15 +395,17 @@ impl Registry {
 
     /// The target of the call's environment whose address a refused
     /// request went to, if it went to one.
-    fn target_at(&self, ctx: &ReleaseContext, denial: Option<&Denial>) -> Option<String> {
+    fn target_at(
+        &self,
+        application: &str,
+        environment: &str,
+        denial: Option<&Denial>,
+    ) -> Option<String> {
         let Some(Denial::NotGranted(origin)) = denial else {
             return None;
         };
         let origin = Origin::parse(origin).ok()?;
-        let environment = self
-            .store
-            .environment(&ctx.application, &ctx.environment)
-            .ok()??;
+        let environment = self.store.environment(application, environment).ok()??;
         environment
             .targets
             .into_iter()
@@ -511,8 +520,9 @@ impl Registry {
         call: Call,
         tape: Tape,
     ) -> Result<(Result<Invocation, InvokeError>, Taped), Error> {
-        let (plugin, approved) = match self.ready_and_approved(name, version) {
-            Some(plugin) => (plugin, true),
+        // The version that runs, as the store names it: `latest` resolved.
+        let (plugin, approved, resolved) = match self.ready_and_approved(name, version) {
+            Some(plugin) => (plugin, true, version.to_string()),
             None => {
                 let record = self.version(name, version)?;
                 let plugin = match self.ready(name, &record.version) {
@@ -523,7 +533,7 @@ impl Registry {
                 if approved {
                     self.remember_approved(name, &record.version);
                 }
-                (plugin, approved)
+                (plugin, approved, record.version)
             }
         };
         let grant = if approved {
@@ -531,23 +541,24 @@ impl Registry {
         } else {
             Arc::new(Grant::default())
         };
-        let ctx = call.context().clone();
+        // Where the call runs, to name the target a refused request went to.
+        let place = (
+            call.context().application.clone(),
+            call.context().environment.clone(),
+        );
         let (mut result, taped) = self
             .runtime
-            .invoke_taped(&plugin, name, grant.clone(), call, tape)
+            .invoke_taped(&plugin, name, grant, call, tape)
             .await;
         if let Err(e) = &mut result
             && e.denial.is_some()
         {
             let fix = if approved {
                 Fix::Daemon {
-                    release_targets: grant.release_targets,
-                    target: self.target_at(&ctx, e.denial.as_deref()),
+                    target: self.target_at(&place.0, &place.1, e.denial.as_deref()),
                 }
             } else {
-                Fix::Unapproved {
-                    version: self.version(name, version)?.version,
-                }
+                Fix::Unapproved { version: resolved }
             };
             e.name_fix(name, &fix);
         }

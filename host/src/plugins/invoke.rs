@@ -83,10 +83,7 @@ pub struct InvokeError {
 pub enum Fix {
     /// In the daemon, under the plugin's grant. `target` names the target
     /// of the release whose address the refused origin is, if it is one.
-    Daemon {
-        release_targets: bool,
-        target: Option<String>,
-    },
+    Daemon { target: Option<String> },
     /// In the daemon, as a version no admin approved: with the empty grant.
     Unapproved { version: String },
     /// In `greenlight plugin test`, under the grant file it was given.
