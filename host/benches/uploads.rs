@@ -6,9 +6,11 @@
 //! turns), in one run. Prints the growth of each and the ratio of eight to
 //! one.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
+mod process;
+
+use process::Daemon;
 
 const CONCURRENT: usize = 8;
 const LIMIT_BYTES: usize = 64 * 1024 * 1024;
@@ -38,93 +40,48 @@ fn padded_component() -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-struct Daemon {
-    child: Child,
-    base: String,
-    token: String,
-    _scratch: tempfile::TempDir,
+/// A daemon whose uploads take `max_concurrent_uploads` turns.
+fn daemon(max_concurrent_uploads: u32) -> anyhow::Result<Daemon> {
+    Daemon::start(&format!(
+        "[plugins]\nmax_concurrent_uploads = {max_concurrent_uploads}\n"
+    ))
 }
 
-impl Daemon {
-    fn start(max_concurrent_uploads: u32) -> anyhow::Result<Daemon> {
-        let scratch = tempfile::tempdir()?;
-        let data = scratch.path().join("data");
-        let config = scratch.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!("[plugins]\nmax_concurrent_uploads = {max_concurrent_uploads}\n"),
-        )?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&data)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut base = None;
-        for line in BufReader::new(stdout).lines() {
-            if let Some(addr) = line?.strip_prefix("listening on ") {
-                base = Some(addr.to_string());
-                break;
-            }
-        }
-        let base = base.ok_or_else(|| anyhow::anyhow!("the daemon did not start"))?;
-        let token = std::fs::read_to_string(data.join("admin-token"))?
-            .trim()
-            .to_string();
-        Ok(Daemon {
-            child,
-            base,
-            token,
-            _scratch: scratch,
-        })
-    }
-
-    /// A line of the daemon's /proc status, in KiB.
-    fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("no {field} in /proc status"))
-    }
-
-    /// Peak resident memory grown by `uploads` uploads sent at once, MiB.
-    async fn growth(&self, component: &[u8], uploads: usize) -> anyhow::Result<f64> {
-        let before = self.status_kib("VmRSS:")?;
-        let http = reqwest::Client::new();
-        let mut sends = Vec::new();
-        for i in 0..uploads {
-            let request = http
-                .post(format!(
-                    "{}/api/v1/plugins?name=big{i}&version=1.0.0",
-                    self.base
-                ))
-                .bearer_auth(&self.token)
-                .body(component.to_vec());
-            sends.push(tokio::spawn(async move {
-                let response = request.send().await?;
-                let status = response.status();
-                anyhow::ensure!(status.is_success(), "{status}: {}", response.text().await?);
-                anyhow::Ok(())
-            }));
-        }
-        for send in sends {
-            send.await??;
-        }
-        let peak = self.status_kib("VmHWM:")?;
-        Ok(peak.saturating_sub(before) as f64 / 1024.0)
-    }
+/// A line of the daemon's /proc status, in KiB.
+fn status_kib(daemon: &Daemon, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id()))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc status"))
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Peak resident memory grown by `uploads` uploads sent at once, MiB.
+async fn growth(daemon: &Daemon, component: &[u8], uploads: usize) -> anyhow::Result<f64> {
+    let before = status_kib(daemon, "VmRSS:")?;
+    let http = reqwest::Client::new();
+    let mut sends = Vec::new();
+    for i in 0..uploads {
+        let request = http
+            .post(format!(
+                "{}/api/v1/plugins?name=big{i}&version=1.0.0",
+                daemon.base
+            ))
+            .bearer_auth(&daemon.token)
+            .body(component.to_vec());
+        sends.push(tokio::spawn(async move {
+            let response = request.send().await?;
+            let status = response.status();
+            anyhow::ensure!(status.is_success(), "{status}: {}", response.text().await?);
+            anyhow::Ok(())
+        }));
     }
+    for send in sends {
+        send.await??;
+    }
+    let peak = status_kib(daemon, "VmHWM:")?;
+    Ok(peak.saturating_sub(before) as f64 / 1024.0)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -146,8 +103,8 @@ async fn run() -> anyhow::Result<()> {
         "max_concurrent_uploads", "1 upload", "8 at once", "ratio"
     );
     for turns in [2, CONCURRENT as u32] {
-        let one = Daemon::start(turns)?.growth(&component, 1).await?;
-        let many = Daemon::start(turns)?.growth(&component, CONCURRENT).await?;
+        let one = growth(&daemon(turns)?, &component, 1).await?;
+        let many = growth(&daemon(turns)?, &component, CONCURRENT).await?;
         println!(
             "  {:<28} {:>7.0} MiB {:>8.0} MiB {:>8.2}",
             turns,

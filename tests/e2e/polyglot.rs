@@ -125,6 +125,46 @@ async fn a_javascript_check_is_tested_uploaded_granted_and_invoked() {
     author_flow(Language::JavaScript).await;
 }
 
+/// A large component uploaded to a daemon that has never compiled it is
+/// compiled quickly and answers at once, while its optimised code is
+/// compiled in the background; a call made meanwhile gives the same verdict
+/// the optimised code gives (the other tests, on shared artifacts).
+async fn answers_right_after_upload(language: Language) {
+    let c = component(language).await;
+    let stats = Stats::start(1000, 12).await;
+    // Its own data directory: nothing compiled before.
+    let d = Daemon::start().await;
+    upload(&d, "budget", c).await;
+    let (_, runtime) = d
+        .send(d.request(reqwest::Method::GET, "/api/v1/runtime"))
+        .await;
+    assert_eq!(runtime["quick_compiles"], 1, "{runtime}");
+    assert_eq!(
+        runtime["optimising"].as_u64().unwrap() + runtime["optimised"].as_u64().unwrap(),
+        1,
+        "{runtime}"
+    );
+    d.grant("budget", json!({"allowed_hosts": [stats.origin]}))
+        .await;
+    let passed = d.verify("budget", params(&stats)).await;
+    let v = verdict(&passed);
+    assert_eq!(
+        v["summary"], "error_rate 1.20% <= 5.00% over 1000 requests",
+        "{passed:#}"
+    );
+    d.assert_healthy().await;
+}
+
+#[tokio::test]
+async fn a_python_check_answers_right_after_its_upload() {
+    answers_right_after_upload(Language::Python).await;
+}
+
+#[tokio::test]
+async fn a_javascript_check_answers_right_after_its_upload() {
+    answers_right_after_upload(Language::JavaScript).await;
+}
+
 /// An example reading `/stats` on every target at once: three of five
 /// targets accept the request and never answer. Each is given 1.5 s under
 /// a 4 s deadline, so read one after the other they would use the deadline

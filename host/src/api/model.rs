@@ -320,9 +320,19 @@ pub struct OwnersDto {
 /// Runtime counters.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RuntimeDto {
+    /// Compiles answered from the artifact cache.
     pub artifact_cache_hits: u64,
+    /// Compiles done for want of a cached artifact.
     pub artifact_cache_misses: u64,
+    /// Invocations running now.
     pub in_flight: u64,
+    /// Large components compiled quickly first, to be served at once.
+    pub quick_compiles: u64,
+    /// Quickly compiled components whose optimised code is being compiled
+    /// in the background or waits its turn.
+    pub optimising: u64,
+    /// Quickly compiled components now running their optimised code.
+    pub optimised: u64,
 }
 
 /// A target, as given to a plugin.

@@ -377,5 +377,8 @@ pub async fn runtime(State(state): State<AppState>, _caller: Caller) -> Json<Run
         artifact_cache_hits: s.artifact_cache_hits,
         artifact_cache_misses: s.artifact_cache_misses,
         in_flight: s.in_flight,
+        quick_compiles: s.quick_compiles,
+        optimising: s.optimising,
+        optimised: s.optimised,
     })
 }

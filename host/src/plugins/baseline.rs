@@ -49,7 +49,7 @@ impl RawCheck {
     /// use them.
     pub fn new(runtime: &Runtime, bytes: &[u8]) -> Result<RawCheck, Error> {
         let err = |e: wasmtime::Error| Error::Invalid(format!("{e:#}"));
-        let engine = &runtime.inner.engine;
+        let engine = &runtime.inner.optimising.engine;
         let component = Component::new(engine, bytes).map_err(err)?;
         let mut linker = Linker::<RawState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;

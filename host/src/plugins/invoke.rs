@@ -256,7 +256,10 @@ impl Runtime {
             dropped_logs: 0,
             deadline,
         };
-        let mut store = Store::new(&inner.engine, state);
+        // A call runs to its end on the code it started on, even if the
+        // optimised code takes over meanwhile.
+        let code = plugin.code();
+        let mut store = Store::new(&code.engine, state);
         store.limiter(|s| &mut s.memory);
         store.set_epoch_deadline(1);
         // At every tick the plugin yields to other tasks; past its deadline
@@ -271,7 +274,7 @@ impl Runtime {
 
         let result = tokio::time::timeout_at(
             tokio::time::Instant::from_std(deadline),
-            plugin.pre.dispatch(&mut store, call),
+            code.pre.dispatch(&mut store, call),
         )
         .await;
         let duration = started.elapsed();

@@ -22,6 +22,7 @@ mod inspect;
 mod invoke;
 mod state;
 mod tape;
+mod tiers;
 pub mod tls;
 mod traceback;
 mod worlds;
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
@@ -45,6 +46,8 @@ pub use http::Denial;
 pub use invoke::{ErrorKind, Fix, Invocation, InvokeError};
 use state::InvocationState;
 pub use tape::{Tape, Taped};
+pub use tiers::Tier;
+use tiers::{Compiler, Job, Large, Markers, Optimiser, Role, Slot, TierCounters};
 
 /// The plugin runtime's settings, from the `[plugins]` table of the config.
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +99,18 @@ pub struct Options {
     pub kv_quota_mib: u64,
     /// Where compiled artifacts are kept; none means compile every time.
     pub artifact_dir: Option<PathBuf>,
+    /// Components at least this large (most built from Python or
+    /// JavaScript) are compiled first by wasmtime's baseline compiler, about
+    /// ten times faster, and served at once; the optimised code is compiled
+    /// in the background and takes over when ready. 0 compiles every
+    /// component quickly first.
+    pub quick_compile_above_kib: u64,
+    /// Whether a large component is compiled quickly first at all.
+    pub quick_compile: bool,
+    /// Whether quickly compiled code is then compiled optimised in the
+    /// background. A one-off local test does not need it.
+    #[serde(skip)]
+    pub optimise_after_quick: bool,
 }
 
 impl Default for Options {
@@ -120,6 +135,9 @@ impl Default for Options {
             stack_keep_resident_kib: 128,
             kv_quota_mib: 64,
             artifact_dir: None,
+            quick_compile_above_kib: 4 * 1024,
+            quick_compile: true,
+            optimise_after_quick: true,
         }
     }
 }
@@ -224,13 +242,14 @@ pub enum KvRefusal {
     Unavailable(String),
 }
 
-/// A compiled, validated plugin ready to be invoked; cheap to clone.
+/// A compiled, validated plugin ready to be invoked; cheap to clone. Its
+/// clones share its code, which moves from quick to optimised once.
 #[derive(Clone)]
 pub struct LoadedPlugin {
     kind: PluginKind,
     imports: Arc<[String]>,
     stack_bytes: Option<u64>,
-    pre: worlds::KindPre,
+    code: Arc<Slot>,
 }
 
 impl LoadedPlugin {
@@ -268,11 +287,23 @@ pub struct RuntimeStats {
     pub artifact_cache_misses: u64,
     /// Invocations running now.
     pub in_flight: u64,
+    /// Components compiled quickly first.
+    pub quick_compiles: u64,
+    /// Quickly compiled components whose optimised code is being compiled
+    /// or waits its turn.
+    pub optimising: u64,
+    /// Quickly compiled components now running their optimised code.
+    pub optimised: u64,
 }
 
 struct Inner {
-    engine: Engine,
-    linker: Linker<InvocationState>,
+    /// The optimising compiler of small components (and of all, when large
+    /// ones are not compiled quickly first).
+    optimising: Compiler,
+    /// The compilers of large components, when they are compiled quickly
+    /// first.
+    large: Option<Large>,
+    tiers: Arc<TierCounters>,
     options: Options,
     kv: Arc<dyn KvBackend>,
     clock: Arc<dyn Clock>,
@@ -313,20 +344,21 @@ impl Runtime {
                 )));
             }
         }
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
-        if options.pooling {
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(
-                &options,
-            )));
-        }
         let cache = match &options.artifact_dir {
             Some(dir) => {
                 // wasmtime's cache takes only an absolute directory; a
                 // relative one is taken from where the process started.
                 let dir = std::path::absolute(dir)
                     .map_err(|e| Error::Setup(format!("cannot resolve {}: {e}", dir.display())))?;
+                // wasmtime's cache removes whatever it does not recognise
+                // in its directory, so it has one of its own, beside the
+                // markers of optimised artifacts. Its artifacts used to lie
+                // at the top; they are compiled again, once.
+                let old = dir.join("modules");
+                if old.is_dir() {
+                    let _ = std::fs::remove_dir_all(&old);
+                }
+                let dir = dir.join("cache");
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| Error::Setup(format!("cannot create {}: {e}", dir.display())))?;
                 let mut cache_config = CacheConfig::new();
@@ -335,19 +367,27 @@ impl Runtime {
             }
             None => None,
         };
-        config.cache(cache.clone());
-        let engine = Engine::new(&config).map_err(setup)?;
-        let linker = build_linker(&engine).map_err(setup)?;
+        let optimising = compiler(&options, cache.clone(), Role::Optimising).map_err(setup)?;
+        let tiers = Arc::new(TierCounters::default());
+        let large = match options.quick_compile {
+            true => large_compilers(&options, cache.clone(), &tiers)?,
+            false => None,
+        };
         let ticker_stop = Arc::new(AtomicBool::new(false));
+        let engines = std::iter::once(&optimising)
+            .chain(large.iter().flat_map(|l| [&l.quick, &l.background]))
+            .map(|c| c.engine.clone())
+            .collect();
         spawn_ticker(
-            engine.clone(),
+            engines,
             Duration::from_millis(options.epoch_tick_ms.max(1)),
             ticker_stop.clone(),
         )?;
         Ok(Runtime {
             inner: Arc::new(Inner {
-                engine,
-                linker,
+                optimising,
+                large,
+                tiers,
                 permits: Semaphore::new(options.max_concurrent_invocations as usize),
                 options,
                 kv,
@@ -377,39 +417,52 @@ impl Runtime {
     }
 
     /// Validates and compiles a component, or loads its compiled artifact.
-    /// Blocking and CPU-heavy: call it from a blocking thread
-    /// ([`Runtime::load`] does).
-    pub fn load_blocking(&self, bytes: &[u8]) -> Result<LoadedPlugin, Error> {
-        self.precheck_bytes(bytes)?;
-        let engine = &self.inner.engine;
-        let component =
-            Component::new(engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")))?;
-        let (kind, version) = inspect::detect_kind(engine, &component)?;
-        let imports = inspect::check_imports(engine, &component, version)?;
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| Error::Unlinkable(format!("{e:#}")))?;
-        let pre = worlds::KindPre::new(kind, version, instance_pre).map_err(|e| {
-            Error::WorldMismatch {
-                kind,
-                message: format!("{e:#}"),
+    /// A large component is compiled quickly first and optimised in the
+    /// background (see [`tiers`]). Blocking and CPU-heavy: call it from a
+    /// blocking thread ([`Runtime::load`] does).
+    pub fn load_blocking(&self, bytes: Arc<[u8]>) -> Result<LoadedPlugin, Error> {
+        self.precheck_bytes(&bytes)?;
+        let inner = &self.inner;
+        let is_large =
+            bytes.len() as u64 >= inner.options.quick_compile_above_kib.saturating_mul(1024);
+        let Some(large) = inner.large.as_ref().filter(|_| is_large) else {
+            return Ok(loaded(inner.optimising.compile(&bytes)?, &bytes));
+        };
+        let marker = large.markers.as_ref().map(|m| m.of(&bytes));
+        // Optimised before: its artifact is read from the cache.
+        if marker.as_ref().is_some_and(|m| m.exists()) {
+            return Ok(loaded(large.background.compile(&bytes)?, &bytes));
+        }
+        let compiled = match large.quick.compile(&bytes) {
+            Ok(compiled) => compiled,
+            // A component the baseline compiler cannot take (a proposal it
+            // lacks) is compiled optimised at once.
+            Err(e) => {
+                tracing::info!(error = %e, "The quick compiler refused a component; compiling it optimised.");
+                return Ok(loaded(inner.optimising.compile(&bytes)?, &bytes));
             }
-        })?;
-        Ok(LoadedPlugin {
-            kind,
-            imports: imports.into(),
-            stack_bytes: inspect::stack_bytes(bytes),
-            pre,
-        })
+        };
+        inner.tiers.quick_compiles.fetch_add(1, Ordering::Relaxed);
+        let (kind, version) = (compiled.kind, compiled.version);
+        let plugin = loaded(compiled, &bytes);
+        if let Some(optimiser) = &large.optimiser {
+            let job = Job {
+                bytes,
+                kind,
+                version,
+                slot: Arc::downgrade(&plugin.code),
+                marker,
+            };
+            optimiser.queue(job, &inner.tiers);
+        }
+        Ok(plugin)
     }
 
     /// Validates and compiles a component on a blocking thread, so the
     /// daemon keeps serving while a large component compiles.
     pub async fn load(&self, bytes: Arc<[u8]>) -> Result<LoadedPlugin, Error> {
         let runtime = self.clone();
-        tokio::task::spawn_blocking(move || runtime.load_blocking(&bytes))
+        tokio::task::spawn_blocking(move || runtime.load_blocking(bytes))
             .await
             .map_err(|e| Error::Setup(format!("the compile task failed: {e}")))?
     }
@@ -421,6 +474,9 @@ impl Runtime {
             artifact_cache_hits: cache.map_or(0, |c| c.cache_hits() as u64),
             artifact_cache_misses: cache.map_or(0, |c| c.cache_misses() as u64),
             in_flight: self.inner.in_flight.load(Ordering::Relaxed),
+            quick_compiles: self.inner.tiers.quick_compiles.load(Ordering::Relaxed),
+            optimising: self.inner.tiers.optimising.load(Ordering::Relaxed),
+            optimised: self.inner.tiers.optimised.load(Ordering::Relaxed),
         }
     }
 }
@@ -477,6 +533,86 @@ fn pooling_config(options: &Options) -> PoolingAllocationConfig {
     pool
 }
 
+/// A plugin loaded from what a compiler made of `bytes`.
+fn loaded(compiled: tiers::Compiled, bytes: &[u8]) -> LoadedPlugin {
+    LoadedPlugin {
+        kind: compiled.kind,
+        imports: compiled.imports.into(),
+        stack_bytes: inspect::stack_bytes(bytes),
+        code: Arc::new(Slot::new(Arc::new(compiled.code))),
+    }
+}
+
+/// An engine and linker for one role. Every engine interrupts at epochs.
+/// Only the engine of small components pools instances: large ones are few,
+/// and pools reserve address space for every slot.
+fn compiler(options: &Options, cache: Option<Cache>, role: Role) -> wasmtime::Result<Compiler> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    config.cache(cache);
+    match role {
+        Role::Optimising if options.pooling => {
+            config
+                .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(options)));
+        }
+        Role::Optimising => {}
+        Role::Quick => {
+            config.strategy(wasmtime::Strategy::Winch);
+        }
+        // One thread, at low priority, so that serving goes first.
+        Role::Background => {
+            config.parallel_compilation(false);
+        }
+    }
+    let engine = Engine::new(&config)?;
+    let linker = build_linker(&engine)?;
+    Ok(Compiler {
+        engine,
+        linker,
+        tier: role.tier(),
+    })
+}
+
+/// The compilers of large components, where wasmtime has a baseline
+/// compiler for this machine. Quick code is cached only where it is the
+/// last code: a daemon keeps the optimised artifact instead, and writing
+/// the quick one would only delay the first call.
+fn large_compilers(
+    options: &Options,
+    cache: Option<Cache>,
+    tiers: &Arc<TierCounters>,
+) -> Result<Option<Large>, Error> {
+    let setup = |e: wasmtime::Error| Error::Setup(e.to_string());
+    let quick_cache = cache.clone().filter(|_| !options.optimise_after_quick);
+    let quick = match compiler(options, quick_cache, Role::Quick) {
+        Ok(quick) => quick,
+        Err(e) => {
+            tracing::warn!(error = %e, "No baseline compiler here; every component is compiled optimised.");
+            return Ok(None);
+        }
+    };
+    let background = compiler(options, cache, Role::Background).map_err(setup)?;
+    let markers = options
+        .artifact_dir
+        .as_deref()
+        .map(|dir| Markers::new(dir, &background.engine));
+    let optimiser = match options.optimise_after_quick {
+        true => Some(Optimiser::start(
+            background.clone(),
+            markers.clone(),
+            tiers.clone(),
+        )?),
+        false => None,
+    };
+    Ok(Some(Large {
+        quick,
+        background,
+        optimiser,
+        markers,
+    }))
+}
+
 /// The linker every plugin is instantiated with: the whole WASI 0.2 set and
 /// `wasi:http` (components built from Python and JavaScript import them
 /// even when unused; the empty `WasiCtx` denies what they would reach) plus
@@ -499,14 +635,17 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<InvocationState>> {
     Ok(linker)
 }
 
-/// Advances the engine's epoch on a plain thread until the runtime is dropped.
-fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result<(), Error> {
+/// Advances the engines' epoch on a plain thread until the runtime is
+/// dropped.
+fn spawn_ticker(engines: Vec<Engine>, tick: Duration, stop: Arc<AtomicBool>) -> Result<(), Error> {
     std::thread::Builder::new()
         .name("greenlight-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(tick);
-                engine.increment_epoch();
+                for engine in &engines {
+                    engine.increment_epoch();
+                }
             }
         })
         .map(drop)
