@@ -38,6 +38,7 @@ mod secrets;
 mod session;
 mod stream_access;
 mod support;
+mod templates;
 mod trains;
 mod ui;
 mod ui_actions;

@@ -11,8 +11,8 @@ use crate::support::polyglot::{
     Component, Language, Stats, build_source, component, daemon, params, plugin_test,
 };
 use crate::support::releases::{
-    CLOCK_START_MS, Recorder, advance, apply_flow, put_environment, start_release, wait_for,
-    wait_status,
+    CLOCK_START_MS, Recorder, advance, apply_flow, canary_and_rolling_flow, put_environment,
+    release_past_the_bake, start_release, verdicts_of, wait_for, wait_status,
 };
 use crate::support::{Daemon, error_code, verdict};
 
@@ -302,31 +302,17 @@ async fn an_uncaught_javascript_exception_reads_as_its_stack_last_line_first() {
 /// A flow whose canary is verified by the Python check and whose rolling
 /// batches are verified by the JavaScript one.
 fn polyglot_flow(recorder: &Recorder, stats: &Stats) -> String {
-    format!(
-        r#"
-name = "polyglot"
-version = 1
-
-[[stages]]
-name = "canary"
-kind = "deploy"
-strategy = "canary"
-deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
-count = 1
-bake = "10m"
-check_interval = "5m"
-checks = [{{ plugin = "py-budget", params = {{ url = "{stats}", max_error_rate = "0.05" }} }}]
-
-[[stages]]
-name = "rollout"
-kind = "deploy"
-strategy = "rolling"
-deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
-batch = "50%"
-checks = [{{ plugin = "js-budget", params = {{ url = "{stats}", max_error_rate = "0.05" }} }}]
-"#,
-        origin = recorder.origin(),
-        stats = stats.url(),
+    let checks = |plugin: &str| {
+        format!(
+            r#"checks = [{{ plugin = "{plugin}", params = {{ url = "{}", max_error_rate = "0.05" }} }}]"#,
+            stats.url()
+        )
+    };
+    canary_and_rolling_flow(
+        "polyglot",
+        recorder,
+        &checks("py-budget"),
+        &checks("js-budget"),
     )
 }
 
@@ -363,17 +349,8 @@ async fn python_and_javascript_checks_gate_a_release() {
 
     // A healthy service: the Python check passes the canary's bake and the
     // JavaScript check passes every batch.
-    let id = start_release(&d, "shop", "prod", "2.0.0", "polyglot").await;
-    wait_for(&d, &id, "the canary bake", |r| {
-        !r["next_check_ms"].is_null()
-    })
-    .await;
-    advance(&d, 10 * MINUTE).await;
-    let done = wait_status(&d, &id, "succeeded").await;
-    let verdicts = done["verdicts"].as_array().unwrap();
-    let of_stage =
-        |stage: &str| -> Vec<&Value> { verdicts.iter().filter(|o| o["stage"] == stage).collect() };
-    let (canary, rollout) = (of_stage("canary"), of_stage("rollout"));
+    let done = release_past_the_bake(&d, "2.0.0", "polyglot").await;
+    let (canary, rollout) = (verdicts_of(&done, "canary"), verdicts_of(&done, "rollout"));
     assert!(
         canary.len() >= 2 && canary.iter().all(|v| v["check"] == "py-budget@1.0.0"),
         "{done:#}"

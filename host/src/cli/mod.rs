@@ -15,6 +15,7 @@ mod schedule;
 mod secrets;
 mod serve;
 mod sse;
+mod template;
 mod token;
 
 use clap::{Parser, Subcommand};

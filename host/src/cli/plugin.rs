@@ -19,6 +19,21 @@ use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Start a plugin project from a template: it builds as it is, and its
+    /// README says how, then how to test, upload and use it.
+    New {
+        /// The plugin's name (and the project's folder).
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum)]
+        lang: super::template::Lang,
+        /// The plugin world it implements.
+        #[arg(long, value_enum, default_value = "check")]
+        world: super::template::World,
+        /// Where to write the project (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Upload a component to the daemon.
     Push {
         /// The `.wasm` component.
@@ -240,6 +255,12 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(
 
 pub async fn run(cmd: PluginCommand, server: &ServerArgs) -> anyhow::Result<()> {
     match cmd {
+        PluginCommand::New {
+            name,
+            lang,
+            world,
+            dir,
+        } => new(&name, lang, world, dir),
         PluginCommand::Push {
             file,
             name,
@@ -424,6 +445,24 @@ async fn invoke(server: &ServerArgs, plugin: &str, input: Option<&PathBuf>) -> a
         )
         .await?;
     report(client.output(), &answer)
+}
+
+/// Writes a project from a template and says what is next.
+fn new(
+    name: &str,
+    lang: super::template::Lang,
+    world: super::template::World,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let written = super::template::write(&dir, lang, world, name)?;
+    println!(
+        "wrote {} files into {}: see {} for how to build, test and upload it",
+        written.len(),
+        dir.display(),
+        dir.join("README.md").display()
+    );
+    Ok(())
 }
 
 /// Runs a component locally, without a daemon, in the same sandbox.

@@ -460,3 +460,58 @@ pub async fn journal_details(d: &Daemon, id: &str) -> Vec<(String, Value)> {
         .map(|e| (e["kind"].as_str().unwrap().to_string(), e["detail"].clone()))
         .collect()
 }
+
+/// A flow of a canary (one target, baked 10 minutes and checked every 5)
+/// and a rolling stage of 50% batches, both deployed by the fixture
+/// deployer uploaded as `agent` and recording to `recorder`, each stage with
+/// its `checks = [...]` line.
+pub fn canary_and_rolling_flow(
+    name: &str,
+    recorder: &Recorder,
+    canary_checks: &str,
+    rolling_checks: &str,
+) -> String {
+    format!(
+        r#"
+name = "{name}"
+version = 1
+
+[[stages]]
+name = "canary"
+kind = "deploy"
+strategy = "canary"
+deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
+count = 1
+bake = "10m"
+check_interval = "5m"
+{canary_checks}
+
+[[stages]]
+name = "rollout"
+kind = "deploy"
+strategy = "rolling"
+deployer = {{ plugin = "agent", params = {{ record-url = "{origin}/calls" }} }}
+batch = "50%"
+{rolling_checks}
+"#,
+        origin = recorder.origin(),
+    )
+}
+
+/// Releases `version` of shop/prod with a [`canary_and_rolling_flow`],
+/// lets the canary's bake pass on the manual clock and waits for the
+/// release to succeed; answers it.
+pub async fn release_past_the_bake(d: &Daemon, version: &str, flow: &str) -> Value {
+    let id = start_release(d, "shop", "prod", version, flow).await;
+    wait_for(d, &id, "the canary bake", |r| !r["next_check_ms"].is_null()).await;
+    advance(d, 10 * 60_000).await;
+    wait_status(d, &id, "succeeded").await
+}
+
+/// The verdicts a release recorded in one stage.
+pub fn verdicts_of<'a>(release: &'a Value, stage: &str) -> Vec<&'a Value> {
+    release["verdicts"]
+        .as_array()
+        .map(|all| all.iter().filter(|v| v["stage"] == stage).collect())
+        .unwrap_or_default()
+}
