@@ -39,15 +39,6 @@ pub enum Tier {
     Optimised,
 }
 
-impl Tier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Quick => "quick",
-            Tier::Optimised => "optimised",
-        }
-    }
-}
-
 /// A plugin's code at one tier: its pre-linked instance and the engine that
 /// compiled it, which every store it runs in must come from.
 pub(super) struct Code {
@@ -108,18 +99,11 @@ impl Compiler {
     /// Compiles a component (or reads its artifact), checks its world and
     /// imports, and pre-links it.
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, Error> {
-        let engine = &self.engine;
-        let component =
-            Component::new(engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")))?;
-        let (kind, version) = inspect::detect_kind(engine, &component)?;
-        let imports = inspect::check_imports(engine, &component, version)?;
-        let pre = self.link(&component, kind, version)?;
+        let component = self.component(bytes)?;
+        let (kind, version) = inspect::detect_kind(&self.engine, &component)?;
+        let imports = inspect::check_imports(&self.engine, &component, version)?;
         Ok(Compiled {
-            code: Code {
-                engine: engine.clone(),
-                pre,
-                tier: self.tier,
-            },
+            code: self.link(&component, kind, version)?,
             kind,
             version,
             imports,
@@ -133,28 +117,33 @@ impl Compiler {
         kind: PluginKind,
         version: InterfaceVersion,
     ) -> Result<Code, Error> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")))?;
-        Ok(Code {
-            engine: self.engine.clone(),
-            pre: self.link(&component, kind, version)?,
-            tier: self.tier,
-        })
+        self.link(&self.component(bytes)?, kind, version)
     }
 
+    /// Compiles a component, or reads its artifact from the cache.
+    fn component(&self, bytes: &[u8]) -> Result<Component, Error> {
+        Component::new(&self.engine, bytes).map_err(|e| Error::Invalid(format!("{e:#}")))
+    }
+
+    /// Pre-links a component as the world it was found to implement.
     fn link(
         &self,
         component: &Component,
         kind: PluginKind,
         version: InterfaceVersion,
-    ) -> Result<KindPre, Error> {
+    ) -> Result<Code, Error> {
         let instance_pre = self
             .linker
             .instantiate_pre(component)
             .map_err(|e| Error::Unlinkable(format!("{e:#}")))?;
-        KindPre::new(kind, version, instance_pre).map_err(|e| Error::WorldMismatch {
+        let pre = KindPre::new(kind, version, instance_pre).map_err(|e| Error::WorldMismatch {
             kind,
             message: format!("{e:#}"),
+        })?;
+        Ok(Code {
+            engine: self.engine.clone(),
+            pre,
+            tier: self.tier,
         })
     }
 }
