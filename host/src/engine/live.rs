@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, Notify};
 
@@ -17,6 +17,9 @@ pub(super) struct Live {
     pub(super) spec: Arc<ReleaseSpec>,
     pub(super) state: Mutex<State>,
     pub(super) wake: Notify,
+    /// Whether a task drives the release. At most one does: two would both
+    /// carry out the work the state asks for, calling the deployer twice.
+    driving: AtomicBool,
     /// The newest durable state a reader was given or a flush made durable.
     /// Readers that find `state` locked by a commit in flight are served
     /// this copy instead of waiting for the flush.
@@ -47,10 +50,25 @@ impl Live {
             spec: Arc::new(spec),
             state: Mutex::new(state),
             wake: Notify::new(),
+            driving: AtomicBool::new(false),
             last_read: std::sync::Mutex::new(None),
             unannounced: std::sync::Mutex::new(VecDeque::new()),
             newest: AtomicU64::new(0),
         }
+    }
+
+    /// Claims the driving of the release: true for the one caller that is
+    /// to start a driver, false while a driver runs.
+    pub(super) fn claim_driving(&self) -> bool {
+        !self.driving.swap(true, Ordering::SeqCst)
+    }
+
+    /// Gives the driving up. The driver calls it holding the state lock,
+    /// having seen the release finished: a command that revives the release
+    /// later finds no driver and starts one, and one that revived it before
+    /// left work the driver saw.
+    pub(super) fn stop_driving(&self) {
+        self.driving.store(false, Ordering::SeqCst);
     }
 
     /// Records a commit just written under `ticket`, with `state` as it

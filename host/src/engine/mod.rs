@@ -6,11 +6,15 @@
 //! release: each release has its own task, and waits are on the injected
 //! clock or on a wake-up from a command.
 
+#[cfg(test)]
+pub(crate) mod bed;
 mod freeze;
 mod live;
 mod notify;
 mod perform;
 mod replay;
+#[cfg(test)]
+mod tests;
 mod trains;
 
 pub use replay::{
@@ -139,6 +143,9 @@ struct Inner {
     /// burst of plugin calls and journal commits never queues API requests.
     work: tokio::runtime::Handle,
     train_wakes: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
+    /// Trains a task drives. At most one task drives a train: a second
+    /// would send every rollback twice.
+    train_drivers: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Held by every read-modify-write of a train record, so that a train's
     /// task and a human's rollback never write over each other's change.
     train_writes: Mutex<()>,
@@ -230,6 +237,7 @@ impl Engine {
                 tasks: std::sync::Mutex::new(tokio::task::JoinSet::new()),
                 work,
                 train_wakes: std::sync::Mutex::new(HashMap::new()),
+                train_drivers: std::sync::Mutex::new(Default::default()),
                 train_writes: Mutex::new(()),
             }),
         };
@@ -294,7 +302,11 @@ impl Engine {
         Ok(Live::new(spec, state))
     }
 
+    /// Starts a task driving the release, unless one drives it already.
     fn spawn(&self, live: Arc<Live>) {
+        if !live.claim_driving() {
+            return;
+        }
         let engine = self.clone();
         if let Ok(mut tasks) = self.inner.tasks.lock() {
             // Finished tasks are reaped as new ones start.
@@ -590,6 +602,8 @@ impl Engine {
         let state = guard.clone();
         drop(guard);
         if was_terminal && !state.status().is_terminal() {
+            // The driver that finished the release may not have seen the
+            // end yet; it then carries on with the revived release itself.
             self.spawn(live.clone());
         }
         drop(held);
@@ -822,7 +836,14 @@ impl Engine {
                 return;
             }
             let now = self.inner.clock.now_ms();
-            let action = live.state.lock().await.next(&live.spec, now);
+            let action = {
+                let state = live.state.lock().await;
+                let action = state.next(&live.spec, now);
+                if matches!(action, Action::Done) {
+                    live.stop_driving();
+                }
+                action
+            };
             let result = match action {
                 Action::Done => {
                     self.retire(&live).await;

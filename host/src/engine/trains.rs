@@ -4,6 +4,7 @@
 //! release each member got; everything else follows from those releases,
 //! so a restart resumes a train from the releases' journals.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, broadcast};
@@ -13,6 +14,15 @@ use crate::domain::flow::FlowError;
 use crate::domain::release::{Actor, Command, RollbackMode, Status};
 use crate::domain::train::{self, Member, MemberStatus, TrainStatus, TrainStep};
 use crate::store::TrainRecord;
+
+/// How a train's task ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The train is over; the task gave its driving up under the train lock.
+    Finished,
+    /// The daemon stops, or the train's record cannot be read or written.
+    Stopped,
+}
 
 /// A train and how each member stands.
 #[derive(Debug, Clone)]
@@ -123,13 +133,32 @@ impl Engine {
         Ok(plans)
     }
 
+    /// Starts a task driving the train, unless one drives it already.
     fn spawn_train(&self, id: String) {
+        if !self.train_drivers().insert(id.clone()) {
+            return;
+        }
         let engine = self.clone();
         if let Ok(mut tasks) = self.inner.tasks.lock() {
             tasks.spawn_on(
                 async move { engine.drive_train(id).await },
                 &self.inner.work,
             );
+        }
+    }
+
+    fn train_drivers(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.inner
+            .train_drivers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drives a train until it is over or the daemon stops; then no task
+    /// drives it, so that a later rollback starts one.
+    async fn drive_train(self, id: String) {
+        if self.train_rounds(&id).await == Ended::Stopped {
+            self.train_drivers().remove(&id);
         }
     }
 
@@ -307,19 +336,20 @@ impl Engine {
         Ok(())
     }
 
-    async fn drive_train(self, id: String) {
+    async fn train_rounds(&self, id: &str) -> Ended {
+        let id = id.to_string();
         let mut events = self.subscribe();
         let wake = self.train_wake(&id);
         let mut shutdown = self.inner.shutdown.clone();
         loop {
             if *shutdown.borrow() {
-                return;
+                return Ended::Stopped;
             }
             let mut record = match self.load_train(&id) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(train = %id, error = %e, "A train cannot be read.");
-                    return;
+                    return Ended::Stopped;
                 }
             };
             let statuses = self.member_statuses(&record).await;
@@ -382,7 +412,7 @@ impl Engine {
                     Ok(record) => record,
                     Err(e) => {
                         tracing::error!(train = %id, error = %e, "A train cannot be written.");
-                        return;
+                        return Ended::Stopped;
                     }
                 };
                 let _ = self.inner.store.sync().await;
@@ -395,8 +425,17 @@ impl Engine {
                 continue;
             }
             if matches!(now_status, TrainStatus::Succeeded | TrainStatus::RolledBack) {
+                // Under the train lock: a rollback asked for from here on
+                // finds no driver and starts one; one asked for before is
+                // seen here and carried out by this task.
+                let _writing = self.inner.train_writes.lock().await;
+                let requested = self.load_train(&id).is_ok_and(|r| r.rollback_requested);
+                if requested && !decided_unwinding {
+                    continue;
+                }
+                self.train_drivers().remove(&id);
                 tracing::info!(train = %id, status = now_status.as_str(), "Train finished.");
-                return;
+                return Ended::Finished;
             }
             // Wait for something to happen to one of the members.
             let members: Vec<String> = record.releases.iter().flatten().cloned().collect();
@@ -406,10 +445,10 @@ impl Engine {
                         Ok(p) if members.contains(&p.release) => break,
                         Ok(_) => continue,
                         Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => return,
+                        Err(broadcast::error::RecvError::Closed) => return Ended::Stopped,
                     },
                     _ = wake.notified() => break,
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.changed() => return Ended::Stopped,
                 }
             }
         }

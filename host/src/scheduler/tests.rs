@@ -5,26 +5,20 @@
 //! on an event with a timeout.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use tokio::sync::{broadcast, watch};
 
 use super::*;
-use crate::catalog::Catalog;
 use crate::clock::ManualClock;
-use crate::domain::inventory::Environment;
-use crate::domain::plugin::Target;
 use crate::domain::release::{Actor, Command, Status};
 use crate::domain::schedule::freeze::{Effect, FreezeWindow, Period};
 use crate::domain::schedule::{MissedRun, Overlap, Schedule, SkipReason, VersionSource};
-use crate::plugins::Runtime;
-use crate::registry::Registry;
+use crate::engine::bed::{Bed, NIGHTLY, WAIT};
 use crate::store::AuditFilter;
 
 const HOUR: u64 = 3_600_000;
 const DAY: u64 = 24 * HOUR;
-const WAIT: Duration = Duration::from_secs(60);
 
 /// 1 June 2026, 00:00 UTC.
 fn june_first() -> u64 {
@@ -32,19 +26,6 @@ fn june_first() -> u64 {
         .unwrap()
         .timestamp_millis() as u64
 }
-
-/// A deploy to every target at once.
-const NIGHTLY: &str = r#"
-name = "nightly"
-version = 1
-
-[[stages]]
-name = "rollout"
-kind = "deploy"
-strategy = "rolling"
-deployer = { plugin = "agent" }
-batch = 1
-"#;
 
 /// An approval gate first, so that its releases keep running.
 const GATED: &str = r#"
@@ -66,9 +47,8 @@ batch = 1
 "#;
 
 struct Harness {
-    _dir: tempfile::TempDir,
-    /// Stops the engine when dropped with the harness.
-    _engine_stop: watch::Sender<bool>,
+    /// Its directory, and the engine's stop when dropped.
+    bed: Bed,
     clock: ManualClock,
     store: Store,
     engine: Engine,
@@ -82,67 +62,15 @@ struct Harness {
 
 impl Harness {
     async fn new(now_ms: u64, environments: &[&str]) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(now_ms);
-        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let options = crate::plugins::Options {
-            artifact_dir: Some(dir.path().join("artifacts")),
-            ..Default::default()
-        };
-        let runtime = Runtime::new(options, Arc::new(store.clone()), shared_clock.clone()).unwrap();
-        let registry = Registry::new(store.clone(), runtime, shared_clock.clone());
-        let path = format!("{}/fixture_deployer.wasm", env!("GREENLIGHT_PLUGINS_DIR"));
-        let bytes = std::fs::read(&path).unwrap();
-        registry
-            .upload(
-                "agent",
-                "1.0.0",
-                bytes,
-                crate::registry::Publisher::admin("test"),
-            )
-            .await
-            .unwrap();
-        let catalog = Catalog::new(store.clone(), registry.clone(), shared_clock.clone());
-        for flow in [NIGHTLY, GATED] {
-            catalog.apply(flow, "test").unwrap();
-        }
-        for env in environments {
-            store
-                .put_environment(&Environment {
-                    application: "shop".into(),
-                    name: env.to_string(),
-                    targets: (0..2)
-                        .map(|i| Target {
-                            id: format!("web-{i}"),
-                            address: format!("10.0.0.{i}:8080"),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    live_group: None,
-                    current_version: None,
-                    version_unknown: None,
-                })
-                .unwrap();
-        }
-        let (engine_stop, stopped) = watch::channel(false);
-        let engine = Engine::start(
-            store.clone(),
-            registry.clone(),
-            catalog,
-            shared_clock,
-            stopped,
-            tokio::runtime::Handle::current(),
-        )
-        .unwrap();
-        let metrics = registry.metrics().clone();
+        let bed = Bed::new(now_ms, &[NIGHTLY, GATED], environments).await;
+        let (clock, store, engine) = (bed.clock.clone(), bed.store.clone(), bed.engine.clone());
+        let metrics = bed.registry.metrics().clone();
         let options = Options::default();
         let (scheduler, fires, stop, service) =
             Harness::start_service(&options, &store, &engine, &metrics);
         Harness {
             options,
-            _dir: dir,
-            _engine_stop: engine_stop,
+            bed,
             clock,
             store,
             engine,
@@ -221,20 +149,7 @@ impl Harness {
 
     /// Waits until a release has `status`.
     async fn wait_status(&self, id: &str, status: Status) {
-        let mut events = self.engine.subscribe();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let now = self.store.release_summary(id).unwrap().map(|s| s.status);
-            if now == Some(status) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, events.recv())
-                .await
-                .is_err()
-            {
-                panic!("release {id} is {now:?}, not {status:?}");
-            }
-        }
+        self.bed.wait_status(id, status).await
     }
 }
 
